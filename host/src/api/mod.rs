@@ -1,0 +1,106 @@
+//! The HTTP API: Vault's `/v1/...` paths over axum. Turns an HTTP request
+//! into a logical [`Request`] (method → operation, LIST and `?list=true`,
+//! JSON body, token), and a logical response into Vault's envelope.
+
+mod envelope;
+
+use crate::core::Core;
+use crate::error::Error;
+use crate::logical::{Operation, Request};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Vault's default `max_request_size`: 32 MiB.
+const MAX_REQUEST_SIZE: usize = 32 << 20;
+/// Longest a request may take before the client gets a 504-style error.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
+        .with_state(core)
+}
+
+async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
+    let work = async {
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, serve(&core, &method, &uri, &headers, &body, &request_id)).await;
+        let mut resp = match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => e.into_response(),
+            Err(_) => Error::internal("request timed out").into_response(),
+        };
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    };
+    work.instrument(span).await
+}
+
+fn operation(method: &Method, uri: &Uri) -> Result<Operation, Error> {
+    let list_query = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| matches!(kv, "list=true" | "list=1")));
+    Ok(match method.as_str() {
+        "GET" if list_query => Operation::List,
+        "GET" => Operation::Read,
+        "POST" | "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "LIST" => Operation::List,
+        _ => return Err(Error::UnsupportedOperation),
+    })
+}
+
+fn token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t);
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+async fn serve(
+    core: &Core,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    request_id: &str,
+) -> Result<Response, Error> {
+    let Some(path) = uri.path().strip_prefix("/v1/") else {
+        return Err(Error::UnsupportedPath);
+    };
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
+    if path == "sys/health" {
+        return Ok(envelope::health(core));
+    }
+    let op = operation(method, uri)?;
+    core.authorize(token(headers))?;
+    let data = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => return Err(Error::bad("failed to parse JSON input: the body must be a JSON object")),
+            Err(e) => return Err(Error::bad(format!("failed to parse JSON input: {e}"))),
+        }
+    };
+    let req = Request { operation: op, path, data, display_name: "token".into() };
+    let reply = core.handle(&req).await;
+    Ok(match reply {
+        Ok(Some(resp)) if !resp.is_empty() => envelope::render(resp, request_id),
+        // A read of nothing is a 404; a write with nothing to say is a 204.
+        Ok(_) if op == Operation::Read || op == Operation::List => Error::NotFound.into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    })
+}

@@ -1,0 +1,120 @@
+//! Command-line parsing, Vault style: single-dash flags (`-dev`,
+//! `-dev-root-token-id=root`), `--flag` and `-flag value` accepted too.
+
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub dev: bool,
+    pub root_token: Option<String>,
+    pub listen: SocketAddr,
+    pub plugin_dir: Option<PathBuf>,
+    /// Deadline of one component call.
+    pub plugin_timeout: Duration,
+    pub log_level: String,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Server(ServerOptions),
+    Version,
+    Help,
+}
+
+pub const USAGE: &str = "Usage: warden server -dev [options]
+
+  -dev                          run an in-memory, unsealed server (nothing else needed)
+  -dev-root-token-id=ID         the root token (default: a random one)
+  -dev-listen-address=ADDR      where to listen (default: 127.0.0.1:8200)
+  -dev-plugin-dir=DIR           register every DIR/<name>.wasm as database plugin <name>
+  -plugin-timeout=DURATION      deadline of one plugin call (default: 30s)
+  -log-level=LEVEL              trace, debug, info, warn or error (default: info)
+";
+
+pub fn parse(args: &[String]) -> anyhow::Result<Command> {
+    let Some((first, rest)) = args.split_first() else { return Ok(Command::Help) };
+    match first.as_str() {
+        "server" => parse_server(rest).map(Command::Server),
+        "version" | "-version" | "--version" => Ok(Command::Version),
+        "help" | "-h" | "-help" | "--help" => Ok(Command::Help),
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
+    let mut o = ServerOptions {
+        dev: false,
+        root_token: None,
+        listen: "127.0.0.1:8200".parse()?,
+        plugin_dir: None,
+        plugin_timeout: Duration::from_secs(30),
+        log_level: "info".into(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let flag = arg.trim_start_matches('-');
+        if flag.len() == arg.len() {
+            bail!("unexpected argument {arg:?}\n\n{USAGE}");
+        }
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        let mut value = || -> anyhow::Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it.next().cloned().with_context(|| format!("flag -{name} needs a value")),
+            }
+        };
+        match name {
+            "dev" => o.dev = inline.as_deref().is_none_or(|v| v == "true"),
+            "dev-root-token-id" => o.root_token = Some(value()?),
+            "dev-listen-address" => o.listen = value()?.parse().context("-dev-listen-address")?,
+            "dev-plugin-dir" => o.plugin_dir = Some(PathBuf::from(value()?)),
+            "plugin-timeout" => {
+                let secs = crate::core::fields::parse_duration(&value()?).map_err(anyhow::Error::msg)?;
+                if secs <= 0 {
+                    bail!("-plugin-timeout must be positive");
+                }
+                o.plugin_timeout = Duration::from_secs(secs as u64);
+            }
+            "log-level" => o.log_level = value()?,
+            "h" | "help" => bail!("{USAGE}"),
+            _ => bail!("unknown flag {arg:?}\n\n{USAGE}"),
+        }
+    }
+    if !o.dev {
+        bail!("only dev mode exists so far: run `warden server -dev`\n\n{USAGE}");
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn vault_style_dev_flags() {
+        let Command::Server(o) =
+            parse(&args("server -dev -dev-root-token-id=root --dev-listen-address 127.0.0.1:9999")).unwrap()
+        else {
+            panic!("not a server command")
+        };
+        assert!(o.dev);
+        assert_eq!(o.root_token.as_deref(), Some("root"));
+        assert_eq!(o.listen.port(), 9999);
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        assert!(parse(&args("server -dev -bogus")).is_err());
+        assert!(parse(&args("server")).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! The plugin catalog: the components built into the binary, and in dev mode
+//! every `<name>.wasm` in the `-dev-plugin-dir` folder, registered as a
+//! database plugin called `<name>`.
+
+use crate::runtime::{PluginKind, Runtime};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The built-in password generator (Vault's default password rules).
+pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
+pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
+
+static POSTGRES_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_POSTGRES"));
+static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
+
+pub fn register_builtins(runtime: &Runtime) {
+    runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
+    runtime.register(PASSWORD_GENERATOR, PluginKind::Generator, true, Arc::from(PASSWORD_WASM));
+}
+
+/// Register every `*.wasm` file of `dir` as a database plugin.
+pub fn register_dir(runtime: &Runtime, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let wasm = std::fs::read(&path)?;
+        runtime.register(name, PluginKind::Database, false, Arc::from(wasm));
+        names.push(name.to_string());
+    }
+    names.sort();
+    Ok(names)
+}

@@ -1,0 +1,204 @@
+//! Reading typed fields out of a request's JSON data the way Vault's
+//! framework does: durations as seconds or Go duration strings, lists as JSON
+//! arrays or comma-separated strings, and Vault's error texts on bad input.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+
+fn convert_err(field: &str, msg: impl std::fmt::Display) -> Error {
+    Error::bad(format!("error converting input for field {field:?}: {msg}"))
+}
+
+/// Parse a Go duration ("1h30m", "300ms", "-2s") into whole seconds, or a
+/// bare number as seconds; "d" is accepted as 24h as Vault's parseutil does.
+pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
+    let s = input.trim();
+    let invalid = || format!("time: invalid duration {input:?}");
+    if s.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let (neg, mut rest) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        if num_end == 0 {
+            return Err(invalid());
+        }
+        let value: f64 = rest[..num_end].parse().map_err(|_| invalid())?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            _ => return Err(invalid()),
+        };
+        nanos += value * unit;
+        rest = &rest[unit_end..];
+    }
+    let secs = (nanos / 1e9).trunc() as i64;
+    Ok(if neg { -secs } else { secs })
+}
+
+/// A duration field in seconds; absent means `None`.
+pub fn duration(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| convert_err(field, "not a number of seconds")),
+        Some(Value::String(s)) => parse_duration(s).map(Some).map_err(|e| convert_err(field, e)),
+        Some(other) => Err(convert_err(field, format!("cannot parse {other} as a duration"))),
+    }
+}
+
+pub fn string(data: &Map<String, Value>, field: &str) -> Result<Option<String>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(convert_err(field, "expected a string")),
+    }
+}
+
+pub fn boolean(data: &Map<String, Value>, field: &str) -> Result<Option<bool>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) => match s.as_str() {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(Some(true)),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(Some(false)),
+            _ => Err(convert_err(field, format!("cannot parse '{s}' as bool"))),
+        },
+        Some(Value::Number(n)) => Ok(Some(n.as_f64() != Some(0.0))),
+        Some(_) => Err(convert_err(field, "expected a boolean")),
+    }
+}
+
+pub fn integer(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| convert_err(field, "expected an integer")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| convert_err(field, format!("cannot parse '{s}' as int"))),
+        Some(_) => Err(convert_err(field, "expected an integer")),
+    }
+}
+
+/// Vault's `TypeCommaStringSlice`: a JSON array, or one string split on ','.
+pub fn comma_list(data: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+        )),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.trim().to_string()),
+                other => Ok(other.to_string()),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(convert_err(field, "expected a list of strings")),
+    }
+}
+
+/// Vault's `TypeStringSlice` for statements: a JSON array, or one string kept
+/// whole (drivers split statements on ';' when they run them).
+pub fn string_list(data: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(Some(vec![])),
+        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(convert_err(field, "expected a list of strings")),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(convert_err(field, "expected a list of strings")),
+    }
+}
+
+/// Names of objects (roles, connections) follow Vault's `framework.GenericNameRegex`.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    match b.len() {
+        0 => false,
+        1 => word(b[0]),
+        n => word(b[0]) && word(b[n - 1]) && b[1..n - 1].iter().all(|&c| word(c) || c == b'-' || c == b'.'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go_and_vault() {
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("300"), Ok(300));
+        assert_eq!(parse_duration("1.5h"), Ok(5400));
+        assert_eq!(parse_duration("2d"), Ok(172800));
+        assert_eq!(parse_duration("1500ms"), Ok(1));
+        assert_eq!(parse_duration("1x"), Err("time: invalid duration \"1x\"".into()));
+        assert_eq!(parse_duration("banana"), Err("time: invalid duration \"banana\"".into()));
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn duration_field_error_names_the_field() {
+        let data = serde_json::json!({"default_ttl": "1x"});
+        let err = duration(data.as_object().unwrap(), "default_ttl").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error converting input for field \"default_ttl\": time: invalid duration \"1x\""
+        );
+    }
+
+    #[test]
+    fn lists_accept_arrays_and_strings() {
+        let data = serde_json::json!({"a": "x, y", "b": ["p", "q"], "s": "one; two"});
+        let m = data.as_object().unwrap();
+        assert_eq!(comma_list(m, "a").unwrap().unwrap(), vec!["x", "y"]);
+        assert_eq!(comma_list(m, "b").unwrap().unwrap(), vec!["p", "q"]);
+        assert_eq!(string_list(m, "s").unwrap().unwrap(), vec!["one; two"]);
+    }
+
+    #[test]
+    fn names_follow_vaults_regex() {
+        for ok in ["a", "app", "my-role.v2", "a_b"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a/b", "a b", ".a"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The core: the mount table, the root token check, the expiration manager,
+//! and the router that sends each request to `sys/` or to the secrets engine
+//! mounted at the longest matching prefix.
+
+pub mod catalog;
+pub mod expiration;
+pub mod fields;
+pub mod mounts;
+pub mod system;
+pub mod ttl;
+
+use crate::engines::SecretsEngine;
+use crate::error::{Error, Result};
+use crate::imports::sql::SqlPools;
+use crate::logical::{LeaseInfo, Reply, Request};
+use crate::runtime::Runtime;
+use crate::storage::{Storage, View};
+use chrono::Utc;
+use expiration::{Expiration, LeaseEntry};
+use futures::StreamExt;
+use mounts::{MountEntry, MountRecord};
+use std::sync::{Arc, RwLock};
+
+/// Revocations run at once by revoke-prefix and by the expiry timer.
+const REVOKE_CONCURRENCY: usize = 16;
+
+pub struct Core {
+    pub storage: Storage,
+    pub runtime: Arc<Runtime>,
+    pub sql_pools: Arc<SqlPools>,
+    pub expiration: Expiration,
+    root_token: String,
+    /// Sorted longest path first, so the first match is the longest prefix.
+    mounts: RwLock<Vec<Arc<MountEntry>>>,
+    pub cluster_id: String,
+}
+
+impl Core {
+    /// Build the core over a storage, load the mount table, re-arm the
+    /// lease timers and start the expiry loop.
+    pub async fn start(storage: Storage, runtime: Arc<Runtime>, root_token: String) -> anyhow::Result<Arc<Core>> {
+        let core = Arc::new(Core {
+            expiration: Expiration::new(View::new(storage.clone(), "sys/expire/id/")),
+            storage,
+            runtime,
+            sql_pools: Arc::new(SqlPools::default()),
+            root_token,
+            mounts: RwLock::new(Vec::new()),
+            cluster_id: uuid::Uuid::new_v4().to_string(),
+        });
+        let table = View::new(core.storage.clone(), "");
+        let records: Vec<MountRecord> = table.get_json(mounts::TABLE_KEY).await?.unwrap_or_default();
+        for record in records {
+            let entry = core.build_mount(record)?;
+            core.insert_mount(entry);
+        }
+        let restored = core.expiration.restore().await?;
+        tracing::info!(leases = restored, "leases restored");
+        tokio::spawn(expiry_loop(core.clone()));
+        Ok(core)
+    }
+
+    /// Check the token; for now only the root token has any rights.
+    pub fn authorize(&self, token: Option<&str>) -> Result<()> {
+        match token {
+            Some(t) if !t.is_empty() && constant_time_eq(t.as_bytes(), self.root_token.as_bytes()) => Ok(()),
+            _ => Err(Error::PermissionDenied),
+        }
+    }
+
+    /// Route an authorized request.
+    pub async fn handle(&self, req: &Request) -> Reply {
+        if let Some(rest) = req.path.strip_prefix("sys/") {
+            return system::handle(self, rest, req).await;
+        }
+        let mount = self.mount_for(&req.path).ok_or_else(|| Error::NoRoute(req.path.clone()))?;
+        let inner = Request {
+            operation: req.operation,
+            path: req.path[mount.path().len().min(req.path.len())..].to_string(),
+            data: req.data.clone(),
+            display_name: req.display_name.clone(),
+        };
+        let mut resp = match mount.engine.handle(&mount, &inner).await? {
+            None => return Ok(None),
+            Some(r) => r,
+        };
+        if let Some(secret) = resp.secret.take() {
+            let now = Utc::now();
+            let entry = LeaseEntry {
+                lease_id: expiration::new_lease_id(req.path.trim_end_matches('/')),
+                path: req.path.trim_end_matches('/').to_string(),
+                mount_path: mount.path().to_string(),
+                internal: secret.internal,
+                issue_time: now,
+                expire_time: now + chrono::Duration::seconds(secret.ttl),
+                last_renewal: None,
+                renewable: secret.renewable,
+            };
+            if let Err(e) = self.expiration.save(&entry).await {
+                // No lease, no secret: undo what the engine created.
+                if let Err(undo) = mount.engine.revoke(&mount, &entry).await {
+                    tracing::error!(error = %undo, "could not roll back a secret whose lease failed to persist");
+                }
+                return Err(e);
+            }
+            resp.lease = Some(LeaseInfo { lease_id: entry.lease_id, lease_duration: secret.ttl, renewable: secret.renewable });
+        }
+        Ok(Some(resp))
+    }
+
+    pub fn mount_for(&self, path: &str) -> Option<Arc<MountEntry>> {
+        let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
+        mounts
+            .iter()
+            .find(|m| path.starts_with(m.path()) || path == m.path().trim_end_matches('/'))
+            .cloned()
+    }
+
+    pub fn mounts(&self) -> Vec<Arc<MountEntry>> {
+        let mut all = self.mounts.read().unwrap_or_else(|p| p.into_inner()).clone();
+        all.sort_by(|a, b| a.path().cmp(b.path()));
+        all
+    }
+
+    fn insert_mount(&self, entry: MountEntry) {
+        let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
+        mounts.retain(|m| m.path() != entry.path());
+        mounts.push(Arc::new(entry));
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.path().len()));
+    }
+
+    fn build_mount(&self, record: MountRecord) -> Result<MountEntry> {
+        let engine: Arc<dyn SecretsEngine> = match record.kind.as_str() {
+            "database" => Arc::new(crate::engines::database::DatabaseEngine::new(
+                self.runtime.clone(),
+                self.sql_pools.clone(),
+            )),
+            other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
+        };
+        let storage = View::new(self.storage.clone(), format!("logical/{}/", record.uuid));
+        Ok(MountEntry { record, storage, engine })
+    }
+
+    async fn persist_mounts(&self) -> Result<()> {
+        let records: Vec<MountRecord> = self.mounts().iter().map(|m| m.record.clone()).collect();
+        View::new(self.storage.clone(), "").put_json(mounts::TABLE_KEY, &records).await?;
+        Ok(())
+    }
+
+    pub async fn enable_mount(&self, record: MountRecord) -> Result<()> {
+        if mounts::is_reserved(&record.path) {
+            return Err(Error::bad(format!("cannot mount at reserved path {:?}", record.path)));
+        }
+        {
+            let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(m) = mounts.iter().find(|m| m.path().starts_with(&record.path) || record.path.starts_with(m.path())) {
+                return Err(Error::bad(format!("path is already in use at {}", m.path())));
+            }
+        }
+        let entry = self.build_mount(record)?;
+        self.insert_mount(entry);
+        self.persist_mounts().await
+    }
+
+    /// Replace a mount's record (tune), keeping its engine and data.
+    pub async fn update_mount(&self, record: MountRecord) -> Result<()> {
+        let old = self.mount_for(&record.path).filter(|m| m.path() == record.path).ok_or(Error::NotFound)?;
+        self.insert_mount(MountEntry { record, storage: old.storage.clone(), engine: old.engine.clone() });
+        self.persist_mounts().await
+    }
+
+    /// Revoke every lease of the mount, then remove it and its data. If a
+    /// revocation fails the mount stays, so nothing is orphaned.
+    pub async fn disable_mount(&self, path: &str) -> Result<()> {
+        let Some(mount) = self.mount_for(path).filter(|m| m.path() == path) else {
+            return Ok(());
+        };
+        self.revoke_prefix(path).await?;
+        mount.engine.unmount(&mount).await;
+        {
+            let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
+            mounts.retain(|m| m.path() != path);
+        }
+        self.persist_mounts().await?;
+        for key in mount.storage.walk("").await? {
+            mount.storage.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    fn lease_mount(&self, lease: &LeaseEntry) -> Result<Arc<MountEntry>> {
+        self.mount_for(&lease.mount_path)
+            .filter(|m| m.path() == lease.mount_path)
+            .ok_or_else(|| Error::internal(format!("no mount {:?} to revoke the lease through", lease.mount_path)))
+    }
+
+    /// Revoke one lease: the engine destroys the secret, then the lease is
+    /// forgotten. Unknown leases are not an error (revocation is idempotent).
+    pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
+        let Some(lease) = self.expiration.get(lease_id).await? else {
+            return Ok(());
+        };
+        let mount = self.lease_mount(&lease)?;
+        mount
+            .engine
+            .revoke(&mount, &lease)
+            .await
+            .map_err(|e| Error::bad(format!("failed to revoke entry: {e}")))?;
+        self.expiration.remove(lease_id).await
+    }
+
+    /// Revoke every lease below a prefix; returns when all are revoked.
+    pub async fn revoke_prefix(&self, prefix: &str) -> Result<()> {
+        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        let ids = self.expiration.ids_under(&prefix).await?;
+        let total = ids.len();
+        let results: Vec<(String, Result<()>)> = futures::stream::iter(ids)
+            .map(|id| {
+                let full = format!("{prefix}{id}");
+                async move {
+                    let r = self.revoke_lease(&full).await;
+                    (full, r)
+                }
+            })
+            .buffer_unordered(REVOKE_CONCURRENCY)
+            .collect()
+            .await;
+        let failed: Vec<String> = results
+            .into_iter()
+            .filter_map(|(id, r)| r.err().map(|e| format!("failed to revoke {id:?}: {e}")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::bad(format!("{} of {total} leases could not be revoked: {}", failed.len(), failed.join("; "))))
+        }
+    }
+
+    /// Renew a lease by `increment` seconds (0: the role's default).
+    pub async fn renew_lease(&self, lease_id: &str, increment: i64) -> Result<(LeaseEntry, Vec<String>)> {
+        let mut lease = self.expiration.get(lease_id).await?.ok_or_else(|| Error::bad("lease not found"))?;
+        if !lease.renewable {
+            return Err(Error::bad("lease is not renewable"));
+        }
+        let mount = self.lease_mount(&lease)?;
+        let ttls = mount.engine.lease_ttls(&mount, &lease).await?;
+        let now = Utc::now();
+        let granted = ttl::calculate(
+            increment,
+            ttls.default_ttl,
+            ttls.max_ttl,
+            mount.record.default_lease_ttl,
+            mount.record.max_lease_ttl,
+            Some(lease.issue_time),
+            now,
+        );
+        let mut warnings = Vec::new();
+        if increment > granted.ttl {
+            warnings.push(format!(
+                "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+                ttl::human(increment),
+                ttl::human(granted.ttl)
+            ));
+        }
+        let expires = now + chrono::Duration::seconds(granted.ttl);
+        mount.engine.renew(&mount, &lease, expires).await?;
+        lease.expire_time = expires;
+        lease.last_renewal = Some(now);
+        self.expiration.save(&lease).await?;
+        Ok((lease, warnings))
+    }
+}
+
+/// Revoke leases as they expire; a failure is retried with back-off.
+async fn expiry_loop(core: Arc<Core>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(REVOKE_CONCURRENCY));
+    loop {
+        let id = core.expiration.next_due().await;
+        let Ok(permit) = limit.clone().acquire_owned().await else { return };
+        let core = core.clone();
+        tokio::spawn(async move {
+            if let Err(e) = core.revoke_lease(&id).await {
+                let wait = core.expiration.retry_later(&id);
+                tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed");
+            } else {
+                tracing::debug!(lease_id = %id, "expired lease revoked");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

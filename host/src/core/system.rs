@@ -1,0 +1,267 @@
+//! The `sys/` backend: mounts (enable, list, read, tune, disable), leases
+//! (lookup, list, renew, revoke, revoke-prefix) and the plugin catalog.
+
+use super::Core;
+use super::fields;
+use super::mounts::{MountRecord, normalize_path};
+use super::ttl::SYSTEM_DEFAULT_TTL;
+use crate::error::{Error, Result};
+use crate::logical::{LeaseInfo, Operation, Reply, Request, Response};
+use crate::runtime::PluginKind;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+pub async fn handle(core: &Core, path: &str, req: &Request) -> Reply {
+    let op = req.operation;
+    if path == "mounts" {
+        return match op {
+            Operation::Read => Ok(Some(list_mounts(core))),
+            _ => Err(Error::UnsupportedOperation),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("mounts/") {
+        if let Some(mount) = rest.strip_suffix("/tune") {
+            return tune(core, &normalize_path(mount), req).await;
+        }
+        let mount = normalize_path(rest);
+        return match op {
+            Operation::Update => enable(core, &mount, req).await,
+            Operation::Read => Ok(Some(mount_info_response(core, &mount)?)),
+            Operation::Delete => core.disable_mount(&mount).await.map(|_| None),
+            Operation::List => Err(Error::UnsupportedOperation),
+        };
+    }
+    // Vault keeps the pre-0.9 aliases sys/renew, sys/revoke, sys/revoke-prefix.
+    let path = match path {
+        p if p.starts_with("renew") || p.starts_with("revoke") => format!("leases/{p}"),
+        p => p.to_string(),
+    };
+    if let Some(rest) = path.strip_prefix("leases/") {
+        return leases(core, rest, req).await;
+    }
+    if path == "plugins/catalog/database" || path == "plugins/catalog/database/" {
+        return match op {
+            Operation::List | Operation::Read => Ok(Some(catalog(core))),
+            _ => Err(Error::UnsupportedOperation),
+        };
+    }
+    Err(Error::UnsupportedPath)
+}
+
+fn mount_json(r: &MountRecord) -> Value {
+    json!({
+        "accessor": r.accessor,
+        "config": {
+            "default_lease_ttl": r.default_lease_ttl,
+            "max_lease_ttl": r.max_lease_ttl,
+            "force_no_cache": false,
+        },
+        "description": r.description,
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "running_sha256": "",
+        "seal_wrap": false,
+        "type": r.kind,
+        "uuid": r.uuid,
+    })
+}
+
+fn list_mounts(core: &Core) -> Response {
+    let mut data = serde_json::Map::new();
+    for m in core.mounts() {
+        data.insert(m.path().to_string(), mount_json(&m.record));
+    }
+    data.insert(
+        "sys/".into(),
+        json!({
+            "accessor": "system", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false},
+            "description": "system endpoints used for control, policy and debugging",
+            "external_entropy_access": false, "local": false, "options": null, "plugin_version": "",
+            "running_plugin_version": "", "running_sha256": "", "seal_wrap": true, "type": "system", "uuid": "",
+        }),
+    );
+    // Vault also copies the mounts to the top level of the body.
+    Response { top_level: Some(data.clone()), ..Response::data(Value::Object(data)) }
+}
+
+fn mount_info_response(core: &Core, path: &str) -> Result<Response> {
+    let m = core.mount_for(path).filter(|m| m.path() == path).ok_or(Error::NotFound)?;
+    Ok(Response::data(mount_json(&m.record)))
+}
+
+fn ttl_field(data: &serde_json::Map<String, Value>, field: &str) -> Result<Option<i64>> {
+    // "system" means "use the system default", stored as 0.
+    if data.get(field).and_then(Value::as_str) == Some("system") {
+        return Ok(Some(0));
+    }
+    fields::duration(data, field)
+}
+
+async fn enable(core: &Core, path: &str, req: &Request) -> Reply {
+    let kind = fields::string(&req.data, "type")?.unwrap_or_default();
+    if kind.is_empty() {
+        return Err(Error::bad("backend type must be specified"));
+    }
+    let config = match req.data.get("config") {
+        Some(Value::Object(c)) => c.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let default_lease_ttl = ttl_field(&config, "default_lease_ttl")?.unwrap_or(0);
+    let max_lease_ttl = ttl_field(&config, "max_lease_ttl")?.unwrap_or(0);
+    check_ttls(default_lease_ttl, max_lease_ttl)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let record = MountRecord {
+        path: path.to_string(),
+        accessor: format!("{kind}_{}", &uuid[..8]),
+        kind,
+        description: fields::string(&req.data, "description")?.unwrap_or_default(),
+        uuid,
+        default_lease_ttl,
+        max_lease_ttl,
+    };
+    core.enable_mount(record).await?;
+    Ok(None)
+}
+
+fn check_ttls(default: i64, max: i64) -> Result<()> {
+    if default < 0 || max < 0 {
+        return Err(Error::bad("lease TTLs cannot be negative"));
+    }
+    let effective_max = if max > 0 { max } else { SYSTEM_DEFAULT_TTL };
+    if default > effective_max {
+        return Err(Error::bad("default lease TTL cannot be greater than max lease TTL"));
+    }
+    Ok(())
+}
+
+async fn tune(core: &Core, path: &str, req: &Request) -> Reply {
+    let m = core.mount_for(path).filter(|m| m.path() == path).ok_or_else(|| {
+        Error::bad(format!("cannot fetch mount configuration for {path:?}: no mount at this path"))
+    })?;
+    match req.operation {
+        Operation::Read => {
+            let or_system = |v: i64| if v > 0 { v } else { SYSTEM_DEFAULT_TTL };
+            let data = json!({
+                "default_lease_ttl": or_system(m.record.default_lease_ttl),
+                "max_lease_ttl": or_system(m.record.max_lease_ttl),
+                "description": m.record.description,
+                "force_no_cache": false,
+            });
+            let top = data.as_object().cloned();
+            Ok(Some(Response { top_level: top, ..Response::data(data) }))
+        }
+        Operation::Update => {
+            let mut record = m.record.clone();
+            if let Some(d) = ttl_field(&req.data, "default_lease_ttl")? {
+                record.default_lease_ttl = d;
+            }
+            if let Some(x) = ttl_field(&req.data, "max_lease_ttl")? {
+                record.max_lease_ttl = x;
+            }
+            if let Some(desc) = fields::string(&req.data, "description")? {
+                record.description = desc;
+            }
+            check_ttls(record.default_lease_ttl, record.max_lease_ttl)?;
+            core.update_mount(record).await?;
+            Ok(None)
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The lease id from the body, or else from the rest of the URL.
+fn lease_id(req: &Request, from_url: &str) -> Result<String> {
+    let id = fields::string(&req.data, "lease_id")?.unwrap_or_default();
+    let id = if id.is_empty() { from_url.to_string() } else { id };
+    if id.is_empty() {
+        return Err(Error::bad("missing lease ID"));
+    }
+    Ok(id)
+}
+
+async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
+    let (verb, arg) = match rest.split_once('/') {
+        Some((v, a)) => (v, a),
+        None => (rest, ""),
+    };
+    match (verb, req.operation) {
+        ("lookup", Operation::List) => {
+            let prefix = if arg.is_empty() { String::new() } else { format!("{}/", arg.trim_end_matches('/')) };
+            let keys = core.expiration.list(&prefix).await?;
+            if keys.is_empty() {
+                return Err(Error::NotFound);
+            }
+            Ok(Some(Response::list(keys)))
+        }
+        ("lookup", Operation::Update) => {
+            let id = lease_id(req, arg)?;
+            let lease = core.expiration.get(&id).await?.ok_or_else(super::expiration::invalid_lease)?;
+            Ok(Some(Response::data(json!({
+                "id": lease.lease_id,
+                "issue_time": time(lease.issue_time),
+                "expire_time": time(lease.expire_time),
+                "last_renewal": lease.last_renewal.map(time),
+                "path": lease.path,
+                "renewable": lease.renewable,
+                "ttl": lease.ttl(Utc::now()),
+            }))))
+        }
+        ("renew", Operation::Update) => {
+            let id = lease_id(req, arg)?;
+            let increment = fields::duration(&req.data, "increment")?.unwrap_or(0);
+            if increment < 0 {
+                return Err(Error::bad("increment must be a positive duration"));
+            }
+            let (lease, warnings) = core.renew_lease(&id, increment).await?;
+            Ok(Some(Response {
+                lease: Some(LeaseInfo {
+                    lease_duration: lease.ttl(Utc::now()),
+                    lease_id: lease.lease_id,
+                    renewable: lease.renewable,
+                }),
+                warnings,
+                ..Default::default()
+            }))
+        }
+        ("revoke", Operation::Update) => {
+            let id = lease_id(req, arg)?;
+            core.revoke_lease(&id).await?;
+            Ok(None)
+        }
+        ("revoke-prefix", Operation::Update) => {
+            if arg.is_empty() {
+                return Err(Error::bad("missing prefix"));
+            }
+            core.revoke_prefix(arg).await?;
+            Ok(None)
+        }
+        ("lookup" | "renew" | "revoke" | "revoke-prefix", _) => Err(Error::UnsupportedOperation),
+        _ => Err(Error::UnsupportedPath),
+    }
+}
+
+fn catalog(core: &Core) -> Response {
+    let plugins: Vec<_> = core.runtime.plugins().into_iter().filter(|p| p.kind == PluginKind::Database).collect();
+    let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+    let details: Vec<Value> = plugins
+        .iter()
+        .map(|p| {
+            json!({
+                "type": "database",
+                "name": p.name,
+                "version": if p.builtin { format!("v{}+builtin.warden", env!("CARGO_PKG_VERSION")) } else { String::new() },
+                "builtin": p.builtin,
+                "sha256": p.sha256,
+                "deprecation_status": if p.builtin { "supported" } else { "" },
+            })
+        })
+        .collect();
+    Response::data(json!({ "keys": names, "database": names, "detailed": details }))
+}

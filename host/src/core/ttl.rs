@@ -1,0 +1,114 @@
+//! Lease TTL arithmetic shared by issuing and renewing (Vault's
+//! `framework.CalculateTTL`): a requested TTL, capped by the effective max
+//! TTL and, for renewals, by the time left until issue time + max TTL.
+
+use chrono::{DateTime, Utc};
+
+/// Vault's built-in default and maximum lease TTL: 32 days.
+pub const SYSTEM_DEFAULT_TTL: i64 = 768 * 3600;
+
+/// The TTL to grant and a warning when it had to be capped.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Granted {
+    pub ttl: i64,
+    pub warning: Option<String>,
+}
+
+/// `requested` 0 means the default: the role's `default_ttl`, else the
+/// mount's. The cap is the role's `max_ttl`, else the mount's; a role's
+/// max never exceeds the mount's. `issued` (for renewals) also caps the
+/// TTL at `issued + max`.
+pub fn calculate(
+    requested: i64,
+    role_default: i64,
+    role_max: i64,
+    mount_default: i64,
+    mount_max: i64,
+    issued: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Granted {
+    let mount_max = if mount_max > 0 { mount_max } else { SYSTEM_DEFAULT_TTL };
+    let mount_default = if mount_default > 0 { mount_default.min(mount_max) } else { SYSTEM_DEFAULT_TTL.min(mount_max) };
+    let max = if role_max > 0 { role_max.min(mount_max) } else { mount_max };
+    let mut ttl = if requested > 0 {
+        requested
+    } else if role_default > 0 {
+        role_default
+    } else {
+        mount_default
+    };
+    let mut warning = None;
+    let cap = match issued {
+        Some(issued) => (issued + chrono::Duration::seconds(max) - now).num_seconds().max(0),
+        None => max,
+    };
+    if ttl > cap {
+        if issued.is_none() {
+            warning = Some(format!(
+                "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+                human(ttl),
+                human(max)
+            ));
+        }
+        ttl = cap;
+    }
+    Granted { ttl, warning }
+}
+
+/// A duration the way Vault prints it in warnings: "2h", "1h30m", "45s".
+pub fn human(secs: i64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 {
+        out += &format!("{s}s");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_default_is_capped_by_role_max_with_vaults_warning() {
+        let g = calculate(0, 7200, 3600, 0, 0, None, Utc::now());
+        assert_eq!(g.ttl, 3600);
+        assert_eq!(
+            g.warning.as_deref(),
+            Some("TTL of \"2h\" exceeded the effective max_ttl of \"1h\"; TTL value is capped accordingly")
+        );
+    }
+
+    #[test]
+    fn falls_back_to_mount_then_system_defaults() {
+        assert_eq!(calculate(0, 0, 0, 0, 0, None, Utc::now()).ttl, SYSTEM_DEFAULT_TTL);
+        assert_eq!(calculate(0, 0, 0, 600, 0, None, Utc::now()).ttl, 600);
+        assert_eq!(calculate(0, 0, 0, 0, 60, None, Utc::now()).ttl, 60);
+    }
+
+    #[test]
+    fn renewal_never_passes_issue_time_plus_max() {
+        let now = Utc::now();
+        let issued = now - chrono::Duration::seconds(3000);
+        let g = calculate(600, 3600, 3600, 0, 0, Some(issued), now);
+        assert_eq!(g.ttl, 600);
+        let g = calculate(1200, 3600, 3600, 0, 0, Some(issued), now);
+        assert_eq!(g.ttl, 600);
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(5400), "1h30m");
+        assert_eq!(human(45), "45s");
+        assert_eq!(human(86400), "24h");
+    }
+}

@@ -1,0 +1,107 @@
+//! The database secrets engine (Vault's `database` mount type): connection
+//! configs, roles, and dynamic credentials issued through a driver
+//! component. One file per API path, as in Vault's own backend.
+
+mod path_config_connection;
+mod path_creds_create;
+mod path_roles;
+mod secret_creds;
+
+use crate::core::expiration::LeaseEntry;
+use crate::core::mounts::MountEntry;
+use crate::engines::{LeaseTtls, SecretsEngine};
+use crate::error::{Error, Result};
+use crate::imports::Grant;
+use crate::imports::sql::{SqlGrant, SqlPools};
+use crate::logical::{Operation, Reply, Request};
+use crate::runtime::{DriverCall, PluginError, Runtime};
+use chrono::{DateTime, Utc};
+use path_config_connection::DbConfig;
+use std::sync::Arc;
+
+pub struct DatabaseEngine {
+    runtime: Arc<Runtime>,
+    pools: Arc<SqlPools>,
+}
+
+impl DatabaseEngine {
+    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>) -> Self {
+        DatabaseEngine { runtime, pools }
+    }
+
+    /// The scope of a connection's pools: one mount's one config.
+    fn scope(mount: &MountEntry, name: &str) -> String {
+        format!("{}/{name}", mount.record.uuid)
+    }
+
+    /// A driver instance for one operation on the connection `name`, allowed
+    /// to reach only the database that connection names.
+    async fn driver(&self, mount: &MountEntry, name: &str, config: &DbConfig) -> Result<DriverCall> {
+        let url = config.connection_details.get("connection_url").and_then(|v| v.as_str()).unwrap_or("");
+        let grant = Grant {
+            component: config.plugin_name.clone(),
+            storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
+            sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
+        };
+        self.runtime.driver(&config.plugin_name, grant).await.map_err(plugin_error)
+    }
+
+    async fn config(&self, mount: &MountEntry, name: &str) -> Result<DbConfig> {
+        path_config_connection::load(mount, name)
+            .await?
+            .ok_or_else(|| Error::internal(format!("failed to find entry for connection with name: {name:?}")))
+    }
+}
+
+/// A driver failure as the API reports it.
+fn plugin_error(e: PluginError) -> Error {
+    match e {
+        PluginError::NotFound(_) => Error::bad(e.to_string()),
+        other => Error::internal(other.to_string()),
+    }
+}
+
+/// Split "a/b" into ("a", Some("b")); "a" into ("a", None).
+fn split_path(path: &str) -> (&str, Option<&str>) {
+    let path = path.trim_end_matches('/');
+    match path.split_once('/') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretsEngine for DatabaseEngine {
+    async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply {
+        let (head, name) = split_path(&req.path);
+        let op = req.operation;
+        match (head, name) {
+            ("config", None) if op == Operation::List => path_config_connection::list(mount).await,
+            ("config", Some(n)) => path_config_connection::handle(self, mount, n, req).await,
+            ("roles", None) if op == Operation::List => path_roles::list(mount).await,
+            ("roles", Some(n)) => path_roles::handle(mount, n, req).await,
+            ("creds", Some(n)) => match op {
+                Operation::Read => path_creds_create::read(self, mount, n, req).await,
+                _ => Err(Error::UnsupportedOperation),
+            },
+            ("config" | "roles" | "creds", _) => Err(Error::UnsupportedOperation),
+            _ => Err(Error::UnsupportedPath),
+        }
+    }
+
+    async fn lease_ttls(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls> {
+        secret_creds::lease_ttls(mount, lease).await
+    }
+
+    async fn renew(&self, mount: &MountEntry, lease: &LeaseEntry, expires: DateTime<Utc>) -> Result<()> {
+        secret_creds::renew(self, mount, lease, expires).await
+    }
+
+    async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
+        secret_creds::revoke(self, mount, lease).await
+    }
+
+    async fn unmount(&self, mount: &MountEntry) {
+        self.pools.close_prefix(&format!("{}/", mount.record.uuid));
+    }
+}

@@ -1,0 +1,87 @@
+//! `creds/:name`: issue a dynamic credential. Generates a password, has the
+//! driver create the user, and returns a secret the core puts under a lease.
+//! If anything fails after the user exists, the user is dropped again.
+
+use super::{DatabaseEngine, path_roles, plugin_error};
+use crate::core::catalog::PASSWORD_GENERATOR;
+use crate::core::mounts::MountEntry;
+use crate::core::ttl;
+use crate::error::{Error, Result};
+use crate::logical::{Reply, Request, Response, Secret};
+use crate::runtime::bindings::db;
+use chrono::Utc;
+use serde_json::json;
+
+pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
+    let role = path_roles::load(mount, name)
+        .await?
+        .ok_or_else(|| Error::bad(format!("unknown role: {name}")))?;
+    let config = engine.config(mount, &role.db_name).await?;
+    if !config.allows(name) {
+        return Err(Error::internal(format!("{name:?} is not an allowed role")));
+    }
+    if role.creation_statements.iter().all(|s| s.trim().is_empty()) {
+        return Err(Error::internal("empty creation statements"));
+    }
+    let granted = ttl::calculate(
+        0,
+        role.default_ttl,
+        role.max_ttl,
+        mount.record.default_lease_ttl,
+        mount.record.max_lease_ttl,
+        None,
+        Utc::now(),
+    );
+    let password = generate_password(engine, &config.password_policy).await?;
+    let expiration = Utc::now() + chrono::Duration::seconds(granted.ttl);
+
+    let request = db::NewUserRequest {
+        username_config: db::UsernameMetadata { display_name: req.display_name.clone(), role_name: name.to_string() },
+        username_template: config
+            .connection_details
+            .get("username_template")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        creation_statements: role.creation_statements.clone(),
+        rollback_statements: role.rollback_statements.clone(),
+        credential: db::Credential::Password(password.clone()),
+        expiration: expiration.timestamp(),
+    };
+    let mut driver = engine.driver(mount, &role.db_name, &config).await?;
+    let username = driver
+        .new_user(&config.details_json(), &request)
+        .await
+        // A database error may quote the statement: never echo the password.
+        .map_err(|e| redact(plugin_error(e), &password))?;
+
+    let mut resp = Response::data(json!({ "username": username, "password": password }));
+    resp.secret = Some(Secret {
+        internal: json!({ "username": username, "role": name, "db_name": role.db_name }),
+        ttl: granted.ttl,
+        renewable: true,
+    });
+    if let Some(w) = granted.warning {
+        resp.warnings.push(w);
+    }
+    Ok(Some(resp))
+}
+
+async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
+    if !policy.is_empty() {
+        return Err(Error::internal(format!("password policy {policy:?} cannot be used: password policies are not supported yet")));
+    }
+    let out = engine.runtime.generate(PASSWORD_GENERATOR, &[]).await.map_err(plugin_error)?;
+    out.into_iter()
+        .find(|(k, _)| k == "password")
+        .map(|(_, v)| v)
+        .ok_or_else(|| Error::internal("the password generator returned no password"))
+}
+
+fn redact(e: Error, secret: &str) -> Error {
+    match e {
+        Error::Internal(m) => Error::Internal(m.replace(secret, "[redacted]")),
+        Error::BadRequest(m) => Error::BadRequest(m.replace(secret, "[redacted]")),
+        other => other,
+    }
+}

@@ -1,0 +1,125 @@
+//! `roles/:name`: dynamic roles — which connection, the statements that
+//! create, revoke, roll back and renew a user, and the TTLs of its leases.
+
+use crate::core::fields;
+use crate::core::mounts::MountEntry;
+use crate::error::{Error, Result};
+use crate::logical::{Operation, Reply, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Role {
+    pub db_name: String,
+    #[serde(default)]
+    pub creation_statements: Vec<String>,
+    #[serde(default)]
+    pub revocation_statements: Vec<String>,
+    #[serde(default)]
+    pub rollback_statements: Vec<String>,
+    #[serde(default)]
+    pub renew_statements: Vec<String>,
+    #[serde(default)]
+    pub default_ttl: i64,
+    #[serde(default)]
+    pub max_ttl: i64,
+    #[serde(default = "password")]
+    pub credential_type: String,
+}
+
+fn password() -> String {
+    "password".into()
+}
+
+fn key(name: &str) -> String {
+    format!("role/{name}")
+}
+
+pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
+    Ok(mount.storage.get_json(&key(name)).await?)
+}
+
+pub async fn list(mount: &MountEntry) -> Reply {
+    let keys = mount.storage.list("role/").await?;
+    if keys.is_empty() {
+        return Err(Error::NotFound);
+    }
+    Ok(Some(Response::list(keys)))
+}
+
+pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
+    if !fields::valid_name(name) {
+        return Err(Error::UnsupportedPath);
+    }
+    match req.operation {
+        Operation::Read => Ok(load(mount, name).await?.map(|r| {
+            Response::data(json!({
+                "db_name": r.db_name,
+                "creation_statements": r.creation_statements,
+                "revocation_statements": r.revocation_statements,
+                "rollback_statements": r.rollback_statements,
+                "renew_statements": r.renew_statements,
+                "default_ttl": r.default_ttl,
+                "max_ttl": r.max_ttl,
+                "credential_type": r.credential_type,
+            }))
+        })),
+        Operation::Update => {
+            let role = parse(load(mount, name).await?, req)?;
+            mount.storage.put_json(&key(name), &role).await?;
+            Ok(None)
+        }
+        Operation::Delete => {
+            mount.storage.delete(&key(name)).await?;
+            Ok(None)
+        }
+        Operation::List => Err(Error::UnsupportedOperation),
+    }
+}
+
+/// Build the role from the request, over the stored one on update (fields
+/// not given keep their values, as in Vault). Unknown fields are ignored.
+fn parse(existing: Option<Role>, req: &Request) -> Result<Role> {
+    let d = &req.data;
+    let mut role = existing.unwrap_or_default();
+    if let Some(db) = fields::string(d, "db_name")? {
+        role.db_name = db;
+    }
+    if role.db_name.is_empty() {
+        return Err(Error::bad("database name is required"));
+    }
+    if let Some(v) = fields::string_list(d, "creation_statements")? {
+        role.creation_statements = v;
+    }
+    if let Some(v) = fields::string_list(d, "revocation_statements")? {
+        role.revocation_statements = v;
+    }
+    if let Some(v) = fields::string_list(d, "rollback_statements")? {
+        role.rollback_statements = v;
+    }
+    if let Some(v) = fields::string_list(d, "renew_statements")? {
+        role.renew_statements = v;
+    }
+    if let Some(v) = fields::duration(d, "default_ttl")? {
+        role.default_ttl = v;
+    }
+    if let Some(v) = fields::duration(d, "max_ttl")? {
+        role.max_ttl = v;
+    }
+    if role.default_ttl < 0 || role.max_ttl < 0 {
+        return Err(Error::bad("TTLs cannot be negative"));
+    }
+    if let Some(t) = fields::string(d, "credential_type")? {
+        role.credential_type = t;
+    }
+    match role.credential_type.as_str() {
+        "" => role.credential_type = password(),
+        "password" => {}
+        other => {
+            return Err(Error::bad(format!(
+                "credential_type {other:?} is not supported yet: only \"password\" is"
+            )));
+        }
+    }
+    Ok(role)
+}

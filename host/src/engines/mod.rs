@@ -1,0 +1,35 @@
+//! Secrets engines: the Vault semantics of each mount type. An engine
+//! answers requests below its mount and renews or revokes the leases it
+//! issued; drivers (Wasm components) hold the database specifics.
+
+pub mod database;
+
+use crate::core::expiration::LeaseEntry;
+use crate::core::mounts::MountEntry;
+use crate::error::Result;
+use crate::logical::{Reply, Request};
+use chrono::{DateTime, Utc};
+
+/// TTL settings that govern renewing a lease, in seconds (0: the mount's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseTtls {
+    pub default_ttl: i64,
+    pub max_ttl: i64,
+}
+
+#[async_trait::async_trait]
+pub trait SecretsEngine: Send + Sync + 'static {
+    async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply;
+
+    async fn lease_ttls(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls>;
+
+    /// Extend a secret to `expires` (for example ALTER ROLE ... VALID UNTIL).
+    async fn renew(&self, mount: &MountEntry, lease: &LeaseEntry, expires: DateTime<Utc>) -> Result<()>;
+
+    /// Destroy a secret (drop the database user). Must succeed when the
+    /// secret is already gone, so retries are safe.
+    async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()>;
+
+    /// The mount is going away: release connections and caches.
+    async fn unmount(&self, _mount: &MountEntry) {}
+}

@@ -1,0 +1,313 @@
+//! The plugin runtime: one wasmtime engine, components compiled once (and
+//! cached on disk), pre-linked `InstancePre`s, and a fresh sandboxed instance
+//! from the pooling allocator for every call. A call gets a memory limit and
+//! a deadline; a trap, a runaway loop or a memory bomb fails that call only.
+
+pub mod bindings;
+mod cache;
+
+use crate::imports::{CallState, Grant};
+use bindings::driver::{DatabaseDriver, DatabaseDriverPre};
+use bindings::generator::{CredentialGenerator, CredentialGeneratorPre};
+use bindings::{WitError, db};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, Semaphore};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+
+/// How often the epoch ticks; a running component yields to the executor at
+/// every tick, so a busy loop never starves other requests.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Linear memory one instance may grow to.
+pub const MEMORY_LIMIT: usize = 64 << 20;
+/// Instances alive at once across all mounts (the pooling allocator's size).
+const MAX_INSTANCES: u32 = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin not found in the catalog: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Driver(String),
+    #[error("plugin {plugin} failed: {reason}")]
+    Trap { plugin: String, reason: String },
+    #[error("plugin {plugin} did not answer within {secs}s")]
+    Timeout { plugin: String, secs: u64 },
+}
+
+impl From<WitError> for PluginError {
+    fn from(e: WitError) -> Self {
+        PluginError::Driver(match e {
+            WitError::ConnectionFailed(m)
+            | WitError::BadParameter(m)
+            | WitError::QueryFailed(m)
+            | WitError::NotPermitted(m)
+            | WitError::Other(m) => m,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginKind {
+    Database,
+    Generator,
+}
+
+/// A component known to the catalog; compiled on first need (or at start-up
+/// in the background).
+pub struct Plugin {
+    pub name: String,
+    pub kind: PluginKind,
+    pub builtin: bool,
+    pub sha256: String,
+    wasm: Arc<[u8]>,
+    ready: OnceCell<Prepared>,
+}
+
+enum Prepared {
+    Driver(DatabaseDriverPre<CallState>),
+    Generator(CredentialGeneratorPre<CallState>),
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: Option<cache::DiskCache>,
+    plugins: std::sync::RwLock<HashMap<String, Arc<Plugin>>>,
+    /// Bounds instances alive at once to what the pool holds, so a burst
+    /// waits instead of failing.
+    slots: Arc<Semaphore>,
+    pub call_timeout: Duration,
+}
+
+impl Runtime {
+    pub fn new(call_timeout: Duration) -> anyhow::Result<Arc<Runtime>> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 8)
+            .total_memories(MAX_INSTANCES * 2)
+            .total_tables(MAX_INSTANCES * 8)
+            .total_stacks(MAX_INSTANCES)
+            .max_memory_size(MEMORY_LIMIT);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::imports::add_to_linker(&mut linker)?;
+
+        // One ticker for the whole process; it holds only a weak handle.
+        let weak = engine.weak();
+        std::thread::Builder::new().name("warden-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache: cache::DiskCache::default_location(),
+            plugins: Default::default(),
+            slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            call_timeout,
+        }))
+    }
+
+    /// Add a component to the catalog (replacing one of the same name).
+    pub fn register(&self, name: &str, kind: PluginKind, builtin: bool, wasm: Arc<[u8]>) -> Arc<Plugin> {
+        use sha2::Digest;
+        let sha256 = sha2::Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
+        let plugin = Arc::new(Plugin {
+            name: name.to_string(),
+            kind,
+            builtin,
+            sha256,
+            wasm,
+            ready: OnceCell::new(),
+        });
+        self.plugins
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), plugin.clone());
+        plugin
+    }
+
+    pub fn plugin(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        let mut all: Vec<_> = self.plugins.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Compile every registered component now, in the background threads
+    /// of the blocking pool, so the first request does not wait for it.
+    pub fn warm_up(self: &Arc<Self>) {
+        for plugin in self.plugins() {
+            let rt = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = rt.prepare(&plugin).await {
+                    tracing::error!(plugin = %plugin.name, error = %e, "component failed to compile");
+                }
+            });
+        }
+    }
+
+    async fn prepare<'a>(&self, plugin: &'a Plugin) -> Result<&'a Prepared, PluginError> {
+        plugin
+            .ready
+            .get_or_try_init(|| async {
+                let engine = self.engine.clone();
+                let wasm = plugin.wasm.clone();
+                let cache = self.cache.clone();
+                let started = Instant::now();
+                // Compiling is CPU-bound: keep it off the async workers.
+                let component = tokio::task::spawn_blocking(move || match cache {
+                    Some(c) => c.load_or_compile(&engine, &wasm),
+                    None => Component::new(&engine, &wasm),
+                })
+                .await
+                .map_err(|e| self.trap(plugin, e.to_string()))?
+                .map_err(|e| self.trap(plugin, format!("invalid component: {e:#}")))?;
+                tracing::debug!(plugin = %plugin.name, ms = started.elapsed().as_millis() as u64, "component ready");
+                let pre = self
+                    .linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| self.trap(plugin, format!("cannot link: {e:#}")))?;
+                let prepared = match plugin.kind {
+                    PluginKind::Database => Prepared::Driver(
+                        DatabaseDriverPre::new(pre).map_err(|e| self.trap(plugin, format!("not a database driver: {e:#}")))?,
+                    ),
+                    PluginKind::Generator => Prepared::Generator(
+                        CredentialGeneratorPre::new(pre)
+                            .map_err(|e| self.trap(plugin, format!("not a credential generator: {e:#}")))?,
+                    ),
+                };
+                Ok(prepared)
+            })
+            .await
+    }
+
+    fn trap(&self, plugin: &Plugin, reason: String) -> PluginError {
+        PluginError::Trap { plugin: plugin.name.clone(), reason }
+    }
+
+    fn new_store(&self, grant: Grant) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, CallState::new(grant, MEMORY_LIMIT));
+        store.limiter(|s| &mut s.limits);
+        let deadline = Instant::now() + self.call_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// A fresh driver instance for one call, confined to `grant`.
+    pub async fn driver(&self, name: &str, grant: Grant) -> Result<DriverCall, PluginError> {
+        let plugin = self
+            .plugin(name)
+            .filter(|p| p.kind == PluginKind::Database)
+            .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
+        let Prepared::Driver(pre) = self.prepare(&plugin).await? else {
+            return Err(PluginError::NotFound(name.to_string()));
+        };
+        let permit = self.slots.clone().acquire_owned().await.map_err(|e| self.trap(&plugin, e.to_string()))?;
+        let mut store = self.new_store(grant);
+        let bindings = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
+        Ok(DriverCall { plugin, store, bindings, timeout: self.call_timeout, _permit: permit })
+    }
+
+    /// Run a credential generator once.
+    pub async fn generate(&self, name: &str, config: &[(String, String)]) -> Result<Vec<(String, String)>, PluginError> {
+        let plugin = self
+            .plugin(name)
+            .filter(|p| p.kind == PluginKind::Generator)
+            .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
+        let Prepared::Generator(pre) = self.prepare(&plugin).await? else {
+            return Err(PluginError::NotFound(name.to_string()));
+        };
+        let _permit = self.slots.clone().acquire_owned().await.map_err(|e| self.trap(&plugin, e.to_string()))?;
+        let mut store = self.new_store(Grant::none(&plugin.name));
+        let bindings: CredentialGenerator = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
+        let call = bindings.warden_plugin_generator().call_generate(&mut store, config);
+        finish(&plugin, self.call_timeout, call).await?.map_err(PluginError::Driver)
+    }
+}
+
+/// Wait for a component call under the deadline, and turn traps into errors.
+async fn finish<T>(
+    plugin: &Plugin,
+    timeout: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> Result<T, PluginError> {
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(PluginError::Timeout { plugin: plugin.name.clone(), secs: timeout.as_secs() }),
+        Ok(Err(e)) => {
+            let reason = match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => {
+                    return Err(PluginError::Timeout { plugin: plugin.name.clone(), secs: timeout.as_secs() });
+                }
+                Some(trap) => format!("wasm trap: {trap}"),
+                None => format!("{e:#}"),
+            };
+            Err(PluginError::Trap { plugin: plugin.name.clone(), reason })
+        }
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// One instance of a database driver, used for one engine operation.
+pub struct DriverCall {
+    plugin: Arc<Plugin>,
+    store: Store<CallState>,
+    bindings: DatabaseDriver,
+    timeout: Duration,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl DriverCall {
+    pub async fn initialize(&mut self, config: &str, verify: bool) -> Result<String, PluginError> {
+        let call = self.bindings.warden_plugin_database().call_initialize(&mut self.store, config, verify);
+        Ok(finish(&self.plugin, self.timeout, call).await??)
+    }
+
+    pub async fn new_user(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
+        let call = self.bindings.warden_plugin_database().call_new_user(&mut self.store, config, req);
+        Ok(finish(&self.plugin, self.timeout, call).await??)
+    }
+
+    pub async fn update_user(&mut self, config: &str, req: &db::UpdateUserRequest) -> Result<(), PluginError> {
+        let call = self.bindings.warden_plugin_database().call_update_user(&mut self.store, config, req);
+        Ok(finish(&self.plugin, self.timeout, call).await??)
+    }
+
+    pub async fn delete_user(&mut self, config: &str, username: &str, statements: &[String]) -> Result<(), PluginError> {
+        let call = self
+            .bindings
+            .warden_plugin_database()
+            .call_delete_user(&mut self.store, config, username, statements);
+        Ok(finish(&self.plugin, self.timeout, call).await??)
+    }
+}

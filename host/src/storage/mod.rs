@@ -1,0 +1,104 @@
+//! The storage trait: a small ordered key-value space that everything Warden
+//! keeps goes through (mounts, configs, roles, leases, component data).
+//! Backends implement [`Backend`]; nothing else touches bytes at rest.
+
+mod memory;
+
+pub use memory::MemoryBackend;
+
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// An ordered key-value store. Keys are '/'-separated paths as in Vault.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// The names directly below `prefix` (which ends in '/' or is empty):
+    /// leaves as their last segment, folders as `segment/`, sorted, once each.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+pub type Storage = Arc<dyn Backend>;
+
+/// A view of a storage confined below a prefix, so that the holder (a mount,
+/// a component) can only reach its own keys.
+#[derive(Clone)]
+pub struct View {
+    inner: Storage,
+    prefix: String,
+}
+
+impl View {
+    pub fn new(inner: Storage, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        debug_assert!(prefix.is_empty() || prefix.ends_with('/'));
+        View { inner, prefix }
+    }
+
+    pub fn sub(&self, prefix: &str) -> View {
+        View::new(self.inner.clone(), format!("{}{prefix}", self.prefix))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get(&self.key(key)).await
+    }
+
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.inner.put(&self.key(key), value).await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(&self.key(key)).await
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(&self.key(prefix)).await
+    }
+
+    /// Every leaf key below `prefix`, relative to this view, depth first.
+    pub async fn walk(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut stack = vec![prefix.to_string()];
+        while let Some(dir) = stack.pop() {
+            for name in self.list(&dir).await? {
+                let full = format!("{dir}{name}");
+                if name.ends_with('/') {
+                    stack.push(full);
+                } else {
+                    out.push(full);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read and decode a JSON value.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StorageError::Backend(format!("corrupt entry {key:?}: {e}"))),
+        }
+    }
+
+    /// Encode and write a JSON value.
+    pub async fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| StorageError::Backend(format!("encoding {key:?}: {e}")))?;
+        self.put(key, &bytes).await
+    }
+}

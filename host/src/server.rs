@@ -26,7 +26,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warden={0},{0}", opts.log_level)));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!(
+        // PostgreSQL notices ("no privileges could be revoked") are noise.
+        "warden={0},{0},sqlx::postgres::notice=error",
+        opts.log_level
+    )));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let runtime = Runtime::new(opts.plugin_timeout)?;

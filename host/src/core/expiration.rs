@@ -109,7 +109,7 @@ impl Expiration {
         Ok(self.storage.list(prefix).await?)
     }
 
-    /// Every lease id below a prefix ("db/creds/app/").
+    /// Every lease id below a prefix ("db/creds/app/"), prefix included.
     pub async fn ids_under(&self, prefix: &str) -> Result<Vec<String>> {
         Ok(self.storage.walk(prefix).await?)
     }

@@ -214,13 +214,11 @@ impl Core {
         let prefix = format!("{}/", prefix.trim_end_matches('/'));
         let ids = self.expiration.ids_under(&prefix).await?;
         let total = ids.len();
+        // `ids_under` yields whole lease ids (the prefix included).
         let results: Vec<(String, Result<()>)> = futures::stream::iter(ids)
-            .map(|id| {
-                let full = format!("{prefix}{id}");
-                async move {
-                    let r = self.revoke_lease(&full).await;
-                    (full, r)
-                }
+            .map(|id| async move {
+                let r = self.revoke_lease(&id).await;
+                (id, r)
             })
             .buffer_unordered(REVOKE_CONCURRENCY)
             .collect()
@@ -237,7 +235,7 @@ impl Core {
     }
 
     /// Renew a lease by `increment` seconds (0: the role's default).
-    pub async fn renew_lease(&self, lease_id: &str, increment: i64) -> Result<(LeaseEntry, Vec<String>)> {
+    pub async fn renew_lease(&self, lease_id: &str, increment: i64) -> Result<(LeaseEntry, i64, Vec<String>)> {
         let mut lease = self.expiration.get(lease_id).await?.ok_or_else(|| Error::bad("lease not found"))?;
         if !lease.renewable {
             return Err(Error::bad("lease is not renewable"));
@@ -267,7 +265,7 @@ impl Core {
         lease.expire_time = expires;
         lease.last_renewal = Some(now);
         self.expiration.save(&lease).await?;
-        Ok((lease, warnings))
+        Ok((lease, granted.ttl, warnings))
     }
 }
 

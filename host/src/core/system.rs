@@ -219,10 +219,10 @@ async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
             if increment < 0 {
                 return Err(Error::bad("increment must be a positive duration"));
             }
-            let (lease, warnings) = core.renew_lease(&id, increment).await?;
+            let (lease, ttl, warnings) = core.renew_lease(&id, increment).await?;
             Ok(Some(Response {
                 lease: Some(LeaseInfo {
-                    lease_duration: lease.ttl(Utc::now()),
+                    lease_duration: ttl,
                     lease_id: lease.lease_id,
                     renewable: lease.renewable,
                 }),

@@ -149,9 +149,14 @@ impl HostConnection for CallState {
     }
 
     async fn ping(&mut self, conn: Resource<Connection>) -> Result<(), Error> {
+        // A fresh connection rather than the pool's: the pool retries a
+        // refused connection until its acquire timeout, and a verify should
+        // report the database's own error at once.
         let pool = self.pool(&conn)?;
-        let mut c = pool.acquire().await.map_err(sql_error)?;
-        c.ping().await.map_err(sql_error)
+        let mut c = sqlx::PgConnection::connect_with(&pool.connect_options()).await.map_err(sql_error)?;
+        let pinged = c.ping().await.map_err(sql_error);
+        let _ = c.close().await;
+        pinged
     }
 
     async fn execute(&mut self, conn: Resource<Connection>, statements: Vec<String>, atomic: bool) -> Result<u64, Error> {

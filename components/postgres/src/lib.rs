@@ -1,0 +1,311 @@
+//! The postgresql-database-plugin: Vault's PostgreSQL database driver as a
+//! Warden component. Stateless: every call carries the stored connection
+//! configuration (JSON) and the host keeps the connection pools, so the
+//! driver only turns Vault's rules into SQL. The pure logic lives in
+//! warden-driver-common; this crate wires it to the host's imports.
+
+use exports::warden::plugin::database::{Credential, Guest, NewUserRequest, UpdateUserRequest};
+use warden::plugin::sql::{Connection, PoolOptions};
+use warden::plugin::types::Error;
+use warden::plugin::{clock, crypto};
+use warden_driver_common::Env;
+use warden_driver_common::sql_config::SqlConfig;
+use warden_driver_common::statements::{prepare, quote_pg_identifier as quote};
+use warden_driver_common::template::{POSTGRES_DEFAULT, Template, UsernameMetadata};
+use warden_driver_common::time::{EXPIRATION_LAYOUT, format as format_time};
+
+wit_bindgen::generate!({ world: "database-driver", path: "../../wit" });
+
+const SCHEMES: &[&str] = &["postgres", "postgresql"];
+const DEFAULT_CHANGE_PASSWORD: &str = r#"ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}';"#;
+const DEFAULT_CHANGE_EXPIRATION: &str = r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#;
+
+struct Postgres;
+
+impl Guest for Postgres {
+    fn initialize(config: String, verify: bool) -> Result<String, Error> {
+        let cfg = parse(&config)?;
+        redact(initialize(&cfg, verify), &cfg.secrets())
+    }
+
+    fn new_user(config: String, request: NewUserRequest) -> Result<String, Error> {
+        let cfg = parse(&config)?;
+        let mut secrets = cfg.secrets();
+        if let Credential::Password(password) = &request.credential {
+            secrets.push(password.clone());
+        }
+        redact(new_user(&cfg, &request), &secrets)
+    }
+
+    fn update_user(config: String, request: UpdateUserRequest) -> Result<(), Error> {
+        let cfg = parse(&config)?;
+        let mut secrets = cfg.secrets();
+        secrets.extend(request.password.iter().map(|p| p.new_password.clone()));
+        redact(update_user(&cfg, &request), &secrets)
+    }
+
+    fn delete_user(config: String, username: String, statements: Vec<String>) -> Result<(), Error> {
+        let cfg = parse(&config)?;
+        redact(delete_user(&cfg, &username, &statements), &cfg.secrets())
+    }
+
+    fn driver_type() -> String {
+        "postgres".into()
+    }
+}
+
+export!(Postgres);
+
+fn initialize(cfg: &SqlConfig, verify: bool) -> Result<String, Error> {
+    let url = cfg.url(SCHEMES).map_err(Error::BadParameter)?;
+    if let Some(template) = &cfg.username_template {
+        // Like Vault, render once now so a broken template fails here.
+        username(template, &UsernameMetadata::default())
+            .map_err(|e| Error::BadParameter(format!("invalid username template: {e}")))?;
+    }
+    if verify {
+        let verifying = |e| context("error verifying connection", e);
+        let conn = Connection::open(&url, pool(cfg)).map_err(verifying)?;
+        conn.ping().map_err(verifying)?;
+    }
+    Ok(cfg.to_json())
+}
+
+fn new_user(cfg: &SqlConfig, request: &NewUserRequest) -> Result<String, Error> {
+    let empty = || Error::BadParameter("empty creation statements".into());
+    if request.creation_statements.is_empty() {
+        return Err(empty());
+    }
+    let Credential::Password(password) = &request.credential else {
+        return Err(Error::BadParameter("unsupported credential type".into()));
+    };
+    let template = (request.username_template.as_deref())
+        .filter(|t| !t.is_empty())
+        .or(cfg.username_template.as_deref())
+        .unwrap_or(POSTGRES_DEFAULT);
+    let metadata = UsernameMetadata {
+        display_name: &request.username_config.display_name,
+        role_name: &request.username_config.role_name,
+    };
+    let username = username(template, &metadata).map_err(Error::BadParameter)?;
+    let expiration = format_time(EXPIRATION_LAYOUT, request.expiration, 0);
+    let vars = [
+        ("name", username.as_str()),
+        ("username", &username),
+        ("password", password),
+        ("expiration", &expiration),
+    ];
+    // Vault runs a statement with a body (DO ... END) whole, others split on ';'.
+    let statements = prepare(&request.creation_statements, &vars, true);
+    if statements.is_empty() {
+        return Err(empty());
+    }
+    let conn = connect(cfg)?;
+    if let Err(e) = conn.execute(&statements, true) {
+        // The host has rolled the transaction back; rollback statements are
+        // for anything outside it. Best effort: each on its own, errors ignored.
+        for statement in prepare(&request.rollback_statements, &vars, true) {
+            let _ = conn.execute(&[statement], false);
+        }
+        return Err(context("failed to execute query", e));
+    }
+    Ok(username)
+}
+
+fn update_user(cfg: &SqlConfig, request: &UpdateUserRequest) -> Result<(), Error> {
+    let name = request.username.as_str();
+    if name.is_empty() {
+        return Err(Error::BadParameter("missing username".into()));
+    }
+    if request.password.is_none() && request.expiration.is_none() {
+        return Err(Error::BadParameter("no changes requested".into()));
+    }
+    let conn = connect(cfg)?;
+    // Like Vault, try both changes and report every failure.
+    let mut errors = Vec::new();
+    if let Some(change) = &request.password {
+        if change.new_password.is_empty() {
+            errors.push(Error::BadParameter("missing password".into()));
+        } else {
+            let vars = [
+                ("name", name),
+                ("username", name),
+                ("password", &change.new_password),
+            ];
+            errors.extend(run(&conn, &change.statements, DEFAULT_CHANGE_PASSWORD, &vars).err());
+        }
+    }
+    if let Some(change) = &request.expiration {
+        let expiration = format_time(EXPIRATION_LAYOUT, change.new_expiration, 0);
+        let vars = [
+            ("name", name),
+            ("username", name),
+            ("expiration", &expiration),
+        ];
+        errors.extend(run(&conn, &change.statements, DEFAULT_CHANGE_EXPIRATION, &vars).err());
+    }
+    let mut errors = errors.into_iter();
+    match (errors.next(), errors.next()) {
+        (None, _) => Ok(()),
+        (Some(e), None) => Err(e),
+        (Some(first), Some(second)) => {
+            Err(map_message(first, |m| format!("{m}; {}", message(&second))))
+        }
+    }
+}
+
+/// Runs the given statements, or `default` when there are none, atomically.
+fn run(
+    conn: &Connection,
+    statements: &[String],
+    default: &str,
+    vars: &[(&str, &str)],
+) -> Result<(), Error> {
+    let statements = if statements.is_empty() {
+        prepare(&[default.to_string()], vars, false)
+    } else {
+        prepare(statements, vars, false)
+    };
+    conn.execute(&statements, true)
+        .map(drop)
+        .map_err(|e| context("failed to execute query", e))
+}
+
+fn delete_user(cfg: &SqlConfig, username: &str, statements: &[String]) -> Result<(), Error> {
+    let conn = connect(cfg)?;
+    if statements.is_empty() {
+        return default_revocation(&conn, username);
+    }
+    let vars = [("name", username), ("username", username)];
+    conn.execute(&prepare(statements, &vars, false), true)
+        .map(drop)
+}
+
+/// Vault's default revocation: nothing to do if the role is gone; otherwise
+/// revoke what it was granted in the schemas it holds grants in, in public
+/// and on the database, then drop it. The revocations run one by one and go
+/// on after a failure, to remove as much access as possible; the role is
+/// dropped only if all of them worked.
+fn default_revocation(conn: &Connection, username: &str) -> Result<(), Error> {
+    let param = [username.to_string()];
+    let exists = "SELECT rolname::text FROM pg_roles WHERE rolname = $1";
+    if conn.query(exists, &param)?.is_empty() {
+        return Ok(());
+    }
+    let user = quote(username);
+    let schemas = conn.query(
+        "SELECT DISTINCT table_schema::text FROM information_schema.role_column_grants WHERE grantee = $1",
+        &param,
+    )?;
+    let mut revocations = Vec::new();
+    for schema in schemas.into_iter().filter_map(first_column) {
+        let schema = quote(&schema);
+        revocations.push(format!(
+            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {user}"
+        ));
+        revocations.push(format!("REVOKE USAGE ON SCHEMA {schema} FROM {user}"));
+    }
+    revocations.push(format!(
+        "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {user}"
+    ));
+    revocations.push(format!(
+        "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {user}"
+    ));
+    revocations.push(format!("REVOKE USAGE ON SCHEMA public FROM {user}"));
+    let database = conn.query("SELECT current_database()::text", &[])?;
+    if let Some(database) = database.into_iter().find_map(first_column) {
+        revocations.push(format!(
+            "REVOKE CONNECT ON DATABASE {} FROM {user}",
+            quote(&database)
+        ));
+    }
+    let mut last_error = None;
+    for revocation in revocations {
+        if let Err(e) = conn.execute(&[revocation], false) {
+            last_error = Some(e);
+        }
+    }
+    if let Some(e) = last_error {
+        return Err(context("could not perform all revocation statements", e));
+    }
+    conn.execute(&[format!("DROP ROLE IF EXISTS {user}")], false)
+        .map(drop)
+}
+
+fn first_column(row: Vec<Option<String>>) -> Option<String> {
+    row.into_iter().next().flatten()
+}
+
+fn parse(config: &str) -> Result<SqlConfig, Error> {
+    SqlConfig::parse(config).map_err(Error::BadParameter)
+}
+
+fn pool(cfg: &SqlConfig) -> PoolOptions {
+    PoolOptions {
+        max_open: cfg.max_open,
+        max_idle: cfg.max_idle,
+        max_lifetime_seconds: cfg.max_lifetime_seconds,
+    }
+}
+
+fn connect(cfg: &SqlConfig) -> Result<Connection, Error> {
+    let url = cfg.url(SCHEMES).map_err(Error::BadParameter)?;
+    Connection::open(&url, pool(cfg)).map_err(|e| context("unable to get connection", e))
+}
+
+fn username(template: &str, metadata: &UsernameMetadata) -> Result<String, String> {
+    Template::parse(template)?.render(metadata, &mut Host)
+}
+
+/// The host's randomness, clock and hashing, for the shared logic.
+struct Host;
+
+impl Env for Host {
+    fn random_bytes(&mut self, len: usize) -> Vec<u8> {
+        crypto::random_bytes(u32::try_from(len).unwrap_or(u32::MAX))
+    }
+    fn now(&self) -> (i64, u32) {
+        clock::now()
+    }
+    fn sha256(&self, data: &[u8]) -> Vec<u8> {
+        crypto::sha256(data)
+    }
+}
+
+fn message(e: &Error) -> &str {
+    match e {
+        Error::ConnectionFailed(m)
+        | Error::BadParameter(m)
+        | Error::QueryFailed(m)
+        | Error::NotPermitted(m)
+        | Error::Other(m) => m,
+    }
+}
+
+fn map_message(e: Error, f: impl FnOnce(String) -> String) -> Error {
+    match e {
+        Error::ConnectionFailed(m) => Error::ConnectionFailed(f(m)),
+        Error::BadParameter(m) => Error::BadParameter(f(m)),
+        Error::QueryFailed(m) => Error::QueryFailed(f(m)),
+        Error::NotPermitted(m) => Error::NotPermitted(f(m)),
+        Error::Other(m) => Error::Other(f(m)),
+    }
+}
+
+fn context(prefix: &str, e: Error) -> Error {
+    map_message(e, |m| format!("{prefix}: {m}"))
+}
+
+/// Replaces secrets in error text, as Vault's error-sanitising middleware
+/// does for the configured password: a database or driver error can echo
+/// the connection string or a statement.
+fn redact<T>(result: Result<T, Error>, secrets: &[String]) -> Result<T, Error> {
+    result.map_err(|e| {
+        map_message(e, |mut m| {
+            for secret in secrets.iter().filter(|s| !s.is_empty()) {
+                m = m.replace(secret.as_str(), "[password]");
+            }
+            m
+        })
+    })
+}

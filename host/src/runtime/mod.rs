@@ -269,8 +269,11 @@ async fn finish<T>(
                 Some(wasmtime::Trap::Interrupt) => {
                     return Err(PluginError::Timeout { plugin: plugin.name.clone(), secs: timeout.as_secs() });
                 }
-                Some(trap) => format!("wasm trap: {trap}"),
-                None => format!("{e:#}"),
+                Some(trap) => trap.to_string(),
+                // The root cause ("forcing trap when growing memory ...")
+                // without the wasm backtrace, which helps nobody reading a
+                // 500 response.
+                None => e.root_cause().to_string(),
             };
             Err(PluginError::Trap { plugin: plugin.name.clone(), reason })
         }

@@ -144,16 +144,10 @@ fn require_component(path: &Path) {
     let mut header = [0u8; 8];
     let read = File::open(path).and_then(|mut f| f.read_exact(&mut header));
     if let Err(e) = read {
-        fail(&format!(
-            "cannot read the component {}: {e}",
-            path.display()
-        ));
+        fail(&format!("cannot read the component {}: {e}", path.display()));
     }
     if header != *b"\0asm\x0d\x00\x01\x00" {
-        fail(&format!(
-            "{} is not a WebAssembly component",
-            path.display()
-        ));
+        fail(&format!("{} is not a WebAssembly component", path.display()));
     }
 }
 

@@ -35,7 +35,9 @@ pub const USAGE: &str = "Usage: warden server -dev [options]
 ";
 
 pub fn parse(args: &[String]) -> anyhow::Result<Command> {
-    let Some((first, rest)) = args.split_first() else { return Ok(Command::Help) };
+    let Some((first, rest)) = args.split_first() else {
+        return Ok(Command::Help);
+    };
     match first.as_str() {
         "server" => parse_server(rest).map(Command::Server),
         "version" | "-version" | "--version" => Ok(Command::Version),
@@ -66,7 +68,10 @@ fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
         let mut value = || -> anyhow::Result<String> {
             match inline.clone() {
                 Some(v) => Ok(v),
-                None => it.next().cloned().with_context(|| format!("flag -{name} needs a value")),
+                None => it
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("flag -{name} needs a value")),
             }
         };
         match name {
@@ -102,9 +107,10 @@ mod tests {
 
     #[test]
     fn vault_style_dev_flags() {
-        let Command::Server(o) =
-            parse(&args("server -dev -dev-root-token-id=root --dev-listen-address 127.0.0.1:9999")).unwrap()
-        else {
+        let Command::Server(o) = parse(&args(
+            "server -dev -dev-root-token-id=root --dev-listen-address 127.0.0.1:9999",
+        ))
+        .unwrap() else {
             panic!("not a server command")
         };
         assert!(o.dev);

@@ -57,7 +57,10 @@ pub struct Response {
 impl Response {
     /// A response with a data object.
     pub fn data(data: Value) -> Self {
-        Response { data: Some(data), ..Default::default() }
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
     }
 
     /// The answer to a LIST: `{"keys": [...]}`.
@@ -72,7 +75,11 @@ impl Response {
 
     /// True when the HTTP layer should answer 204 No Content.
     pub fn is_empty(&self) -> bool {
-        self.data.is_none() && self.lease.is_none() && self.secret.is_none() && self.warnings.is_empty() && self.top_level.is_none()
+        self.data.is_none()
+            && self.lease.is_none()
+            && self.secret.is_none()
+            && self.warnings.is_empty()
+            && self.top_level.is_none()
     }
 }
 

@@ -25,13 +25,17 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!(
-        // PostgreSQL notices ("no privileges could be revoked") are noise.
-        "warden={0},{0},sqlx::postgres::notice=error",
-        opts.log_level
-    )));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            // PostgreSQL notices ("no privileges could be revoked") are noise.
+            "warden={0},{0},sqlx::postgres::notice=error",
+            opts.log_level
+        ))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let runtime = Runtime::new(opts.plugin_timeout)?;
     catalog::register_builtins(&runtime);
@@ -43,7 +47,11 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
 
     let root_token = opts.root_token.clone().unwrap_or_else(|| {
         use rand::Rng;
-        let s: String = rand::rng().sample_iter(&rand::distr::Alphanumeric).take(24).map(char::from).collect();
+        let s: String = rand::rng()
+            .sample_iter(&rand::distr::Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect();
         format!("hvs.{s}")
     });
     let core = Core::start(Arc::new(MemoryBackend::new()), runtime, root_token.clone()).await?;
@@ -58,7 +66,9 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
          \x20   $ export VAULT_ADDR='http://{addr}'\n\n\
          Root Token: {root_token}\n"
     );
-    axum::serve(listener, crate::api::router(core)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, crate::api::router(core))
+        .with_graceful_shutdown(shutdown())
+        .await?;
     Ok(())
 }
 

@@ -51,8 +51,8 @@ impl Policy {
     /// `{"length": N, "rule": [{"charset": {"charset": "...", "min-chars": N}}]}`.
     /// `default_length` applies when the policy names no length.
     pub fn parse(json: &str, default_length: usize) -> Result<Policy, String> {
-        let root: Value = serde_json::from_str(json)
-            .map_err(|e| format!("the password policy is not valid JSON: {e}"))?;
+        let root: Value =
+            serde_json::from_str(json).map_err(|e| format!("the password policy is not valid JSON: {e}"))?;
         let length = match root.get("length") {
             None | Some(Value::Null) => default_length,
             Some(v) => v
@@ -68,10 +68,7 @@ impl Policy {
             }
         }
         if let Some(blocks) = root.get("rule") {
-            let blocks = blocks
-                .as_array()
-                .cloned()
-                .unwrap_or_else(|| vec![blocks.clone()]);
+            let blocks = blocks.as_array().cloned().unwrap_or_else(|| vec![blocks.clone()]);
             for block in &blocks {
                 for (kind, body) in block.as_object().ok_or("each rule must be an object")? {
                     if kind != "charset" {
@@ -124,11 +121,7 @@ impl Policy {
 
     /// The union of the rules' charsets, sorted and without repeats.
     fn charset(&self) -> Vec<char> {
-        let mut chars: Vec<char> = self
-            .rules
-            .iter()
-            .flat_map(|r| r.charset.iter().copied())
-            .collect();
+        let mut chars: Vec<char> = self.rules.iter().flat_map(|r| r.charset.iter().copied()).collect();
         chars.sort_unstable();
         chars.dedup();
         chars
@@ -139,13 +132,7 @@ impl Policy {
         let charset = self.charset();
         for _ in 0..MAX_TRIES {
             let candidate = random_chars(env, &charset, self.length)?;
-            let passes = |rule: &Rule| {
-                candidate
-                    .chars()
-                    .filter(|c| rule.charset.contains(c))
-                    .count()
-                    >= rule.min_chars
-            };
+            let passes = |rule: &Rule| candidate.chars().filter(|c| rule.charset.contains(c)).count() >= rule.min_chars;
             if self.rules.iter().all(passes) {
                 return Ok(candidate);
             }
@@ -194,10 +181,7 @@ mod tests {
             assert!(pw.contains('-'));
         }
         assert_eq!(policy.charset().len(), 63);
-        assert!(
-            Policy::vault_default(3).is_err(),
-            "four rules need four characters"
-        );
+        assert!(Policy::vault_default(3).is_err(), "four rules need four characters");
     }
 
     #[test]
@@ -217,10 +201,7 @@ mod tests {
         assert_eq!(pw.len(), 8);
         assert!(pw.chars().filter(|c| "ab".contains(*c)).count() >= 2);
         let defaulted = Policy::parse(r#"{"rules":[{"charset":"z"}]}"#, 12).expect("policy");
-        assert_eq!(
-            defaulted.generate(&mut FixedEnv::new()).as_deref(),
-            Ok("zzzzzzzzzzzz")
-        );
+        assert_eq!(defaulted.generate(&mut FixedEnv::new()).as_deref(), Ok("zzzzzzzzzzzz"));
     }
 
     #[test]
@@ -228,14 +209,8 @@ mod tests {
         let err = |json: &str| Policy::parse(json, 20).expect_err(json);
         assert!(err("nope").contains("not valid JSON"));
         assert_eq!(err(r#"{"length":20}"#), "no charset specified");
-        assert_eq!(
-            err(r#"{"length":0,"rules":[{"charset":"a"}]}"#),
-            "length must be > 0"
-        );
-        assert!(
-            err(r#"{"length":1,"rules":[{"charset":"a","min_chars":2}]}"#)
-                .contains("require at least 2")
-        );
+        assert_eq!(err(r#"{"length":0,"rules":[{"charset":"a"}]}"#), "length must be > 0");
+        assert!(err(r#"{"length":1,"rules":[{"charset":"a","min_chars":2}]}"#).contains("require at least 2"));
         assert!(err(r#"{"rules":[{"charset":"a\tb"}]}"#).contains("non-printable"));
         assert!(err(r#"{"rule":[{"length":{"min":1}}]}"#).contains("unknown rule type"));
         assert!(err(r#"{"rules":[{"min_chars":1}]}"#).contains("needs a \"charset\""));
@@ -261,11 +236,6 @@ mod tests {
             20,
         )
         .expect("policy");
-        assert!(
-            policy
-                .generate(&mut Zeros)
-                .expect_err("never")
-                .contains("attempts")
-        );
+        assert!(policy.generate(&mut Zeros).expect_err("never").contains("attempts"));
     }
 }

@@ -74,10 +74,7 @@ mod tests {
 
     #[test]
     fn zero_length_and_bad_charsets() {
-        assert_eq!(
-            random_chars(&mut FixedEnv::new(), &['a'], 0).as_deref(),
-            Ok("")
-        );
+        assert_eq!(random_chars(&mut FixedEnv::new(), &['a'], 0).as_deref(), Ok(""));
         assert!(random_chars(&mut FixedEnv::new(), &[], 1).is_err());
     }
 }

@@ -31,9 +31,7 @@ impl SqlConfig {
             Ok(Value::Object(map)) => map,
             Ok(_) => return Err("the connection configuration must be a JSON object".into()),
             Err(e) => {
-                return Err(format!(
-                    "the connection configuration is not valid JSON: {e}"
-                ));
+                return Err(format!("the connection configuration is not valid JSON: {e}"));
             }
         };
         let text = |key: &str| weak_string(&raw, key);
@@ -131,10 +129,7 @@ impl SqlConfig {
         }
         map.insert("max_open_connections".into(), self.max_open.into());
         map.insert("max_idle_connections".into(), self.max_idle.into());
-        map.insert(
-            "max_connection_lifetime".into(),
-            self.max_lifetime_seconds.into(),
-        );
+        map.insert("max_connection_lifetime".into(), self.max_lifetime_seconds.into());
         map.insert("disable_escaping".into(), self.disable_escaping.into());
         if let Some(template) = &self.username_template {
             map.insert("username_template".into(), template.clone().into());
@@ -172,10 +167,7 @@ fn weak_u32(map: &Map<String, Value>, key: &str) -> Result<u32, String> {
     let bad = || format!("{key} must be a whole number from 0 to {}", u32::MAX);
     match map.get(key) {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(bad),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(0),
         Some(Value::String(s)) => s.trim().parse().map_err(|_| bad()),
         Some(_) => Err(bad()),
@@ -214,15 +206,10 @@ mod tests {
                 "max_connection_lifetime":"5m","disable_escaping":"true","username_template":"{{random 5}}"}"#,
         )
         .expect("parse");
-        assert_eq!(
-            (c.max_open, c.max_idle, c.max_lifetime_seconds),
-            (10, 10, 300)
-        );
+        assert_eq!((c.max_open, c.max_idle, c.max_lifetime_seconds), (10, 10, 300));
         assert!(c.disable_escaping);
         assert_eq!(c.username_template.as_deref(), Some("{{random 5}}"));
-        let c =
-            SqlConfig::parse(r#"{"connection_url":"postgres://h","max_connection_lifetime":90}"#)
-                .expect("parse");
+        let c = SqlConfig::parse(r#"{"connection_url":"postgres://h","max_connection_lifetime":90}"#).expect("parse");
         assert_eq!(c.max_lifetime_seconds, 90);
     }
 
@@ -230,28 +217,13 @@ mod tests {
     fn rejects_bad_settings() {
         let err = |json: &str| SqlConfig::parse(json).expect_err(json);
         assert_eq!(err("{}"), "connection_url cannot be empty");
-        assert_eq!(
-            err(r#"{"connection_url":""}"#),
-            "connection_url cannot be empty"
-        );
+        assert_eq!(err(r#"{"connection_url":""}"#), "connection_url cannot be empty");
         assert!(err("[]").contains("JSON object"));
         assert!(err("{").contains("not valid JSON"));
-        assert!(
-            err(r#"{"connection_url":"x","password":"{{password}}"}"#)
-                .contains("template variables")
-        );
-        assert!(
-            err(r#"{"connection_url":"x","max_open_connections":-1}"#)
-                .contains("max_open_connections")
-        );
-        assert!(
-            err(r#"{"connection_url":"x","max_connection_lifetime":"soon"}"#)
-                .contains("max_connection_lifetime")
-        );
-        assert!(
-            err(r#"{"connection_url":"x","disable_escaping":"maybe"}"#)
-                .contains("disable_escaping")
-        );
+        assert!(err(r#"{"connection_url":"x","password":"{{password}}"}"#).contains("template variables"));
+        assert!(err(r#"{"connection_url":"x","max_open_connections":-1}"#).contains("max_open_connections"));
+        assert!(err(r#"{"connection_url":"x","max_connection_lifetime":"soon"}"#).contains("max_connection_lifetime"));
+        assert!(err(r#"{"connection_url":"x","disable_escaping":"maybe"}"#).contains("disable_escaping"));
     }
 
     #[test]
@@ -267,10 +239,8 @@ mod tests {
             c.secrets(),
             vec!["p@ss:w/rd%".to_string(), "p%40ss%3Aw%2Frd%25".to_string()]
         );
-        let raw = SqlConfig::parse(
-            &json.replace("\"password\"", "\"disable_escaping\":true,\"password\""),
-        )
-        .expect("parse");
+        let raw =
+            SqlConfig::parse(&json.replace("\"password\"", "\"disable_escaping\":true,\"password\"")).expect("parse");
         assert_eq!(
             raw.url(PG).as_deref(),
             Ok("postgresql://vault admin:p@ss:w/rd%@db:5432/app?sslmode=disable")
@@ -280,9 +250,7 @@ mod tests {
 
     #[test]
     fn requires_a_url_scheme() {
-        let dsn =
-            SqlConfig::parse(r#"{"connection_url":"host=db user={{username}} password=secret"}"#)
-                .expect("parse");
+        let dsn = SqlConfig::parse(r#"{"connection_url":"host=db user={{username}} password=secret"}"#).expect("parse");
         let err = dsn.url(PG).expect_err("dsn");
         assert!(err.contains("postgres:// or postgresql://"), "{err}");
         assert!(!err.contains("secret"));
@@ -309,9 +277,6 @@ mod tests {
         assert_eq!(v["allowed_roles"][0], "a");
         assert_eq!(v["password_authentication"], "scram-sha-256");
         // Normalising twice changes nothing.
-        assert_eq!(
-            SqlConfig::parse(&c.to_json()).expect("parse").to_json(),
-            c.to_json()
-        );
+        assert_eq!(SqlConfig::parse(&c.to_json()).expect("parse").to_json(), c.to_json());
     }
 }

@@ -29,11 +29,7 @@ pub fn split(stmt: &str) -> Vec<String> {
 pub fn is_multiline(stmt: &str) -> bool {
     let unquoted = strip_quoted(&strip_quoted(stmt, '"'), '\'');
     let bytes = unquoted.as_bytes();
-    let is_word = |i: usize| {
-        bytes
-            .get(i)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-    };
+    let is_word = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
     unquoted
         .match_indices("END")
         .any(|(i, _)| (i == 0 || !is_word(i - 1)) && !is_word(i + 3))
@@ -189,13 +185,8 @@ mod tests {
         assert!(is_multiline("DO $$ BEGIN CREATE ROLE x; END $$;"));
         assert!(is_multiline("BEGIN\n  x;\nEND;"));
         assert!(!is_multiline("CREATE ROLE \"END\" WITH PASSWORD 'END'"));
-        assert!(!is_multiline(
-            "GRANT SELECT ON APPEND_LOG TO x; SELECT ENDS"
-        ));
-        assert!(
-            !is_multiline("do $$ begin x; end $$"),
-            "Vault only matches capitals"
-        );
+        assert!(!is_multiline("GRANT SELECT ON APPEND_LOG TO x; SELECT ENDS"));
+        assert!(!is_multiline("do $$ begin x; end $$"), "Vault only matches capitals");
     }
 
     #[test]
@@ -217,8 +208,7 @@ mod tests {
     fn prepare_splits_then_renders() {
         let vars = [("name", "u"), ("password", "a;b")];
         let stmts = vec![
-            "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; GRANT x TO \"{{name}}\";"
-                .to_string(),
+            "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; GRANT x TO \"{{name}}\";".to_string(),
             "DO $$ BEGIN PERFORM 1; END $$;".to_string(),
         ];
         assert_eq!(

@@ -117,9 +117,7 @@ fn parse_nodes(src: &str) -> Result<Vec<Node>, String> {
             let after = &body[close..];
             let (len, trim) = if after.starts_with("}}") {
                 (2, false)
-            } else if after.trim_start().starts_with("-}}")
-                && after.starts_with(char::is_whitespace)
-            {
+            } else if after.trim_start().starts_with("-}}") && after.starts_with(char::is_whitespace) {
                 (after.len() - after.trim_start().len() + 3, true)
             } else {
                 return Err("comment must end with */}}".into());
@@ -173,9 +171,7 @@ fn parse_pipeline(lexer: &mut Lexer, nested: bool) -> Result<(Pipeline, Token), 
             }
             Token::Ident(name) => {
                 if !FUNCTIONS.contains(&name.as_str()) {
-                    return Err(format!(
-                        "function {name:?} not defined (or not supported by Warden)"
-                    ));
+                    return Err(format!("function {name:?} not defined (or not supported by Warden)"));
                 }
                 command.push(Arg::Func(name));
             }
@@ -232,10 +228,7 @@ impl Lexer<'_> {
                 '.' => {
                     let len = word_len(&trimmed[1..]);
                     if len == 0 {
-                        return Err(
-                            "the data '.' itself is not supported; use .DisplayName or .RoleName"
-                                .into(),
-                        );
+                        return Err("the data '.' itself is not supported; use .DisplayName or .RoleName".into());
                     }
                     (len + 1, Token::Field(trimmed[1..len + 1].to_string()))
                 }
@@ -252,8 +245,7 @@ impl Lexer<'_> {
                     let len = word_len(trimmed);
                     let word = &trimmed[..len];
                     if [
-                        "if", "else", "end", "range", "with", "define", "template", "block",
-                        "break", "continue",
+                        "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
                     ]
                     .contains(&word)
                     {
@@ -271,8 +263,7 @@ impl Lexer<'_> {
 }
 
 fn word_len(s: &str) -> usize {
-    s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(s.len())
+    s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len())
 }
 
 /// A Go interpreted string literal: its length in the source and its value.
@@ -296,11 +287,7 @@ fn quoted(s: &str) -> Result<(usize, Token), String> {
     Err("unterminated quoted string".into())
 }
 
-fn eval_pipeline(
-    pipeline: &Pipeline,
-    data: &UsernameMetadata,
-    env: &mut dyn Env,
-) -> Result<Value, String> {
+fn eval_pipeline(pipeline: &Pipeline, data: &UsernameMetadata, env: &mut dyn Env) -> Result<Value, String> {
     let mut piped = None;
     for command in pipeline {
         piped = Some(eval_command(command, piped, data, env)?);
@@ -378,9 +365,7 @@ fn call(name: &str, args: Vec<Value>, env: &mut dyn Env) -> Result<Value, String
         ("truncate", [n, s]) => {
             let n = int(n)?;
             if n <= 0 {
-                return Err(format!(
-                    "error calling truncate: max length must be > 0 but was {n}"
-                ));
+                return Err(format!("error calling truncate: max length must be > 0 but was {n}"));
             }
             text(prefix(string(s)?, n as usize).to_string())
         }
@@ -455,11 +440,7 @@ fn printf(format: &str, args: &[Value]) -> Result<String, String> {
         let number = |chars: &mut std::iter::Peekable<std::str::Chars>| {
             let mut n = None;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                n = Some(
-                    n.unwrap_or(0usize)
-                        .saturating_mul(10)
-                        .saturating_add(d as usize),
-                );
+                n = Some(n.unwrap_or(0usize).saturating_mul(10).saturating_add(d as usize));
                 chars.next();
             }
             n
@@ -555,12 +536,7 @@ mod tests {
         assert_eq!(random.len(), 20);
         assert!(random.chars().all(|c| c.is_ascii_alphanumeric()));
 
-        let long = render(
-            POSTGRES_DEFAULT,
-            "a-very-long-display-name",
-            "a-very-long-role",
-        )
-        .expect("render");
+        let long = render(POSTGRES_DEFAULT, "a-very-long-display-name", "a-very-long-role").expect("render");
         assert!(long.starts_with("v-a-very-l-a-very-l-"), "{long}");
         assert!(long.len() <= 63);
         let cut = render(
@@ -591,25 +567,13 @@ mod tests {
             r(r#"{{timestamp "2006-01-02T15:04:05Z07:00"}}"#).as_deref(),
             Ok("2026-11-25T14:03:11Z")
         );
-        assert_eq!(
-            r("{{uuid}}").as_deref(),
-            Ok("01020304-0506-0708-090a-0b0c0d0e0f10")
-        );
-        assert_eq!(
-            r("{{ .DisplayName | base64 }}").as_deref(),
-            Ok("QWxpY2UuU21pdGg=")
-        );
+        assert_eq!(r("{{uuid}}").as_deref(), Ok("01020304-0506-0708-090a-0b0c0d0e0f10"));
+        assert_eq!(r("{{ .DisplayName | base64 }}").as_deref(), Ok("QWxpY2UuU21pdGg="));
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b""), "");
         assert_eq!(r("{{ .RoleName | sha256 }}").map(|s| s.len()), Ok(64));
-        assert_eq!(
-            r("{{ .DisplayName | truncate_sha256 10 }}").map(|s| s.len()),
-            Ok(10)
-        );
-        assert_eq!(
-            r("{{ .RoleName | truncate_sha256 20 }}").as_deref(),
-            Ok("Read-Only")
-        );
+        assert_eq!(r("{{ .DisplayName | truncate_sha256 10 }}").map(|s| s.len()), Ok(10));
+        assert_eq!(r("{{ .RoleName | truncate_sha256 20 }}").as_deref(), Ok("Read-Only"));
         assert_eq!(r("{{random 0}}").as_deref(), Ok(""));
     }
 
@@ -650,14 +614,9 @@ mod tests {
     fn errors_are_clear() {
         let err = |src: &str| render(src, "dn", "rn").expect_err(src);
         assert!(err("{{ if .RoleName }}x{{ end }}").contains("\"if\" action is not supported"));
-        assert!(
-            err("{{ len .RoleName }}")
-                .starts_with("unable to parse template: function \"len\" not defined")
-        );
+        assert!(err("{{ len .RoleName }}").starts_with("unable to parse template: function \"len\" not defined"));
         assert!(err("{{ $x := 1 }}").contains("variables"));
-        assert!(
-            err("{{ .Name }}").starts_with("unable to apply template: can't evaluate field Name")
-        );
+        assert!(err("{{ .Name }}").starts_with("unable to apply template: can't evaluate field Name"));
         assert!(err("{{ . }}").contains("not supported"));
         assert!(err("{{ .RoleName").contains("unclosed action"));
         assert!(err("{{ (random 3 }}").contains("unclosed '('"));
@@ -673,13 +632,7 @@ mod tests {
 
     #[test]
     fn truncation_keeps_utf8_valid() {
-        assert_eq!(
-            render("{{ .DisplayName | truncate 2 }}", "é", "").as_deref(),
-            Ok("é")
-        );
-        assert_eq!(
-            render("{{ .DisplayName | truncate 1 }}", "é", "").as_deref(),
-            Ok("")
-        );
+        assert_eq!(render("{{ .DisplayName | truncate 2 }}", "é", "").as_deref(), Ok("é"));
+        assert_eq!(render("{{ .DisplayName | truncate 1 }}", "é", "").as_deref(), Ok(""));
     }
 }

@@ -33,11 +33,7 @@ impl Guest for Hostile {
         Ok(())
     }
 
-    fn delete_user(
-        _config: String,
-        _username: String,
-        _statements: Vec<String>,
-    ) -> Result<(), Error> {
+    fn delete_user(_config: String, _username: String, _statements: Vec<String>) -> Result<(), Error> {
         Ok(())
     }
 

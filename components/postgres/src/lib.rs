@@ -127,40 +127,25 @@ fn update_user(cfg: &SqlConfig, request: &UpdateUserRequest) -> Result<(), Error
         if change.new_password.is_empty() {
             errors.push(Error::BadParameter("missing password".into()));
         } else {
-            let vars = [
-                ("name", name),
-                ("username", name),
-                ("password", &change.new_password),
-            ];
+            let vars = [("name", name), ("username", name), ("password", &change.new_password)];
             errors.extend(run(&conn, &change.statements, DEFAULT_CHANGE_PASSWORD, &vars).err());
         }
     }
     if let Some(change) = &request.expiration {
         let expiration = format_time(EXPIRATION_LAYOUT, change.new_expiration, 0);
-        let vars = [
-            ("name", name),
-            ("username", name),
-            ("expiration", &expiration),
-        ];
+        let vars = [("name", name), ("username", name), ("expiration", &expiration)];
         errors.extend(run(&conn, &change.statements, DEFAULT_CHANGE_EXPIRATION, &vars).err());
     }
     let mut errors = errors.into_iter();
     match (errors.next(), errors.next()) {
         (None, _) => Ok(()),
         (Some(e), None) => Err(e),
-        (Some(first), Some(second)) => {
-            Err(map_message(first, |m| format!("{m}; {}", message(&second))))
-        }
+        (Some(first), Some(second)) => Err(map_message(first, |m| format!("{m}; {}", message(&second)))),
     }
 }
 
 /// Runs the given statements, or `default` when there are none, atomically.
-fn run(
-    conn: &Connection,
-    statements: &[String],
-    default: &str,
-    vars: &[(&str, &str)],
-) -> Result<(), Error> {
+fn run(conn: &Connection, statements: &[String], default: &str, vars: &[(&str, &str)]) -> Result<(), Error> {
     let statements = if statements.is_empty() {
         prepare(&[default.to_string()], vars, false)
     } else {
@@ -177,8 +162,7 @@ fn delete_user(cfg: &SqlConfig, username: &str, statements: &[String]) -> Result
         return default_revocation(&conn, username);
     }
     let vars = [("name", username), ("username", username)];
-    conn.execute(&prepare(statements, &vars, false), true)
-        .map(drop)
+    conn.execute(&prepare(statements, &vars, false), true).map(drop)
 }
 
 /// Vault's default revocation: nothing to do if the role is gone; otherwise
@@ -214,10 +198,7 @@ fn default_revocation(conn: &Connection, username: &str) -> Result<(), Error> {
     revocations.push(format!("REVOKE USAGE ON SCHEMA public FROM {user}"));
     let database = conn.query("SELECT current_database()::text", &[])?;
     if let Some(database) = database.into_iter().find_map(first_column) {
-        revocations.push(format!(
-            "REVOKE CONNECT ON DATABASE {} FROM {user}",
-            quote(&database)
-        ));
+        revocations.push(format!("REVOKE CONNECT ON DATABASE {} FROM {user}", quote(&database)));
     }
     let mut last_error = None;
     for revocation in revocations {
@@ -228,8 +209,7 @@ fn default_revocation(conn: &Connection, username: &str) -> Result<(), Error> {
     if let Some(e) = last_error {
         return Err(context("could not perform all revocation statements", e));
     }
-    conn.execute(&[format!("DROP ROLE IF EXISTS {user}")], false)
-        .map(drop)
+    conn.execute(&[format!("DROP ROLE IF EXISTS {user}")], false).map(drop)
 }
 
 fn first_column(row: Vec<Option<String>>) -> Option<String> {

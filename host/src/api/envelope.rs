@@ -23,7 +23,11 @@ pub fn render(resp: Logical, request_id: &str) -> Response {
     body.insert("wrap_info".into(), Value::Null);
     body.insert(
         "warnings".into(),
-        if resp.warnings.is_empty() { Value::Null } else { json!(resp.warnings) },
+        if resp.warnings.is_empty() {
+            Value::Null
+        } else {
+            json!(resp.warnings)
+        },
     );
     body.insert("auth".into(), Value::Null);
     Json(Value::Object(body)).into_response()

@@ -31,7 +31,11 @@ async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, serve(&core, &method, &uri, &headers, &body, &request_id)).await;
+        let result = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            serve(&core, &method, &uri, &headers, &body, &request_id),
+        )
+        .await;
         let mut resp = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => e.into_response(),
@@ -79,7 +83,9 @@ async fn serve(
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath);
     };
-    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned();
     if path == "sys/health" {
         return Ok(envelope::health(core));
     }
@@ -94,7 +100,12 @@ async fn serve(
             Err(e) => return Err(Error::bad(format!("failed to parse JSON input: {e}"))),
         }
     };
-    let req = Request { operation: op, path, data, display_name: "token".into() };
+    let req = Request {
+        operation: op,
+        path,
+        data,
+        display_name: "token".into(),
+    };
     let reply = core.handle(&req).await;
     Ok(match reply {
         Ok(Some(resp)) if !resp.is_empty() => envelope::render(resp, request_id),

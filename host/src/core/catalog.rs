@@ -15,7 +15,12 @@ static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
 
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
-    runtime.register(PASSWORD_GENERATOR, PluginKind::Generator, true, Arc::from(PASSWORD_WASM));
+    runtime.register(
+        PASSWORD_GENERATOR,
+        PluginKind::Generator,
+        true,
+        Arc::from(PASSWORD_WASM),
+    );
 }
 
 /// Register every `*.wasm` file of `dir` as a database plugin.
@@ -26,7 +31,9 @@ pub fn register_dir(runtime: &Runtime, dir: &Path) -> anyhow::Result<Vec<String>
         if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
             continue;
         }
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         let wasm = std::fs::read(&path)?;
         runtime.register(name, PluginKind::Database, false, Arc::from(wasm));
         names.push(name.to_string());

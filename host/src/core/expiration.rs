@@ -54,7 +54,11 @@ pub struct Expiration {
 
 impl Expiration {
     pub fn new(storage: View) -> Self {
-        Expiration { storage, queue: Mutex::new(Queue::default()), wake: Notify::new() }
+        Expiration {
+            storage,
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+        }
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -167,7 +171,11 @@ impl Expiration {
 pub fn new_lease_id(path: &str) -> String {
     use rand::Rng;
     use rand::distr::Alphanumeric;
-    let suffix: String = rand::rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+    let suffix: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
     format!("{path}/{suffix}")
 }
 

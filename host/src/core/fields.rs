@@ -38,7 +38,9 @@ pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
         }
         let value: f64 = rest[..num_end].parse().map_err(|_| invalid())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -97,7 +99,10 @@ pub fn boolean(data: &Map<String, Value>, field: &str) -> Result<Option<bool>> {
 pub fn integer(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     match data.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| convert_err(field, "expected an integer")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| convert_err(field, "expected an integer")),
         Some(Value::String(s)) => s
             .trim()
             .parse::<i64>()
@@ -112,7 +117,11 @@ pub fn comma_list(data: &Map<String, Value>, field: &str) -> Result<Option<Vec<S
     match data.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(
-            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
         )),
         Some(Value::Array(items)) => items
             .iter()
@@ -169,7 +178,10 @@ mod tests {
         assert_eq!(parse_duration("2d"), Ok(172800));
         assert_eq!(parse_duration("1500ms"), Ok(1));
         assert_eq!(parse_duration("1x"), Err("time: invalid duration \"1x\"".into()));
-        assert_eq!(parse_duration("banana"), Err("time: invalid duration \"banana\"".into()));
+        assert_eq!(
+            parse_duration("banana"),
+            Err("time: invalid duration \"banana\"".into())
+        );
         assert!(parse_duration("h").is_err());
     }
 

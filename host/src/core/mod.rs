@@ -73,7 +73,9 @@ impl Core {
         if let Some(rest) = req.path.strip_prefix("sys/") {
             return system::handle(self, rest, req).await;
         }
-        let mount = self.mount_for(&req.path).ok_or_else(|| Error::NoRoute(req.path.clone()))?;
+        let mount = self
+            .mount_for(&req.path)
+            .ok_or_else(|| Error::NoRoute(req.path.clone()))?;
         let inner = Request {
             operation: req.operation,
             path: req.path[mount.path().len().min(req.path.len())..].to_string(),
@@ -103,7 +105,11 @@ impl Core {
                 }
                 return Err(e);
             }
-            resp.lease = Some(LeaseInfo { lease_id: entry.lease_id, lease_duration: secret.ttl, renewable: secret.renewable });
+            resp.lease = Some(LeaseInfo {
+                lease_id: entry.lease_id,
+                lease_duration: secret.ttl,
+                renewable: secret.renewable,
+            });
         }
         Ok(Some(resp))
     }
@@ -138,12 +144,18 @@ impl Core {
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };
         let storage = View::new(self.storage.clone(), format!("logical/{}/", record.uuid));
-        Ok(MountEntry { record, storage, engine })
+        Ok(MountEntry {
+            record,
+            storage,
+            engine,
+        })
     }
 
     async fn persist_mounts(&self) -> Result<()> {
         let records: Vec<MountRecord> = self.mounts().iter().map(|m| m.record.clone()).collect();
-        View::new(self.storage.clone(), "").put_json(mounts::TABLE_KEY, &records).await?;
+        View::new(self.storage.clone(), "")
+            .put_json(mounts::TABLE_KEY, &records)
+            .await?;
         Ok(())
     }
 
@@ -153,7 +165,10 @@ impl Core {
         }
         {
             let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(m) = mounts.iter().find(|m| m.path().starts_with(&record.path) || record.path.starts_with(m.path())) {
+            if let Some(m) = mounts
+                .iter()
+                .find(|m| m.path().starts_with(&record.path) || record.path.starts_with(m.path()))
+            {
                 return Err(Error::bad(format!("path is already in use at {}", m.path())));
             }
         }
@@ -164,8 +179,15 @@ impl Core {
 
     /// Replace a mount's record (tune), keeping its engine and data.
     pub async fn update_mount(&self, record: MountRecord) -> Result<()> {
-        let old = self.mount_for(&record.path).filter(|m| m.path() == record.path).ok_or(Error::NotFound)?;
-        self.insert_mount(MountEntry { record, storage: old.storage.clone(), engine: old.engine.clone() });
+        let old = self
+            .mount_for(&record.path)
+            .filter(|m| m.path() == record.path)
+            .ok_or(Error::NotFound)?;
+        self.insert_mount(MountEntry {
+            record,
+            storage: old.storage.clone(),
+            engine: old.engine.clone(),
+        });
         self.persist_mounts().await
     }
 
@@ -230,13 +252,21 @@ impl Core {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(Error::bad(format!("{} of {total} leases could not be revoked: {}", failed.len(), failed.join("; "))))
+            Err(Error::bad(format!(
+                "{} of {total} leases could not be revoked: {}",
+                failed.len(),
+                failed.join("; ")
+            )))
         }
     }
 
     /// Renew a lease by `increment` seconds (0: the role's default).
     pub async fn renew_lease(&self, lease_id: &str, increment: i64) -> Result<(LeaseEntry, i64, Vec<String>)> {
-        let mut lease = self.expiration.get(lease_id).await?.ok_or_else(|| Error::bad("lease not found"))?;
+        let mut lease = self
+            .expiration
+            .get(lease_id)
+            .await?
+            .ok_or_else(|| Error::bad("lease not found"))?;
         if !lease.renewable {
             return Err(Error::bad("lease is not renewable"));
         }
@@ -274,7 +304,9 @@ async fn expiry_loop(core: Arc<Core>) {
     let limit = Arc::new(tokio::sync::Semaphore::new(REVOKE_CONCURRENCY));
     loop {
         let id = core.expiration.next_due().await;
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
         let core = core.clone();
         tokio::spawn(async move {
             if let Err(e) = core.revoke_lease(&id).await {

@@ -46,5 +46,7 @@ pub fn normalize_path(path: &str) -> String {
 
 /// Paths Warden keeps for itself.
 pub fn is_reserved(path: &str) -> bool {
-    ["sys/", "auth/", "cubbyhole/", "identity/"].iter().any(|r| path.starts_with(r) || r.starts_with(path))
+    ["sys/", "auth/", "cubbyhole/", "identity/"]
+        .iter()
+        .any(|r| path.starts_with(r) || r.starts_with(path))
 }

@@ -84,11 +84,17 @@ fn list_mounts(core: &Core) -> Response {
         }),
     );
     // Vault also copies the mounts to the top level of the body.
-    Response { top_level: Some(data.clone()), ..Response::data(Value::Object(data)) }
+    Response {
+        top_level: Some(data.clone()),
+        ..Response::data(Value::Object(data))
+    }
 }
 
 fn mount_info_response(core: &Core, path: &str) -> Result<Response> {
-    let m = core.mount_for(path).filter(|m| m.path() == path).ok_or(Error::NotFound)?;
+    let m = core
+        .mount_for(path)
+        .filter(|m| m.path() == path)
+        .ok_or(Error::NotFound)?;
     Ok(Response::data(mount_json(&m.record)))
 }
 
@@ -139,7 +145,9 @@ fn check_ttls(default: i64, max: i64) -> Result<()> {
 
 async fn tune(core: &Core, path: &str, req: &Request) -> Reply {
     let m = core.mount_for(path).filter(|m| m.path() == path).ok_or_else(|| {
-        Error::bad(format!("cannot fetch mount configuration for {path:?}: no mount at this path"))
+        Error::bad(format!(
+            "cannot fetch mount configuration for {path:?}: no mount at this path"
+        ))
     })?;
     match req.operation {
         Operation::Read => {
@@ -151,7 +159,10 @@ async fn tune(core: &Core, path: &str, req: &Request) -> Reply {
                 "force_no_cache": false,
             });
             let top = data.as_object().cloned();
-            Ok(Some(Response { top_level: top, ..Response::data(data) }))
+            Ok(Some(Response {
+                top_level: top,
+                ..Response::data(data)
+            }))
         }
         Operation::Update => {
             let mut record = m.record.clone();
@@ -193,7 +204,11 @@ async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
     };
     match (verb, req.operation) {
         ("lookup", Operation::List) => {
-            let prefix = if arg.is_empty() { String::new() } else { format!("{}/", arg.trim_end_matches('/')) };
+            let prefix = if arg.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", arg.trim_end_matches('/'))
+            };
             let keys = core.expiration.list(&prefix).await?;
             if keys.is_empty() {
                 return Err(Error::NotFound);
@@ -202,7 +217,11 @@ async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
         }
         ("lookup", Operation::Update) => {
             let id = lease_id(req, arg)?;
-            let lease = core.expiration.get(&id).await?.ok_or_else(super::expiration::invalid_lease)?;
+            let lease = core
+                .expiration
+                .get(&id)
+                .await?
+                .ok_or_else(super::expiration::invalid_lease)?;
             Ok(Some(Response::data(json!({
                 "id": lease.lease_id,
                 "issue_time": time(lease.issue_time),
@@ -248,7 +267,12 @@ async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
 }
 
 fn catalog(core: &Core) -> Response {
-    let plugins: Vec<_> = core.runtime.plugins().into_iter().filter(|p| p.kind == PluginKind::Database).collect();
+    let plugins: Vec<_> = core
+        .runtime
+        .plugins()
+        .into_iter()
+        .filter(|p| p.kind == PluginKind::Database)
+        .collect();
     let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
     let details: Vec<Value> = plugins
         .iter()

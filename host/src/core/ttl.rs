@@ -28,8 +28,16 @@ pub fn calculate(
     now: DateTime<Utc>,
 ) -> Granted {
     let mount_max = if mount_max > 0 { mount_max } else { SYSTEM_DEFAULT_TTL };
-    let mount_default = if mount_default > 0 { mount_default.min(mount_max) } else { SYSTEM_DEFAULT_TTL.min(mount_max) };
-    let max = if role_max > 0 { role_max.min(mount_max) } else { mount_max };
+    let mount_default = if mount_default > 0 {
+        mount_default.min(mount_max)
+    } else {
+        SYSTEM_DEFAULT_TTL.min(mount_max)
+    };
+    let max = if role_max > 0 {
+        role_max.min(mount_max)
+    } else {
+        mount_max
+    };
     let mut ttl = if requested > 0 {
         requested
     } else if role_default > 0 {

@@ -28,7 +28,11 @@ pub struct Grant {
 impl Grant {
     /// No storage and no network: for pure functions such as generators.
     pub fn none(component: &str) -> Self {
-        Grant { component: component.to_string(), storage: None, sql: None }
+        Grant {
+            component: component.to_string(),
+            storage: None,
+            sql: None,
+        }
     }
 }
 
@@ -46,7 +50,10 @@ impl CallState {
             // Deliberately empty: no preopens, no sockets, no env, no args.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).trap_on_grow_failure(true).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
             grant,
         }
     }
@@ -54,7 +61,10 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

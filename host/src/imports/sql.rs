@@ -102,7 +102,11 @@ fn host_port(url: &str) -> Option<(String, u16)> {
 
 /// Remove a URL (which holds a password) from an error text.
 fn scrub(msg: &str, url: &str) -> String {
-    if url.is_empty() { msg.to_string() } else { msg.replace(url, "<connection url>") }
+    if url.is_empty() {
+        msg.to_string()
+    } else {
+        msg.replace(url, "<connection url>")
+    }
 }
 
 fn sql_error(e: sqlx::Error) -> Error {
@@ -135,7 +139,8 @@ impl Host for CallState {}
 impl HostConnection for CallState {
     async fn open(&mut self, url: String, options: PoolOptions) -> Result<Resource<Connection>, Error> {
         let grant = self.grant.sql.as_ref().ok_or_else(|| denied("database"))?;
-        let target = host_port(&url).ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
+        let target =
+            host_port(&url).ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
         if target != grant.target {
             return Err(Error::NotPermitted(format!(
                 "{}:{} is not the host this connection is configured for",
@@ -153,13 +158,20 @@ impl HostConnection for CallState {
         // refused connection until its acquire timeout, and a verify should
         // report the database's own error at once.
         let pool = self.pool(&conn)?;
-        let mut c = sqlx::PgConnection::connect_with(&pool.connect_options()).await.map_err(sql_error)?;
+        let mut c = sqlx::PgConnection::connect_with(&pool.connect_options())
+            .await
+            .map_err(sql_error)?;
         let pinged = c.ping().await.map_err(sql_error);
         let _ = c.close().await;
         pinged
     }
 
-    async fn execute(&mut self, conn: Resource<Connection>, statements: Vec<String>, atomic: bool) -> Result<u64, Error> {
+    async fn execute(
+        &mut self,
+        conn: Resource<Connection>,
+        statements: Vec<String>,
+        atomic: bool,
+    ) -> Result<u64, Error> {
         let pool = self.pool(&conn)?;
         // Simple-query protocol: DDL takes no parameters, and a statement
         // used once gains nothing from being prepared. PostgreSQL runs the
@@ -168,10 +180,18 @@ impl HostConnection for CallState {
         let mut affected = 0;
         if atomic {
             let joined = statements.join(";\n");
-            affected += sqlx::raw_sql(&joined).execute(&pool).await.map_err(sql_error)?.rows_affected();
+            affected += sqlx::raw_sql(&joined)
+                .execute(&pool)
+                .await
+                .map_err(sql_error)?
+                .rows_affected();
         } else {
             for s in &statements {
-                affected += sqlx::raw_sql(s).execute(&pool).await.map_err(sql_error)?.rows_affected();
+                affected += sqlx::raw_sql(s)
+                    .execute(&pool)
+                    .await
+                    .map_err(sql_error)?
+                    .rows_affected();
             }
         }
         Ok(affected)
@@ -226,7 +246,9 @@ fn row_as_text(row: &PgRow) -> Result<Vec<Option<String>>, Error> {
             if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
                 return Ok(v.map(|f| f.to_string()));
             }
-            Err(Error::QueryFailed(format!("column {i} is not text: cast it with ::text")))
+            Err(Error::QueryFailed(format!(
+                "column {i} is not text: cast it with ::text"
+            )))
         })
         .collect()
 }
@@ -238,8 +260,12 @@ mod tests {
     #[test]
     fn grant_names_the_templates_host_and_port() {
         let pools = Arc::new(SqlPools::default());
-        let g = SqlGrant::for_template(pools.clone(), "s".into(), "postgresql://{{username}}:{{password}}@127.0.0.1:5433/db")
-            .unwrap();
+        let g = SqlGrant::for_template(
+            pools.clone(),
+            "s".into(),
+            "postgresql://{{username}}:{{password}}@127.0.0.1:5433/db",
+        )
+        .unwrap();
         assert_eq!(g.target, ("127.0.0.1".to_string(), 5433));
         let g = SqlGrant::for_template(pools, "s".into(), "postgres://u:p@DB.example/x").unwrap();
         assert_eq!(g.target, ("db.example".to_string(), 5432));

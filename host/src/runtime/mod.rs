@@ -142,11 +142,21 @@ impl Runtime {
     }
 
     pub fn plugin(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.plugins.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {
-        let mut all: Vec<_> = self.plugins.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut all: Vec<_> = self
+            .plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
@@ -187,7 +197,8 @@ impl Runtime {
                     .map_err(|e| self.trap(plugin, format!("cannot link: {e:#}")))?;
                 let prepared = match plugin.kind {
                     PluginKind::Database => Prepared::Driver(
-                        DatabaseDriverPre::new(pre).map_err(|e| self.trap(plugin, format!("not a database driver: {e:#}")))?,
+                        DatabaseDriverPre::new(pre)
+                            .map_err(|e| self.trap(plugin, format!("not a database driver: {e:#}")))?,
                     ),
                     PluginKind::Generator => Prepared::Generator(
                         CredentialGeneratorPre::new(pre)
@@ -200,7 +211,10 @@ impl Runtime {
     }
 
     fn trap(&self, plugin: &Plugin, reason: String) -> PluginError {
-        PluginError::Trap { plugin: plugin.name.clone(), reason }
+        PluginError::Trap {
+            plugin: plugin.name.clone(),
+            reason,
+        }
     }
 
     fn new_store(&self, grant: Grant) -> Store<CallState> {
@@ -227,17 +241,32 @@ impl Runtime {
         let Prepared::Driver(pre) = self.prepare(&plugin).await? else {
             return Err(PluginError::NotFound(name.to_string()));
         };
-        let permit = self.slots.clone().acquire_owned().await.map_err(|e| self.trap(&plugin, e.to_string()))?;
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| self.trap(&plugin, e.to_string()))?;
         let mut store = self.new_store(grant);
         let bindings = pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
-        Ok(DriverCall { plugin, store, bindings, timeout: self.call_timeout, _permit: permit })
+        Ok(DriverCall {
+            plugin,
+            store,
+            bindings,
+            timeout: self.call_timeout,
+            _permit: permit,
+        })
     }
 
     /// Run a credential generator once.
-    pub async fn generate(&self, name: &str, config: &[(String, String)]) -> Result<Vec<(String, String)>, PluginError> {
+    pub async fn generate(
+        &self,
+        name: &str,
+        config: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, PluginError> {
         let plugin = self
             .plugin(name)
             .filter(|p| p.kind == PluginKind::Generator)
@@ -245,14 +274,21 @@ impl Runtime {
         let Prepared::Generator(pre) = self.prepare(&plugin).await? else {
             return Err(PluginError::NotFound(name.to_string()));
         };
-        let _permit = self.slots.clone().acquire_owned().await.map_err(|e| self.trap(&plugin, e.to_string()))?;
+        let _permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| self.trap(&plugin, e.to_string()))?;
         let mut store = self.new_store(Grant::none(&plugin.name));
         let bindings: CredentialGenerator = pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
         let call = bindings.warden_plugin_generator().call_generate(&mut store, config);
-        finish(&plugin, self.call_timeout, call).await?.map_err(PluginError::Driver)
+        finish(&plugin, self.call_timeout, call)
+            .await?
+            .map_err(PluginError::Driver)
     }
 }
 
@@ -263,11 +299,17 @@ async fn finish<T>(
     call: impl Future<Output = wasmtime::Result<T>>,
 ) -> Result<T, PluginError> {
     match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(PluginError::Timeout { plugin: plugin.name.clone(), secs: timeout.as_secs() }),
+        Err(_) => Err(PluginError::Timeout {
+            plugin: plugin.name.clone(),
+            secs: timeout.as_secs(),
+        }),
         Ok(Err(e)) => {
             let reason = match e.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::Interrupt) => {
-                    return Err(PluginError::Timeout { plugin: plugin.name.clone(), secs: timeout.as_secs() });
+                    return Err(PluginError::Timeout {
+                        plugin: plugin.name.clone(),
+                        secs: timeout.as_secs(),
+                    });
                 }
                 Some(trap) => trap.to_string(),
                 // The root cause ("forcing trap when growing memory ...")
@@ -275,7 +317,10 @@ async fn finish<T>(
                 // 500 response.
                 None => e.root_cause().to_string(),
             };
-            Err(PluginError::Trap { plugin: plugin.name.clone(), reason })
+            Err(PluginError::Trap {
+                plugin: plugin.name.clone(),
+                reason,
+            })
         }
         Ok(Ok(v)) => Ok(v),
     }
@@ -292,25 +337,39 @@ pub struct DriverCall {
 
 impl DriverCall {
     pub async fn initialize(&mut self, config: &str, verify: bool) -> Result<String, PluginError> {
-        let call = self.bindings.warden_plugin_database().call_initialize(&mut self.store, config, verify);
+        let call = self
+            .bindings
+            .warden_plugin_database()
+            .call_initialize(&mut self.store, config, verify);
         Ok(finish(&self.plugin, self.timeout, call).await??)
     }
 
     pub async fn new_user(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
-        let call = self.bindings.warden_plugin_database().call_new_user(&mut self.store, config, req);
+        let call = self
+            .bindings
+            .warden_plugin_database()
+            .call_new_user(&mut self.store, config, req);
         Ok(finish(&self.plugin, self.timeout, call).await??)
     }
 
     pub async fn update_user(&mut self, config: &str, req: &db::UpdateUserRequest) -> Result<(), PluginError> {
-        let call = self.bindings.warden_plugin_database().call_update_user(&mut self.store, config, req);
-        Ok(finish(&self.plugin, self.timeout, call).await??)
-    }
-
-    pub async fn delete_user(&mut self, config: &str, username: &str, statements: &[String]) -> Result<(), PluginError> {
         let call = self
             .bindings
             .warden_plugin_database()
-            .call_delete_user(&mut self.store, config, username, statements);
+            .call_update_user(&mut self.store, config, req);
+        Ok(finish(&self.plugin, self.timeout, call).await??)
+    }
+
+    pub async fn delete_user(
+        &mut self,
+        config: &str,
+        username: &str,
+        statements: &[String],
+    ) -> Result<(), PluginError> {
+        let call =
+            self.bindings
+                .warden_plugin_database()
+                .call_delete_user(&mut self.store, config, username, statements);
         Ok(finish(&self.plugin, self.timeout, call).await??)
     }
 }

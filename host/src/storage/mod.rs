@@ -97,8 +97,7 @@ impl View {
 
     /// Encode and write a JSON value.
     pub async fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| StorageError::Backend(format!("encoding {key:?}: {e}")))?;
+        let bytes = serde_json::to_vec(value).map_err(|e| StorageError::Backend(format!("encoding {key:?}: {e}")))?;
         self.put(key, &bytes).await
     }
 }

@@ -37,13 +37,20 @@ impl DatabaseEngine {
     /// A driver instance for one operation on the connection `name`, allowed
     /// to reach only the database that connection names.
     async fn driver(&self, mount: &MountEntry, name: &str, config: &DbConfig) -> Result<DriverCall> {
-        let url = config.connection_details.get("connection_url").and_then(|v| v.as_str()).unwrap_or("");
+        let url = config
+            .connection_details
+            .get("connection_url")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let grant = Grant {
             component: config.plugin_name.clone(),
             storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
             sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
         };
-        self.runtime.driver(&config.plugin_name, grant).await.map_err(plugin_error)
+        self.runtime
+            .driver(&config.plugin_name, grant)
+            .await
+            .map_err(plugin_error)
     }
 
     async fn config(&self, mount: &MountEntry, name: &str) -> Result<DbConfig> {

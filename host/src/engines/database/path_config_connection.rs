@@ -90,7 +90,9 @@ pub async fn handle(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req
     }
     match req.operation {
         Operation::Read => {
-            let Some(config) = load(mount, name).await? else { return Ok(None) };
+            let Some(config) = load(mount, name).await? else {
+                return Ok(None);
+            };
             let mut details = config.connection_details.clone();
             for secret in SECRET_DETAILS {
                 details.remove(*secret);
@@ -124,7 +126,10 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
         .ok_or_else(|| Error::bad("empty plugin name"))?;
     let verify_connection = fields::boolean(d, "verify_connection")?.unwrap_or(true);
     // On update, details not given keep their stored values (as Vault does).
-    let mut details = existing.as_ref().map(|c| c.connection_details.clone()).unwrap_or_default();
+    let mut details = existing
+        .as_ref()
+        .map(|c| c.connection_details.clone())
+        .unwrap_or_default();
     for (k, v) in d {
         if !OWN_FIELDS.contains(&k.as_str()) {
             details.insert(k.clone(), v.clone());

@@ -36,7 +36,10 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
     let expiration = Utc::now() + chrono::Duration::seconds(granted.ttl);
 
     let request = db::NewUserRequest {
-        username_config: db::UsernameMetadata { display_name: req.display_name.clone(), role_name: name.to_string() },
+        username_config: db::UsernameMetadata {
+            display_name: req.display_name.clone(),
+            role_name: name.to_string(),
+        },
         username_template: config
             .connection_details
             .get("username_template")
@@ -69,9 +72,15 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
 
 async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
     if !policy.is_empty() {
-        return Err(Error::internal(format!("password policy {policy:?} cannot be used: password policies are not supported yet")));
+        return Err(Error::internal(format!(
+            "password policy {policy:?} cannot be used: password policies are not supported yet"
+        )));
     }
-    let out = engine.runtime.generate(PASSWORD_GENERATOR, &[]).await.map_err(plugin_error)?;
+    let out = engine
+        .runtime
+        .generate(PASSWORD_GENERATOR, &[])
+        .await
+        .map_err(plugin_error)?;
     out.into_iter()
         .find(|(k, _)| k == "password")
         .map(|(_, v)| v)

@@ -19,7 +19,11 @@ struct Issued<'a> {
 fn issued(lease: &LeaseEntry) -> Result<Issued<'_>> {
     let get = |k: &str| lease.internal.get(k).and_then(|v| v.as_str());
     match (get("username"), get("role"), get("db_name")) {
-        (Some(username), Some(role), Some(db_name)) => Ok(Issued { username, role, db_name }),
+        (Some(username), Some(role), Some(db_name)) => Ok(Issued {
+            username,
+            role,
+            db_name,
+        }),
         _ => Err(Error::internal("lease is missing its internal data")),
     }
 }
@@ -27,26 +31,51 @@ fn issued(lease: &LeaseEntry) -> Result<Issued<'_>> {
 pub async fn lease_ttls(mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls> {
     let i = issued(lease)?;
     let role = path_roles::load(mount, i.role).await?;
-    Ok(role.map(|r| LeaseTtls { default_ttl: r.default_ttl, max_ttl: r.max_ttl }).unwrap_or_default())
+    Ok(role
+        .map(|r| LeaseTtls {
+            default_ttl: r.default_ttl,
+            max_ttl: r.max_ttl,
+        })
+        .unwrap_or_default())
 }
 
-pub async fn renew(engine: &DatabaseEngine, mount: &MountEntry, lease: &LeaseEntry, expires: DateTime<Utc>) -> Result<()> {
+pub async fn renew(
+    engine: &DatabaseEngine,
+    mount: &MountEntry,
+    lease: &LeaseEntry,
+    expires: DateTime<Utc>,
+) -> Result<()> {
     let i = issued(lease)?;
-    let statements = path_roles::load(mount, i.role).await?.map(|r| r.renew_statements).unwrap_or_default();
+    let statements = path_roles::load(mount, i.role)
+        .await?
+        .map(|r| r.renew_statements)
+        .unwrap_or_default();
     let config = engine.config(mount, i.db_name).await?;
     let request = db::UpdateUserRequest {
         username: i.username.to_string(),
         password: None,
-        expiration: Some(db::ChangeExpiration { new_expiration: expires.timestamp(), statements }),
+        expiration: Some(db::ChangeExpiration {
+            new_expiration: expires.timestamp(),
+            statements,
+        }),
     };
     let mut driver = engine.driver(mount, i.db_name, &config).await?;
-    driver.update_user(&config.details_json(), &request).await.map_err(plugin_error)
+    driver
+        .update_user(&config.details_json(), &request)
+        .await
+        .map_err(plugin_error)
 }
 
 pub async fn revoke(engine: &DatabaseEngine, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
     let i = issued(lease)?;
-    let statements = path_roles::load(mount, i.role).await?.map(|r| r.revocation_statements).unwrap_or_default();
+    let statements = path_roles::load(mount, i.role)
+        .await?
+        .map(|r| r.revocation_statements)
+        .unwrap_or_default();
     let config = engine.config(mount, i.db_name).await?;
     let mut driver = engine.driver(mount, i.db_name, &config).await?;
-    driver.delete_user(&config.details_json(), i.username, &statements).await.map_err(plugin_error)
+    driver
+        .delete_user(&config.details_json(), i.username, &statements)
+        .await
+        .map_err(plugin_error)
 }

@@ -1,0 +1,395 @@
+//! creds_bench: dynamic PostgreSQL credentials per second through Warden,
+//! against the same CREATE ROLE statements sent straight to PostgreSQL.
+//!
+//! Usage: creds_bench [N=2000] [CLIENTS=8]
+//!
+//! Uses `WARDEN_TEST_PG_URL` when set, else a throwaway PostgreSQL cluster;
+//! starts `warden server -dev` (`WARDEN_BIN`, else target/release/warden).
+//! Prints labelled result lines; see docs/testing.md.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use warden_tests::fixtures::postgres_config;
+use warden_tests::util::random_alnum;
+use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres, WardenServer};
+
+const ROLE: &str = "bench";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = match args.next() {
+        Some(a) => a.parse().context("N must be a number")?,
+        None => 2000,
+    };
+    let clients: usize = match args.next() {
+        Some(a) => a.parse().context("CLIENTS must be a number")?,
+        None => 8,
+    };
+    if n == 0 || clients == 0 {
+        bail!("usage: creds_bench [N>0] [CLIENTS>0]");
+    }
+
+    let pg = tokio::task::spawn_blocking(TestPostgres::from_env).await??;
+    let scratch = pg.scratch("bench").await?;
+    let server = WardenServer::start().await?;
+    let pid = server.pid().context("server has no pid")?;
+    let client = server.client();
+    println!(
+        "creds_bench: N={n} clients={clients} postgres={}:{} ({}) warden={} pid={pid}",
+        pg.host(),
+        pg.port(),
+        if pg.is_throwaway() {
+            "throwaway"
+        } else {
+            "WARDEN_TEST_PG_URL"
+        },
+        server.addr()
+    );
+
+    setup(&client, &scratch, clients).await?;
+    // Warm-up: pools open, component instances created, caches filled.
+    let warmup = n.clamp(1, 20);
+    run_warden(&client, warmup, 1).await?;
+
+    let seq = run_warden(&client, n, 1).await?;
+    seq.print("warden sequential (1 client)", "creds");
+
+    let cpu_before = cpu_ticks(pid)?;
+    let conc = run_warden(&client, n, clients).await?;
+    let cpu_after = cpu_ticks(pid)?;
+    conc.print(&format!("warden concurrent ({clients} clients)"), "creds");
+
+    let direct_names_1 = names(n);
+    let direct_1 = run_direct(&scratch, &direct_names_1, 1).await?;
+    direct_1.print("direct sqlx (1 session)", "CREATE ROLE");
+    let direct_names_c = names(n);
+    let direct_c = run_direct(&scratch, &direct_names_c, clients).await?;
+    direct_c.print(&format!("direct sqlx ({clients} sessions)"), "CREATE ROLE");
+
+    let ticks = cpu_after.saturating_sub(cpu_before);
+    let cpu_ms = ticks as f64 * 1000.0 / CLK_TCK;
+    println!(
+        "warden server CPU: {:.3} ms/cred (utime+stime {} ticks = {cpu_ms:.0} ms over {n} creds, {clients} clients)",
+        cpu_ms / n as f64,
+        ticks
+    );
+    if let Some(rss) = rss_kib(pid) {
+        println!("warden server RSS: {} MiB after the runs", rss / 1024);
+    }
+    println!(
+        "ratio warden {clients} clients / direct {clients} sessions: {:.3} ({:.1} vs {:.1} per s)",
+        conc.rate() / direct_c.rate(),
+        conc.rate(),
+        direct_c.rate()
+    );
+    println!(
+        "ratio warden 1 client / direct 1 session: {:.3} ({:.1} vs {:.1} per s)",
+        seq.rate() / direct_1.rate(),
+        seq.rate(),
+        direct_1.rate()
+    );
+
+    // Clean up: Warden's leases through Warden, the direct roles directly.
+    let started = Instant::now();
+    let (status, body) = client
+        .req("PUT", &format!("/v1/sys/leases/revoke-prefix/db/creds/{ROLE}"), None)
+        .await?;
+    let total = warmup + 2 * n;
+    let revoke_failure = if status == 204 {
+        println!(
+            "cleanup: revoke-prefix of {total} leases in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        None
+    } else {
+        let shown: String = body.to_string().chars().take(800).collect();
+        let failure = format!(
+            "PUT sys/leases/revoke-prefix/db/creds/{ROLE} ({total} leases): expected 204, got {status} {shown}"
+        );
+        println!("cleanup: FAILED {failure}");
+        Some(failure)
+    };
+    let started = Instant::now();
+    let mut all = direct_names_1;
+    all.extend(direct_names_c);
+    drop_direct(&scratch, &all, clients).await?;
+    println!(
+        "cleanup: dropped {} direct roles in {:.2} s",
+        all.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let left = scratch.roles_like("v-%").await?;
+    if !left.is_empty() {
+        println!("cleanup: WARNING {} roles named v-% remain", left.len());
+    }
+    drop(server);
+    tokio::task::spawn_blocking(move || drop(pg)).await?;
+    match revoke_failure {
+        Some(failure) => bail!(failure),
+        None => Ok(()),
+    }
+}
+
+async fn setup(client: &Client, scratch: &Scratch, clients: usize) -> Result<()> {
+    client
+        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+        .await?;
+    let mut config = postgres_config(scratch, &[ROLE]);
+    config["max_open_connections"] = json!(clients);
+    config["max_idle_connections"] = json!(clients);
+    client.expect("POST", "/v1/db/config/pg", Some(config), 204).await?;
+    client
+        .expect(
+            "POST",
+            &format!("/v1/db/roles/{ROLE}"),
+            Some(json!({
+                "db_name": "pg",
+                "creation_statements": [CREATE_ROLE],
+                "default_ttl": "1h",
+                "max_ttl": "24h",
+            })),
+            204,
+        )
+        .await?;
+    Ok(())
+}
+
+struct Run {
+    count: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let idx = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[idx]
+    }
+
+    fn print(&self, label: &str, unit: &str) {
+        println!(
+            "{label}: {} {unit} in {:.2} s = {:.1}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.count,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            ms(self.percentile(0.50)),
+            ms(self.percentile(0.99)),
+            ms(self.latencies.last().copied().unwrap_or_default())
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `n` GET db/creds/bench requests spread over `clients` concurrent workers.
+async fn run_warden(client: &Client, n: usize, clients: usize) -> Result<Run> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let path = format!("/v1/db/creds/{ROLE}");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let client = client.clone();
+        let next = next.clone();
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let t = Instant::now();
+                let (status, body) = client.req("GET", &path, None).await?;
+                if status != 200 {
+                    bail!("GET {path}: expected 200, got {status} {body}");
+                }
+                latencies.push(t.elapsed());
+            }
+            Ok(latencies)
+        }));
+    }
+    collect(tasks, n, started).await
+}
+
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>,
+    n: usize,
+    started: Instant,
+) -> Result<Run> {
+    let mut latencies = Vec::with_capacity(n);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Ok(Run {
+        count: latencies.len(),
+        elapsed,
+        latencies,
+    })
+}
+
+/// Role names shaped like Warden's: v-<who>-<role>-<20 random>-<unix time>.
+fn names(n: usize) -> Vec<String> {
+    let now = unix_now();
+    (0..n)
+        .map(|_| format!("v-direct-{ROLE}-{}-{now}", random_alnum(20)))
+        .collect()
+}
+
+/// The same CREATE ROLE as the Warden role, as raw SQL (simple query
+/// protocol, no prepared statement), over `sessions` connections.
+async fn run_direct(scratch: &Scratch, names: &[String], sessions: usize) -> Result<Run> {
+    let expiration = format_utc(unix_now() + 3600);
+    let next = Arc::new(AtomicUsize::new(0));
+    let names = Arc::new(names.to_vec());
+    let mut conns = Vec::new();
+    for _ in 0..sessions {
+        conns.push(admin_connection(scratch).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let next = next.clone();
+        let names = names.clone();
+        let expiration = expiration.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let sql = format!(
+                    "CREATE ROLE \"{name}\" WITH LOGIN PASSWORD '{}' VALID UNTIL '{expiration}';",
+                    random_alnum(20)
+                );
+                let t = Instant::now();
+                exec_raw(&mut conn, sql).await?;
+                latencies.push(t.elapsed());
+            }
+            conn.close().await.ok();
+            Ok(latencies)
+        }));
+    }
+    collect(tasks, names.len(), started).await
+}
+
+async fn drop_direct(scratch: &Scratch, names: &[String], sessions: usize) -> Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let names = Arc::new(names.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let mut conn = admin_connection(scratch).await?;
+        let next = next.clone();
+        let names = names.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                exec_raw(&mut conn, format!("DROP ROLE IF EXISTS \"{name}\";")).await?;
+            }
+            conn.close().await.ok();
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// One raw (simple-protocol) statement. A named function returning a boxed
+/// Send future sidesteps sqlx's higher-ranked `Executor` bound inside spawn.
+fn exec_raw(
+    conn: &mut PgConnection,
+    sql: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>> {
+    Box::pin(async move {
+        use sqlx::Executor;
+        conn.execute(sqlx::raw_sql(&sql)).await?;
+        Ok(())
+    })
+}
+
+async fn admin_connection(scratch: &Scratch) -> Result<PgConnection> {
+    scratch
+        .connect_as(&scratch.admin_user, &scratch.admin_password)
+        .await
+        .context("connect as the scratch admin")
+}
+
+/// Linux's USER_HZ; 100 on every architecture Warden runs on.
+const CLK_TCK: f64 = 100.0;
+
+/// utime + stime of a process in clock ticks, from /proc/<pid>/stat.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    // Fields after "(comm)": state is field 3; utime and stime are 14 and 15.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD HH:MM:SS+00` for Unix seconds (as Vault renders {{expiration}}).
+fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}+00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_utc;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00+00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00+00");
+        assert_eq!(format_utc(1_795_339_408), "2026-11-22 09:23:28+00");
+    }
+}

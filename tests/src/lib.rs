@@ -1,0 +1,15 @@
+//! Harness for Warden's end-to-end tests: a real PostgreSQL
+//! ([`TestPostgres`], [`Scratch`]), the real `warden` server as a process
+//! ([`WardenServer`]), a small Vault HTTP client ([`Client`]) and the common
+//! set-up of a database mount ([`DbEnv`]). See docs/testing.md.
+
+pub mod client;
+pub mod fixtures;
+pub mod postgres;
+pub mod server;
+pub mod util;
+
+pub use client::Client;
+pub use fixtures::{CREATE_ROLE, Creds, DbEnv, check_error, errors_of, eventually, keys_of};
+pub use postgres::{Scratch, TestPostgres};
+pub use server::{ServerOptions, WardenServer, warden_bin};

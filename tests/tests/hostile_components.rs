@@ -1,0 +1,162 @@
+//! A hostile database driver (a component that loops forever, traps, or
+//! allocates without bound) fails only its own request: the server keeps
+//! answering, and the PostgreSQL driver on the same mount keeps issuing
+//! credentials, even while the hostile call is running.
+//!
+//! The driver is the components workspace's `hostile_driver.wasm`
+//! (`WARDEN_COMPONENT_HOSTILE_WASM`), dropped into the server's
+//! `-dev-plugin-dir` as `hostile-database-plugin.wasm`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use sqlx::Connection;
+use warden_tests::util::{TempDir, target_dir};
+use warden_tests::{DbEnv, ServerOptions, check_error};
+
+/// The server's deadline of one plugin call in these tests (its default is
+/// 30 s; shorter keeps the test quick, the mechanism is the same).
+const PLUGIN_TIMEOUT: &str = "10s";
+/// A hostile call must fail within this.
+const HOSTILE_DEADLINE: Duration = Duration::from_secs(30);
+/// A normal call made while a hostile one runs must finish within this.
+const PROMPT: Duration = Duration::from_secs(5);
+
+fn hostile_wasm() -> PathBuf {
+    match std::env::var_os("WARDEN_COMPONENT_HOSTILE_WASM") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => target_dir().join("wasm/wasm32-wasip2/release/hostile_driver.wasm"),
+    }
+}
+
+/// A server with `db/config/pg` (PostgreSQL, role `app`) and `db/config/h`
+/// (the hostile driver, roles `loop`, `trap`, `bomb`).
+async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
+    let wasm = hostile_wasm();
+    if !wasm.is_file() {
+        bail!(
+            "hostile test driver not found at {} (build the components, or set \
+             WARDEN_COMPONENT_HOSTILE_WASM)",
+            wasm.display()
+        );
+    }
+    let plugins = TempDir::new("warden-plugins")?;
+    std::fs::copy(&wasm, plugins.path().join("hostile-database-plugin.wasm"))
+        .with_context(|| format!("copy {}", wasm.display()))?;
+    let options = ServerOptions {
+        plugin_dir: Some(plugins.path().to_path_buf()),
+        extra_args: vec![format!("-plugin-timeout={PLUGIN_TIMEOUT}")],
+        ..ServerOptions::default()
+    };
+    let env = DbEnv::start_with(label, &["app"], options, json!({})).await?;
+    env.write_role("app", json!({})).await?;
+    env.client
+        .expect(
+            "POST",
+            "/v1/db/config/h",
+            Some(json!({
+                "plugin_name": "hostile-database-plugin",
+                "connection_url": "postgresql://127.0.0.1:1/x",
+                "verify_connection": false,
+                "allowed_roles": ["*"],
+            })),
+            204,
+        )
+        .await?;
+    for role in ["loop", "trap", "bomb"] {
+        env.client
+            .expect(
+                "POST",
+                &format!("/v1/db/roles/{role}"),
+                Some(json!({
+                    "db_name": "h",
+                    "creation_statements": ["SELECT 1;"],
+                    "default_ttl": "1h",
+                })),
+                204,
+            )
+            .await?;
+    }
+    Ok((env, plugins))
+}
+
+/// GET db/creds/<role> must fail with `{"errors": [...]}` within the deadline.
+async fn hostile_call_fails(env: &DbEnv, role: &str) -> Result<Duration> {
+    let started = Instant::now();
+    let path = format!("/v1/db/creds/{role}");
+    let got = tokio::time::timeout(HOSTILE_DEADLINE, env.client.get(&path))
+        .await
+        .with_context(|| format!("GET {path} did not answer within {}s", HOSTILE_DEADLINE.as_secs()))??;
+    check_error(&format!("GET {path} (hostile driver)"), &got, 0)?;
+    Ok(started.elapsed())
+}
+
+/// The server is healthy and the PostgreSQL driver issues a working login,
+/// all within [`PROMPT`].
+async fn still_serves(env: &DbEnv, when: &str) -> Result<()> {
+    let started = Instant::now();
+    let (status, body) = tokio::time::timeout(PROMPT, env.client.get("/v1/sys/health"))
+        .await
+        .with_context(|| format!("{when}: GET sys/health took over {PROMPT:?}"))??;
+    if status != 200 {
+        bail!("{when}: GET sys/health: expected 200, got {status} {body}");
+    }
+    let creds = tokio::time::timeout(PROMPT, env.creds("app"))
+        .await
+        .with_context(|| format!("{when}: GET db/creds/app took over {PROMPT:?}"))??;
+    let mut conn = env
+        .scratch
+        .connect_as(&creds.username, &creds.password)
+        .await
+        .with_context(|| format!("{when}: log in as {}", creds.username))?;
+    sqlx::query("SELECT 1").execute(&mut conn).await?;
+    conn.close().await?;
+    eprintln!("{when}: health and creds answered in {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_component_fails_only_its_own_request() -> Result<()> {
+    let (env, _plugins) = hostile_env("hloop").await?;
+    let client = env.client.clone();
+    let looping = tokio::spawn(async move { client.get("/v1/db/creds/loop").await });
+
+    // While the loop runs, the rest of the server answers promptly.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    still_serves(&env, "during the loop").await?;
+    if looping.is_finished() {
+        eprintln!("note: the loop request ended before the check ran; concurrency was not exercised");
+    }
+
+    let got = tokio::time::timeout(HOSTILE_DEADLINE, looping)
+        .await
+        .context("GET db/creds/loop did not answer within 30 s")???;
+    check_error("GET db/creds/loop (infinite loop)", &got, 0)?;
+    still_serves(&env, "after the loop").await?;
+    // And again: the driver's next call fails the same way, not by hanging.
+    hostile_call_fails(&env, "loop").await?;
+    still_serves(&env, "after the second loop").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_component_fails_only_its_own_request() -> Result<()> {
+    let (env, _plugins) = hostile_env("htrap").await?;
+    let took = hostile_call_fails(&env, "trap").await?;
+    eprintln!("trap failed in {took:?}");
+    still_serves(&env, "after the trap").await?;
+    hostile_call_fails(&env, "trap").await?;
+    still_serves(&env, "after the second trap").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_fails_only_its_own_request() -> Result<()> {
+    let (env, _plugins) = hostile_env("hbomb").await?;
+    let took = hostile_call_fails(&env, "bomb").await?;
+    eprintln!("bomb failed in {took:?}");
+    still_serves(&env, "after the bomb").await?;
+    Ok(())
+}

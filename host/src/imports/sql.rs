@@ -39,6 +39,10 @@ impl SqlPools {
         let mut pool = PgPoolOptions::new()
             .max_connections(max_open)
             .min_connections(0)
+            // sqlx pings a connection before every hand-out by default: a
+            // round trip per statement. A broken connection fails its
+            // statement instead, and the pool replaces it.
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT);
         if options.max_lifetime_seconds > 0 {
             pool = pool.max_lifetime(Duration::from_secs(options.max_lifetime_seconds));
@@ -129,6 +133,38 @@ fn sql_error(e: sqlx::Error) -> Error {
     }
 }
 
+/// Attempts at a statement that failed for a transient reason.
+const TRANSIENT_RETRIES: u32 = 6;
+
+/// Run one simple query, again when it lost a race with another
+/// transaction. Concurrent `REVOKE ... ON SCHEMA` of different roles update
+/// the same catalog row and one fails with "tuple concurrently updated";
+/// the failed statement changed nothing, so running it again is safe.
+async fn run(pool: &PgPool, sql: &str) -> Result<u64, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        match sqlx::raw_sql(sql).execute(pool).await {
+            Err(e) if attempt < TRANSIENT_RETRIES && is_transient(&e) => {
+                attempt += 1;
+                use rand::Rng;
+                let jitter = rand::rng().random_range(0..5u64 << attempt);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            r => return r.map(|r| r.rows_affected()),
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    match db.code().as_deref() {
+        // serialization_failure, deadlock_detected
+        Some("40001") | Some("40P01") => true,
+        Some("XX000") => db.message().contains("concurrently"),
+        _ => false,
+    }
+}
+
 /// A handle on a pool, as the component's `connection` resource.
 pub struct Connection {
     pool: PgPool,
@@ -179,19 +215,10 @@ impl HostConnection for CallState {
         // joining them is atomic and costs a single round trip.
         let mut affected = 0;
         if atomic {
-            let joined = statements.join(";\n");
-            affected += sqlx::raw_sql(&joined)
-                .execute(&pool)
-                .await
-                .map_err(sql_error)?
-                .rows_affected();
+            affected += run(&pool, &statements.join(";\n")).await.map_err(sql_error)?;
         } else {
             for s in &statements {
-                affected += sqlx::raw_sql(s)
-                    .execute(&pool)
-                    .await
-                    .map_err(sql_error)?
-                    .rows_affected();
+                affected += run(&pool, s).await.map_err(sql_error)?;
             }
         }
         Ok(affected)

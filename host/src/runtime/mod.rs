@@ -1,7 +1,10 @@
 //! The plugin runtime: one wasmtime engine, components compiled once (and
-//! cached on disk), pre-linked `InstancePre`s, and a fresh sandboxed instance
-//! from the pooling allocator for every call. A call gets a memory limit and
-//! a deadline; a trap, a runaway loop or a memory bomb fails that call only.
+//! cached on disk), pre-linked `InstancePre`s, and sandboxed instances from
+//! the pooling allocator. An instance serves one grant only (one mount's one
+//! connection, or a generator with no grant) and is kept for that grant's
+//! next call, so the hot path skips instantiation; an instance that trapped
+//! or timed out is thrown away. A call gets a memory limit and a deadline; a
+//! trap, a runaway loop or a memory bomb fails that call only.
 
 pub mod bindings;
 mod cache;
@@ -13,7 +16,7 @@ use bindings::{WitError, db};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
@@ -24,6 +27,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub const MEMORY_LIMIT: usize = 64 << 20;
 /// Instances alive at once across all mounts (the pooling allocator's size).
 const MAX_INSTANCES: u32 = 256;
+/// Idle instances kept for one grant.
+const MAX_IDLE_PER_GRANT: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -79,6 +84,9 @@ pub struct Runtime {
     /// Bounds instances alive at once to what the pool holds, so a burst
     /// waits instead of failing.
     slots: Arc<Semaphore>,
+    /// Idle instances by grant key, ready for the next call.
+    idle_drivers: std::sync::Mutex<HashMap<String, Vec<Instance<DatabaseDriver>>>>,
+    idle_generators: std::sync::Mutex<HashMap<String, Vec<Instance<CredentialGenerator>>>>,
     pub call_timeout: Duration,
 }
 
@@ -118,6 +126,8 @@ impl Runtime {
             cache: cache::DiskCache::default_location(),
             plugins: Default::default(),
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            idle_drivers: Default::default(),
+            idle_generators: Default::default(),
             call_timeout,
         }))
     }
@@ -220,76 +230,145 @@ impl Runtime {
     fn new_store(&self, grant: Grant) -> Store<CallState> {
         let mut store = Store::new(&self.engine, CallState::new(grant, MEMORY_LIMIT));
         store.limiter(|s| &mut s.limits);
-        let deadline = Instant::now() + self.call_timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        // Instantiation runs the component's start-up code: same deadline.
+        arm(&mut store, self.call_timeout);
         store
     }
 
-    /// A fresh driver instance for one call, confined to `grant`.
-    pub async fn driver(&self, name: &str, grant: Grant) -> Result<DriverCall, PluginError> {
+    /// A pooling-allocator slot for a new instance. When all are taken and
+    /// some are idle, one idle instance makes room.
+    async fn slot(&self, plugin: &Plugin) -> Result<OwnedSemaphorePermit, PluginError> {
+        loop {
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return Ok(permit);
+            }
+            if !self.evict_one() {
+                return self
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| self.trap(plugin, e.to_string()));
+            }
+        }
+    }
+
+    fn evict_one(&self) -> bool {
+        fn pop<B>(m: &std::sync::Mutex<HashMap<String, Vec<Instance<B>>>>) -> bool {
+            let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+            m.values_mut().any(|v| v.pop().is_some())
+        }
+        pop(&self.idle_drivers) || pop(&self.idle_generators)
+    }
+
+    /// Drop the idle instances of every grant whose key starts with
+    /// `prefix`: their connection settings changed or went away.
+    pub fn forget_grants(&self, prefix: &str) {
+        let mut m = self.idle_drivers.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|k, _| !k.starts_with(prefix));
+    }
+
+    fn take_idle<B>(map: &std::sync::Mutex<HashMap<String, Vec<Instance<B>>>>, key: &str) -> Option<Instance<B>> {
+        map.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()
+    }
+
+    fn put_idle<B>(map: &std::sync::Mutex<HashMap<String, Vec<Instance<B>>>>, key: String, instance: Instance<B>) {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = m.entry(key).or_default();
+        if idle.len() < MAX_IDLE_PER_GRANT {
+            idle.push(instance);
+        }
+    }
+
+    /// A driver instance for `grant`. `grant_key` names the grant: an idle
+    /// instance made for the same key is reused, so the key must change
+    /// whenever the grant would (mount, connection, target).
+    pub async fn driver(self: &Arc<Self>, name: &str, grant_key: &str, grant: Grant) -> Result<DriverCall, PluginError> {
         let plugin = self
             .plugin(name)
             .filter(|p| p.kind == PluginKind::Database)
             .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
-        let Prepared::Driver(pre) = self.prepare(&plugin).await? else {
-            return Err(PluginError::NotFound(name.to_string()));
+        let key = format!("{grant_key}\0{}\0{}", plugin.name, plugin.sha256);
+        let instance = match Self::take_idle(&self.idle_drivers, &key) {
+            Some(i) => i,
+            None => {
+                let Prepared::Driver(pre) = self.prepare(&plugin).await? else {
+                    return Err(PluginError::NotFound(name.to_string()));
+                };
+                let permit = self.slot(&plugin).await?;
+                let mut store = self.new_store(grant);
+                let bindings = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
+                Instance { store, bindings, _permit: permit }
+            }
         };
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| self.trap(&plugin, e.to_string()))?;
-        let mut store = self.new_store(grant);
-        let bindings = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
         Ok(DriverCall {
+            runtime: self.clone(),
             plugin,
-            store,
-            bindings,
-            timeout: self.call_timeout,
-            _permit: permit,
+            key,
+            instance: Some(instance),
+            healthy: true,
         })
     }
 
     /// Run a credential generator once.
-    pub async fn generate(
-        &self,
-        name: &str,
-        config: &[(String, String)],
-    ) -> Result<Vec<(String, String)>, PluginError> {
+    pub async fn generate(&self, name: &str, config: &[(String, String)]) -> Result<Vec<(String, String)>, PluginError> {
         let plugin = self
             .plugin(name)
             .filter(|p| p.kind == PluginKind::Generator)
             .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
-        let Prepared::Generator(pre) = self.prepare(&plugin).await? else {
-            return Err(PluginError::NotFound(name.to_string()));
+        let key = format!("{}\0{}", plugin.name, plugin.sha256);
+        let mut instance = match Self::take_idle(&self.idle_generators, &key) {
+            Some(i) => i,
+            None => {
+                let Prepared::Generator(pre) = self.prepare(&plugin).await? else {
+                    return Err(PluginError::NotFound(name.to_string()));
+                };
+                let permit = self.slot(&plugin).await?;
+                let mut store = self.new_store(Grant::none(&plugin.name));
+                let bindings = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
+                Instance { store, bindings, _permit: permit }
+            }
         };
-        let _permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| self.trap(&plugin, e.to_string()))?;
-        let mut store = self.new_store(Grant::none(&plugin.name));
-        let bindings: CredentialGenerator = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
-        let call = bindings.warden_plugin_generator().call_generate(&mut store, config);
-        finish(&plugin, self.call_timeout, call)
-            .await?
-            .map_err(PluginError::Driver)
+        instance.arm(self.call_timeout);
+        let call = instance.bindings.warden_plugin_generator().call_generate(&mut instance.store, config);
+        // On a trap or timeout the instance is dropped here, not reused.
+        let out = finish(&plugin, self.call_timeout, call).await?;
+        Self::put_idle(&self.idle_generators, key, instance);
+        out.map_err(PluginError::Driver)
     }
+}
+
+/// A live instance with its store and its pooling-allocator slot.
+struct Instance<B> {
+    store: Store<CallState>,
+    bindings: B,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<B> Instance<B> {
+    fn arm(&mut self, timeout: Duration) {
+        arm(&mut self.store, timeout);
+    }
+}
+
+/// Give the next call its own deadline: the running component yields at
+/// every epoch tick and is interrupted once the deadline has passed.
+fn arm(store: &mut Store<CallState>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
 }
 
 /// Wait for a component call under the deadline, and turn traps into errors.
@@ -326,50 +405,56 @@ async fn finish<T>(
     }
 }
 
-/// One instance of a database driver, used for one engine operation.
+/// A database driver instance lent to one engine operation; it goes back to
+/// the idle pool when dropped, unless a call trapped or timed out.
 pub struct DriverCall {
+    runtime: Arc<Runtime>,
     plugin: Arc<Plugin>,
-    store: Store<CallState>,
-    bindings: DatabaseDriver,
-    timeout: Duration,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    key: String,
+    instance: Option<Instance<DatabaseDriver>>,
+    healthy: bool,
+}
+
+impl Drop for DriverCall {
+    fn drop(&mut self) {
+        if let Some(instance) = self.instance.take().filter(|_| self.healthy) {
+            Runtime::put_idle(&self.runtime.idle_drivers, std::mem::take(&mut self.key), instance);
+        }
+    }
+}
+
+/// Run one export of the driver under the deadline. The instance counts as
+/// unhealthy until the call returns, so a cancelled or failed call is never
+/// reused.
+macro_rules! driver_call {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let timeout = $self.runtime.call_timeout;
+        let Some(instance) = $self.instance.as_mut() else {
+            return Err(PluginError::Driver("driver instance already discarded".into()));
+        };
+        instance.arm(timeout);
+        $self.healthy = false;
+        let call = instance.bindings.warden_plugin_database().$method(&mut instance.store, $($arg),*);
+        let out = finish(&$self.plugin, timeout, call).await?;
+        $self.healthy = true;
+        Ok(out?)
+    }};
 }
 
 impl DriverCall {
     pub async fn initialize(&mut self, config: &str, verify: bool) -> Result<String, PluginError> {
-        let call = self
-            .bindings
-            .warden_plugin_database()
-            .call_initialize(&mut self.store, config, verify);
-        Ok(finish(&self.plugin, self.timeout, call).await??)
+        driver_call!(self, call_initialize(config, verify))
     }
 
     pub async fn new_user(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
-        let call = self
-            .bindings
-            .warden_plugin_database()
-            .call_new_user(&mut self.store, config, req);
-        Ok(finish(&self.plugin, self.timeout, call).await??)
+        driver_call!(self, call_new_user(config, req))
     }
 
     pub async fn update_user(&mut self, config: &str, req: &db::UpdateUserRequest) -> Result<(), PluginError> {
-        let call = self
-            .bindings
-            .warden_plugin_database()
-            .call_update_user(&mut self.store, config, req);
-        Ok(finish(&self.plugin, self.timeout, call).await??)
+        driver_call!(self, call_update_user(config, req))
     }
 
-    pub async fn delete_user(
-        &mut self,
-        config: &str,
-        username: &str,
-        statements: &[String],
-    ) -> Result<(), PluginError> {
-        let call =
-            self.bindings
-                .warden_plugin_database()
-                .call_delete_user(&mut self.store, config, username, statements);
-        Ok(finish(&self.plugin, self.timeout, call).await??)
+    pub async fn delete_user(&mut self, config: &str, username: &str, statements: &[String]) -> Result<(), PluginError> {
+        driver_call!(self, call_delete_user(config, username, statements))
     }
 }

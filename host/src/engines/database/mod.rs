@@ -47,10 +47,22 @@ impl DatabaseEngine {
             storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
             sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
         };
+        // The grant key changes with everything the grant is made of, so an
+        // idle instance is reused only for the very same grant.
+        let target = grant.sql.as_ref().map(|g| format!("{}:{}", g.target.0, g.target.1)).unwrap_or_default();
+        let key = format!("{}\0{target}", Self::scope(mount, name));
         self.runtime
-            .driver(&config.plugin_name, grant)
+            .driver(&config.plugin_name, &key, grant)
             .await
             .map_err(plugin_error)
+    }
+
+    /// Close the pools and idle driver instances of a connection whose
+    /// settings changed or went away, so the next call starts afresh.
+    fn release(&self, mount: &MountEntry, name: &str) {
+        let scope = Self::scope(mount, name);
+        self.pools.close_scope(&scope);
+        self.runtime.forget_grants(&format!("{scope}\0"));
     }
 
     async fn config(&self, mount: &MountEntry, name: &str) -> Result<DbConfig> {
@@ -109,6 +121,8 @@ impl SecretsEngine for DatabaseEngine {
     }
 
     async fn unmount(&self, mount: &MountEntry) {
-        self.pools.close_prefix(&format!("{}/", mount.record.uuid));
+        let prefix = format!("{}/", mount.record.uuid);
+        self.pools.close_prefix(&prefix);
+        self.runtime.forget_grants(&prefix);
     }
 }

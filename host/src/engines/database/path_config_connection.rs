@@ -110,7 +110,7 @@ pub async fn handle(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req
         Operation::Update => write(engine, mount, name, req).await,
         Operation::Delete => {
             mount.storage.delete(&key(name)).await?;
-            engine.pools.close_scope(&DatabaseEngine::scope(mount, name));
+            engine.release(mount, name);
             Ok(None)
         }
         Operation::List => Err(Error::UnsupportedOperation),
@@ -159,7 +159,7 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
         .await
         .map_err(|e| created(plugin_error(e)))?;
     // The pools of the old settings must not serve the new ones.
-    engine.pools.close_scope(&DatabaseEngine::scope(mount, name));
+    engine.release(mount, name);
     mount.storage.put_json(&key(name), &config).await?;
     Ok(None)
 }

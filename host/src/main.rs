@@ -5,3 +5,8 @@ fn main() -> anyhow::Result<()> {
     let command = warden::cli::parse(&args)?;
     warden::server::run(command)
 }
+
+// A faster allocator than glibc's for the many small, short-lived
+// allocations of a request (measured: see bench/README in docs/testing.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

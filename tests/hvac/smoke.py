@@ -18,6 +18,7 @@ no longer exist when it ends), then exactly `N passed, M failed`. The exit
 status is 1 when any check failed.
 """
 
+import importlib.metadata
 import os
 import sys
 import traceback
@@ -85,7 +86,7 @@ def main():
     mount = os.environ.get("MOUNT", "database")
     prefix = f"{mount}/creds/app"
 
-    print(f"hvac {hvac.__version__} against {addr}, mount {mount}/", flush=True)
+    print(f"hvac {importlib.metadata.version('hvac')} against {addr}, mount {mount}/", flush=True)
     client = hvac.Client(url=addr, token=token, timeout=60)
     db = client.secrets.database
     issued = []  # usernames that must be gone at the end

@@ -12,7 +12,7 @@ use warden_tests::util::{target_dir, workspace_dir};
 use warden_tests::{TestPostgres, WardenServer};
 
 /// The hvac release the script is written against.
-const HVAC: &str = "hvac==2.4.0";
+const HVAC_VERSION: &str = "2.4.0";
 /// The Python that creates the virtualenv: `WARDEN_TEST_PYTHON`, else `python3`.
 const PYTHON_ENV: &str = "WARDEN_TEST_PYTHON";
 /// Where the script mounts the database engine (not `db/`, so the mount is
@@ -46,11 +46,17 @@ async fn hvac_drives_the_database_engine_end_to_end() -> Result<()> {
         .kill_on_drop(true);
     let output = tokio::time::timeout(SCRIPT_TIMEOUT, cmd.output())
         .await
-        .with_context(|| format!("{} did not finish within {}s", script.display(), SCRIPT_TIMEOUT.as_secs()))?
+        .with_context(|| {
+            format!(
+                "{} did not finish within {}s",
+                script.display(),
+                SCRIPT_TIMEOUT.as_secs()
+            )
+        })?
         .with_context(|| format!("run {} {}", python.display(), script.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let shown = shown(&output);
-    eprintln!("{shown}");
+    // Shown by libtest when the test fails (and always with --nocapture).
+    eprintln!("{}", shown(&output));
 
     let summary = stdout
         .lines()
@@ -58,25 +64,28 @@ async fn hvac_drives_the_database_engine_end_to_end() -> Result<()> {
         .find(|l| l.ends_with(" failed") && l.contains(" passed, "));
     assert!(
         output.status.success(),
-        "smoke.py exited with {} ({})\n{shown}",
+        "smoke.py exited with {} ({}); see the script's output above",
         output.status,
         summary.unwrap_or("no summary line")
     );
     assert!(
         summary.is_some_and(|s| s.ends_with(", 0 failed")),
-        "smoke.py exited 0 but its summary is {summary:?}\n{shown}"
+        "smoke.py exited 0 but its summary is {summary:?}; see the script's output above"
     );
 
     let gone: Vec<String> = stdout
         .lines()
         .find_map(|l| l.strip_prefix("GONE: "))
-        .with_context(|| format!("no GONE: line in the script's output\n{shown}"))?
+        .context("no GONE: line in the script's output (shown above)")?
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    assert!(!gone.is_empty(), "the GONE: line names no logins\n{shown}");
+    assert!(
+        !gone.is_empty(),
+        "the GONE: line names no logins; see the script's output above"
+    );
     let mut still_there = Vec::new();
     for name in &gone {
         if scratch.role_exists(name).await? {
@@ -85,40 +94,52 @@ async fn hvac_drives_the_database_engine_end_to_end() -> Result<()> {
     }
     assert!(
         still_there.is_empty(),
-        "logins revoked through hvac still exist in PostgreSQL: {still_there:?} (of {gone:?})\n{shown}"
+        "logins revoked through hvac still exist in PostgreSQL: {still_there:?} (of {gone:?}); see the script's output above"
     );
     Ok(())
 }
 
 /// `<target>/hvac-venv/bin/python`, with hvac importable: the virtualenv is
-/// created and hvac installed only when `import hvac` fails.
+/// (re)created and hvac installed only when that Python cannot import hvac
+/// [`HVAC_VERSION`].
 fn ensure_hvac_venv() -> Result<PathBuf> {
     let venv = target_dir().join("hvac-venv");
     let python = venv.join("bin").join("python");
-    if imports_hvac(&python) {
+    if has_hvac(&python) {
         return Ok(python);
     }
     let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_string());
-    run(Command::new(&base).args(["-m", "venv"]).arg(&venv))
-        .with_context(|| format!("create a virtualenv at {} (needs python3 with venv/ensurepip; on Debian the python3-venv package; or set {PYTHON_ENV})", venv.display()))?;
+    run(Command::new(&base).args(["-m", "venv", "--clear"]).arg(&venv)).with_context(|| {
+        format!(
+            "create a virtualenv at {} with {base} (needs venv and ensurepip: Debian's \
+             python3-venv package; or set {PYTHON_ENV} to another Python)",
+            venv.display()
+        )
+    })?;
+    let requirement = format!("hvac=={HVAC_VERSION}");
     run(Command::new(&python).args([
         "-m",
         "pip",
         "install",
         "-q",
         "--disable-pip-version-check",
-        HVAC,
+        &requirement,
     ]))
-    .with_context(|| format!("pip install {HVAC} into {}", venv.display()))?;
-    if !imports_hvac(&python) {
-        bail!("{} still cannot import hvac after pip install {HVAC}", python.display());
+    .with_context(|| format!("pip install {requirement} into {}", venv.display()))?;
+    if !has_hvac(&python) {
+        bail!(
+            "{} still cannot import hvac {HVAC_VERSION} after pip install",
+            python.display()
+        );
     }
     Ok(python)
 }
 
-fn imports_hvac(python: &Path) -> bool {
+/// Whether `python` imports hvac, in version [`HVAC_VERSION`].
+fn has_hvac(python: &Path) -> bool {
+    let probe = format!("import hvac, importlib.metadata as m; assert m.version('hvac') == '{HVAC_VERSION}'");
     Command::new(python)
-        .args(["-c", "import hvac"])
+        .args(["-c", &probe])
         .output()
         .is_ok_and(|o| o.status.success())
 }

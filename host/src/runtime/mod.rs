@@ -283,7 +283,12 @@ impl Runtime {
     /// A driver instance for `grant`. `grant_key` names the grant: an idle
     /// instance made for the same key is reused, so the key must change
     /// whenever the grant would (mount, connection, target).
-    pub async fn driver(self: &Arc<Self>, name: &str, grant_key: &str, grant: Grant) -> Result<DriverCall, PluginError> {
+    pub async fn driver(
+        self: &Arc<Self>,
+        name: &str,
+        grant_key: &str,
+        grant: Grant,
+    ) -> Result<DriverCall, PluginError> {
         let plugin = self
             .plugin(name)
             .filter(|p| p.kind == PluginKind::Database)
@@ -301,7 +306,11 @@ impl Runtime {
                     .instantiate_async(&mut store)
                     .await
                     .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
-                Instance { store, bindings, _permit: permit }
+                Instance {
+                    store,
+                    bindings,
+                    _permit: permit,
+                }
             }
         };
         Ok(DriverCall {
@@ -314,7 +323,11 @@ impl Runtime {
     }
 
     /// Run a credential generator once.
-    pub async fn generate(&self, name: &str, config: &[(String, String)]) -> Result<Vec<(String, String)>, PluginError> {
+    pub async fn generate(
+        &self,
+        name: &str,
+        config: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, PluginError> {
         let plugin = self
             .plugin(name)
             .filter(|p| p.kind == PluginKind::Generator)
@@ -332,11 +345,18 @@ impl Runtime {
                     .instantiate_async(&mut store)
                     .await
                     .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
-                Instance { store, bindings, _permit: permit }
+                Instance {
+                    store,
+                    bindings,
+                    _permit: permit,
+                }
             }
         };
         instance.arm(self.call_timeout);
-        let call = instance.bindings.warden_plugin_generator().call_generate(&mut instance.store, config);
+        let call = instance
+            .bindings
+            .warden_plugin_generator()
+            .call_generate(&mut instance.store, config);
         // On a trap or timeout the instance is dropped here, not reused.
         let out = finish(&plugin, self.call_timeout, call).await?;
         Self::put_idle(&self.idle_generators, key, instance);
@@ -454,7 +474,12 @@ impl DriverCall {
         driver_call!(self, call_update_user(config, req))
     }
 
-    pub async fn delete_user(&mut self, config: &str, username: &str, statements: &[String]) -> Result<(), PluginError> {
+    pub async fn delete_user(
+        &mut self,
+        config: &str,
+        username: &str,
+        statements: &[String],
+    ) -> Result<(), PluginError> {
         driver_call!(self, call_delete_user(config, username, statements))
     }
 }

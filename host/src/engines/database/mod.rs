@@ -49,7 +49,11 @@ impl DatabaseEngine {
         };
         // The grant key changes with everything the grant is made of, so an
         // idle instance is reused only for the very same grant.
-        let target = grant.sql.as_ref().map(|g| format!("{}:{}", g.target.0, g.target.1)).unwrap_or_default();
+        let target = grant
+            .sql
+            .as_ref()
+            .map(|g| format!("{}:{}", g.target.0, g.target.1))
+            .unwrap_or_default();
         let key = format!("{}\0{target}", Self::scope(mount, name));
         self.runtime
             .driver(&config.plugin_name, &key, grant)

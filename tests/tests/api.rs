@@ -231,3 +231,25 @@ async fn health_answers_without_a_token() -> Result<()> {
     assert_eq!(body["sealed"], json!(false), "{body}");
     Ok(())
 }
+
+#[tokio::test]
+async fn clients_can_check_their_token_and_the_seal_like_on_vault() -> Result<()> {
+    let server = WardenServer::start().await?;
+    let client = server.client();
+    let me = client.expect("GET", "/v1/auth/token/lookup-self", None, 200).await?;
+    assert_eq!(me["data"]["policies"], json!(["root"]), "{me}");
+    assert_eq!(me["data"]["id"], json!(server.root_token()), "{me}");
+    let denied = client
+        .with_token(Some("not-the-root-token"))
+        .req("GET", "/v1/auth/token/lookup-self", None)
+        .await?;
+    check_error("lookup-self with a wrong token", &denied, 403)?;
+
+    let anonymous = client.with_token(None);
+    let seal = anonymous.expect("GET", "/v1/sys/seal-status", None, 200).await?;
+    assert_eq!(seal["sealed"], json!(false), "{seal}");
+    assert_eq!(seal["initialized"], json!(true), "{seal}");
+    let init = anonymous.expect("GET", "/v1/sys/init", None, 200).await?;
+    assert_eq!(init, json!({"initialized": true}));
+    Ok(())
+}

@@ -48,3 +48,28 @@ pub fn health(core: &Core) -> Response {
     }))
     .into_response()
 }
+
+/// `sys/seal-status`: dev mode is always initialised and unsealed.
+pub fn seal_status(core: &Core) -> Response {
+    Json(json!({
+        "type": "shamir",
+        "initialized": true,
+        "sealed": false,
+        "t": 1,
+        "n": 1,
+        "progress": 0,
+        "nonce": "",
+        "version": env!("CARGO_PKG_VERSION"),
+        "build_date": "",
+        "migration": false,
+        "cluster_name": "warden-cluster",
+        "cluster_id": core.cluster_id,
+        "recovery_seal": false,
+        "storage_type": "inmem",
+    }))
+    .into_response()
+}
+
+pub fn init_status() -> Response {
+    Json(json!({ "initialized": true })).into_response()
+}

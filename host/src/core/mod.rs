@@ -7,6 +7,7 @@ pub mod expiration;
 pub mod fields;
 pub mod mounts;
 pub mod system;
+pub mod token;
 pub mod ttl;
 
 use crate::engines::SecretsEngine;
@@ -33,6 +34,7 @@ pub struct Core {
     /// Sorted longest path first, so the first match is the longest prefix.
     mounts: RwLock<Vec<Arc<MountEntry>>>,
     pub cluster_id: String,
+    pub started: chrono::DateTime<Utc>,
 }
 
 impl Core {
@@ -47,6 +49,7 @@ impl Core {
             root_token,
             mounts: RwLock::new(Vec::new()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
+            started: Utc::now(),
         });
         let table = View::new(core.storage.clone(), "");
         let records: Vec<MountRecord> = table.get_json(mounts::TABLE_KEY).await?.unwrap_or_default();
@@ -68,10 +71,13 @@ impl Core {
         }
     }
 
-    /// Route an authorized request.
-    pub async fn handle(&self, req: &Request) -> Reply {
+    /// Route a request made with an authorized `token`.
+    pub async fn handle(&self, req: &Request, token: &str) -> Reply {
         if let Some(rest) = req.path.strip_prefix("sys/") {
             return system::handle(self, rest, req).await;
+        }
+        if let Some(rest) = req.path.strip_prefix("auth/token/") {
+            return token::handle(self, rest, req, token).await;
         }
         let mount = self
             .mount_for(&req.path)

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod duration;
+pub mod memo;
 pub mod password;
 pub mod random;
 pub mod sql_config;

@@ -8,7 +8,9 @@ use exports::warden::plugin::database::{Credential, Guest, NewUserRequest, Updat
 use warden::plugin::sql::{Connection, PoolOptions};
 use warden::plugin::types::Error;
 use warden::plugin::{clock, crypto};
+use std::rc::Rc;
 use warden_driver_common::Env;
+use warden_driver_common::memo::Memo;
 use warden_driver_common::sql_config::SqlConfig;
 use warden_driver_common::statements::{prepare, quote_pg_identifier as quote};
 use warden_driver_common::template::{POSTGRES_DEFAULT, Template, UsernameMetadata};
@@ -216,8 +218,13 @@ fn first_column(row: Vec<Option<String>>) -> Option<String> {
     row.into_iter().next().flatten()
 }
 
-fn parse(config: &str) -> Result<SqlConfig, Error> {
-    SqlConfig::parse(config).map_err(Error::BadParameter)
+thread_local! {
+    static CONFIG: Memo<SqlConfig> = Memo::default();
+    static TEMPLATE: Memo<Template> = Memo::default();
+}
+
+fn parse(config: &str) -> Result<Rc<SqlConfig>, Error> {
+    CONFIG.with(|m| m.get_or_parse(config, SqlConfig::parse).map_err(Error::BadParameter))
 }
 
 fn pool(cfg: &SqlConfig) -> PoolOptions {
@@ -234,7 +241,7 @@ fn connect(cfg: &SqlConfig) -> Result<Connection, Error> {
 }
 
 fn username(template: &str, metadata: &UsernameMetadata) -> Result<String, String> {
-    Template::parse(template)?.render(metadata, &mut Host)
+    TEMPLATE.with(|m| m.get_or_parse(template, Template::parse))?.render(metadata, &mut Host)
 }
 
 /// The host's randomness, clock and hashing, for the shared logic.

@@ -42,6 +42,9 @@ pub struct CallState {
     table: ResourceTable,
     pub limits: StoreLimits,
     pub grant: Grant,
+    /// The pool this instance opened last, by URL: a reused instance opens
+    /// the same URL on every call, and this skips parsing and checking it.
+    last_pool: Option<(String, sqlx::PgPool)>,
 }
 
 impl CallState {
@@ -55,6 +58,7 @@ impl CallState {
                 .trap_on_grow_failure(true)
                 .build(),
             grant,
+            last_pool: None,
         }
     }
 }

@@ -174,16 +174,28 @@ impl Host for CallState {}
 
 impl HostConnection for CallState {
     async fn open(&mut self, url: String, options: PoolOptions) -> Result<Resource<Connection>, Error> {
-        let grant = self.grant.sql.as_ref().ok_or_else(|| denied("database"))?;
-        let target =
-            host_port(&url).ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
-        if target != grant.target {
-            return Err(Error::NotPermitted(format!(
-                "{}:{} is not the host this connection is configured for",
-                target.0, target.1
-            )));
-        }
-        let pool = grant.pools.get_or_open(&grant.scope, &url, &options)?;
+        let cached = self
+            .last_pool
+            .as_ref()
+            .filter(|(u, pool)| *u == url && !pool.is_closed())
+            .map(|(_, pool)| pool.clone());
+        let pool = match cached {
+            Some(pool) => pool,
+            None => {
+                let grant = self.grant.sql.as_ref().ok_or_else(|| denied("database"))?;
+                let target =
+                    host_port(&url).ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
+                if target != grant.target {
+                    return Err(Error::NotPermitted(format!(
+                        "{}:{} is not the host this connection is configured for",
+                        target.0, target.1
+                    )));
+                }
+                let pool = grant.pools.get_or_open(&grant.scope, &url, &options)?;
+                self.last_pool = Some((url, pool.clone()));
+                pool
+            }
+        };
         self.table
             .push(Connection { pool })
             .map_err(|e| Error::Other(format!("too many open handles: {e}")))

@@ -1,7 +1,11 @@
 //! creds_bench: dynamic PostgreSQL credentials per second through Warden,
 //! against the same CREATE ROLE statements sent straight to PostgreSQL.
 //!
-//! Usage: creds_bench [N=2000] [CLIENTS=8]
+//! Usage: creds_bench [N=2000] [CLIENTS=8] [ROUNDS=3]
+//!
+//! The concurrent comparison runs ROUNDS times, direct and Warden in turn,
+//! and reports medians: both share this machine's cores with PostgreSQL,
+//! and a single pair of runs swings by 10% from one run to the next.
 //!
 //! Uses `WARDEN_TEST_PG_URL` when set, else a throwaway PostgreSQL cluster;
 //! starts `warden server -dev` (`WARDEN_BIN`, else target/release/warden).
@@ -32,8 +36,12 @@ async fn main() -> Result<()> {
         Some(a) => a.parse().context("CLIENTS must be a number")?,
         None => 8,
     };
-    if n == 0 || clients == 0 {
-        bail!("usage: creds_bench [N>0] [CLIENTS>0]");
+    let rounds: usize = match args.next() {
+        Some(a) => a.parse().context("ROUNDS must be a number")?,
+        None => 3,
+    };
+    if n == 0 || clients == 0 || rounds == 0 {
+        bail!("usage: creds_bench [N>0] [CLIENTS>0] [ROUNDS>0]");
     }
 
     let pg = tokio::task::spawn_blocking(TestPostgres::from_env).await??;
@@ -60,34 +68,46 @@ async fn main() -> Result<()> {
 
     let seq = run_warden(&client, n, 1).await?;
     seq.print("warden sequential (1 client)", "creds");
-
-    let cpu_before = cpu_ticks(pid)?;
-    let conc = run_warden(&client, n, clients).await?;
-    let cpu_after = cpu_ticks(pid)?;
-    conc.print(&format!("warden concurrent ({clients} clients)"), "creds");
-
     let direct_names_1 = names(n);
     let direct_1 = run_direct(&scratch, &direct_names_1, 1).await?;
     direct_1.print("direct sqlx (1 session)", "CREATE ROLE");
-    let direct_names_c = names(n);
-    let direct_c = run_direct(&scratch, &direct_names_c, clients).await?;
-    direct_c.print(&format!("direct sqlx ({clients} sessions)"), "CREATE ROLE");
 
-    let ticks = cpu_after.saturating_sub(cpu_before);
+    let mut direct_names_c = Vec::new();
+    let mut ratios = Vec::new();
+    let mut warden_rates = Vec::new();
+    let mut direct_rates = Vec::new();
+    let mut cpu_ticks_total = 0;
+    for round in 1..=rounds {
+        let batch = names(n);
+        let direct = run_direct(&scratch, &batch, clients).await?;
+        direct_names_c.extend(batch);
+        direct.print(&format!("round {round}: direct sqlx ({clients} sessions)"), "CREATE ROLE");
+        let cpu_before = cpu_ticks(pid)?;
+        let conc = run_warden(&client, n, clients).await?;
+        cpu_ticks_total += cpu_ticks(pid)?.saturating_sub(cpu_before);
+        conc.print(&format!("round {round}: warden concurrent ({clients} clients)"), "creds");
+        ratios.push(conc.rate() / direct.rate());
+        warden_rates.push(conc.rate());
+        direct_rates.push(direct.rate());
+    }
+    let n_conc = n * rounds;
+    let ticks = cpu_ticks_total;
     let cpu_ms = ticks as f64 * 1000.0 / CLK_TCK;
     println!(
-        "warden server CPU: {:.3} ms/cred (utime+stime {} ticks = {cpu_ms:.0} ms over {n} creds, {clients} clients)",
-        cpu_ms / n as f64,
+        "warden server CPU: {:.3} ms/cred (utime+stime {} ticks = {cpu_ms:.0} ms over {n_conc} creds, {clients} clients)",
+        cpu_ms / n_conc as f64,
         ticks
     );
     if let Some(rss) = rss_kib(pid) {
         println!("warden server RSS: {} MiB after the runs", rss / 1024);
     }
     println!(
-        "ratio warden {clients} clients / direct {clients} sessions: {:.3} ({:.1} vs {:.1} per s)",
-        conc.rate() / direct_c.rate(),
-        conc.rate(),
-        direct_c.rate()
+        "ratio warden {clients} clients / direct {clients} sessions: median {:.3} over {rounds} rounds \
+         (per round {}; median rates {:.1} vs {:.1} per s)",
+        median(&ratios),
+        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
+        median(&warden_rates),
+        median(&direct_rates)
     );
     println!(
         "ratio warden 1 client / direct 1 session: {:.3} ({:.1} vs {:.1} per s)",
@@ -101,7 +121,7 @@ async fn main() -> Result<()> {
     let (status, body) = client
         .req("PUT", &format!("/v1/sys/leases/revoke-prefix/db/creds/{ROLE}"), None)
         .await?;
-    let total = warmup + 2 * n;
+    let total = warmup + n + n * rounds;
     let revoke_failure = if status == 204 {
         println!(
             "cleanup: revoke-prefix of {total} leases in {:.2} s",
@@ -159,6 +179,12 @@ async fn setup(client: &Client, scratch: &Scratch, clients: usize) -> Result<()>
         )
         .await?;
     Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 struct Run {

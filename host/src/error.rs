@@ -70,9 +70,6 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if self.status().is_server_error() {
-            tracing::warn!(error = %self, "request failed");
-        }
         let body = serde_json::json!({ "errors": self.messages() });
         (self.status(), axum::Json(body)).into_response()
     }

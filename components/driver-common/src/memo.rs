@@ -12,7 +12,9 @@ pub struct Memo<V> {
 
 impl<V> Default for Memo<V> {
     fn default() -> Self {
-        Memo { last: RefCell::new(None) }
+        Memo {
+            last: RefCell::new(None),
+        }
     }
 }
 
@@ -43,9 +45,9 @@ mod tests {
             calls += 1;
             Ok(k.len())
         };
-        assert_eq!(*memo.get_or_parse("abc", &mut parse).unwrap(), 3);
-        assert_eq!(*memo.get_or_parse("abc", &mut parse).unwrap(), 3);
-        assert_eq!(*memo.get_or_parse("abcd", &mut parse).unwrap(), 4);
+        assert_eq!(*memo.get_or_parse("abc", &mut parse).expect("parsed"), 3);
+        assert_eq!(*memo.get_or_parse("abc", &mut parse).expect("parsed"), 3);
+        assert_eq!(*memo.get_or_parse("abcd", &mut parse).expect("parsed"), 4);
         assert_eq!(calls, 2);
     }
 
@@ -53,6 +55,6 @@ mod tests {
     fn failures_are_not_remembered() {
         let memo: Memo<usize> = Memo::default();
         assert!(memo.get_or_parse("x", |_| Err::<usize, _>("bad")).is_err());
-        assert_eq!(*memo.get_or_parse("x", |k| Ok::<_, &str>(k.len())).unwrap(), 1);
+        assert_eq!(*memo.get_or_parse("x", |k| Ok::<_, &str>(k.len())).expect("parsed"), 1);
     }
 }

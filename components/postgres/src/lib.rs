@@ -5,10 +5,10 @@
 //! warden-driver-common; this crate wires it to the host's imports.
 
 use exports::warden::plugin::database::{Credential, Guest, NewUserRequest, UpdateUserRequest};
+use std::rc::Rc;
 use warden::plugin::sql::{Connection, PoolOptions};
 use warden::plugin::types::Error;
 use warden::plugin::{clock, crypto};
-use std::rc::Rc;
 use warden_driver_common::Env;
 use warden_driver_common::memo::Memo;
 use warden_driver_common::sql_config::SqlConfig;
@@ -241,7 +241,9 @@ fn connect(cfg: &SqlConfig) -> Result<Connection, Error> {
 }
 
 fn username(template: &str, metadata: &UsernameMetadata) -> Result<String, String> {
-    TEMPLATE.with(|m| m.get_or_parse(template, Template::parse))?.render(metadata, &mut Host)
+    TEMPLATE
+        .with(|m| m.get_or_parse(template, Template::parse))?
+        .render(metadata, &mut Host)
 }
 
 /// The host's randomness, clock and hashing, for the shared logic.

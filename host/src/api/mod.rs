@@ -117,6 +117,6 @@ async fn serve(
         // A read of nothing is a 404; a write with nothing to say is a 204.
         Ok(_) if op == Operation::Read || op == Operation::List => Error::NotFound.into_response(),
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => return Err(e),
     })
 }

@@ -183,8 +183,8 @@ impl HostConnection for CallState {
             Some(pool) => pool,
             None => {
                 let grant = self.grant.sql.as_ref().ok_or_else(|| denied("database"))?;
-                let target =
-                    host_port(&url).ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
+                let target = host_port(&url)
+                    .ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
                 if target != grant.target {
                     return Err(Error::NotPermitted(format!(
                         "{}:{} is not the host this connection is configured for",

@@ -81,11 +81,17 @@ async fn main() -> Result<()> {
         let batch = names(n);
         let direct = run_direct(&scratch, &batch, clients).await?;
         direct_names_c.extend(batch);
-        direct.print(&format!("round {round}: direct sqlx ({clients} sessions)"), "CREATE ROLE");
+        direct.print(
+            &format!("round {round}: direct sqlx ({clients} sessions)"),
+            "CREATE ROLE",
+        );
         let cpu_before = cpu_ticks(pid)?;
         let conc = run_warden(&client, n, clients).await?;
         cpu_ticks_total += cpu_ticks(pid)?.saturating_sub(cpu_before);
-        conc.print(&format!("round {round}: warden concurrent ({clients} clients)"), "creds");
+        conc.print(
+            &format!("round {round}: warden concurrent ({clients} clients)"),
+            "creds",
+        );
         ratios.push(conc.rate() / direct.rate());
         warden_rates.push(conc.rate());
         direct_rates.push(direct.rate());

@@ -77,6 +77,7 @@ async fn main() -> Result<()> {
     let mut warden_rates = Vec::new();
     let mut direct_rates = Vec::new();
     let mut cpu_ticks_total = 0;
+    let mut cpu_per_cred = Vec::new();
     for round in 1..=rounds {
         let batch = names(n);
         let direct = run_direct(&scratch, &batch, clients).await?;
@@ -87,7 +88,9 @@ async fn main() -> Result<()> {
         );
         let cpu_before = cpu_ticks(pid)?;
         let conc = run_warden(&client, n, clients).await?;
-        cpu_ticks_total += cpu_ticks(pid)?.saturating_sub(cpu_before);
+        let ticks = cpu_ticks(pid)?.saturating_sub(cpu_before);
+        cpu_ticks_total += ticks;
+        cpu_per_cred.push(ticks as f64 * 1000.0 / CLK_TCK / n as f64);
         conc.print(
             &format!("round {round}: warden concurrent ({clients} clients)"),
             "creds",
@@ -103,6 +106,15 @@ async fn main() -> Result<()> {
         "warden server CPU: {:.3} ms/cred (utime+stime {} ticks = {cpu_ms:.0} ms over {n_conc} creds, {clients} clients)",
         cpu_ms / n_conc as f64,
         ticks
+    );
+    println!(
+        "warden server CPU per round: median {:.3} ms/cred (per round {})",
+        median(&cpu_per_cred),
+        cpu_per_cred
+            .iter()
+            .map(|c| format!("{c:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if let Some(rss) = rss_kib(pid) {
         println!("warden server RSS: {} MiB after the runs", rss / 1024);

@@ -28,19 +28,34 @@ impl Guest for Password {
             None | Some("") => Policy::vault_default(length)?,
             Some(json) => Policy::parse(json, length)?,
         };
-        Ok(vec![("password".into(), policy.generate(&mut Host)?)])
+        Ok(vec![("password".into(), policy.generate(&mut Host::default())?)])
     }
 }
 
 export!(Password);
 
 /// The host's randomness for the shared logic (the clock and hashing are
-/// not used by password policies but complete the interface).
-struct Host;
+/// not used by password policies but complete the interface). Bytes are
+/// fetched in blocks: a policy is met by rejection, so Vault's default
+/// rules take about four candidates, and one host call serves them all.
+/// The buffer lives for one `generate` call only.
+#[derive(Default)]
+struct Host {
+    buffer: Vec<u8>,
+}
+
+/// Random bytes fetched from the host at a time.
+const RANDOM_BLOCK: usize = 256;
 
 impl Env for Host {
     fn random_bytes(&mut self, len: usize) -> Vec<u8> {
-        crypto::random_bytes(u32::try_from(len).unwrap_or(u32::MAX))
+        if self.buffer.len() < len {
+            let want = len.max(RANDOM_BLOCK) - self.buffer.len();
+            self.buffer
+                .extend(crypto::random_bytes(u32::try_from(want).unwrap_or(u32::MAX)));
+        }
+        let rest = self.buffer.split_off(len.min(self.buffer.len()));
+        std::mem::replace(&mut self.buffer, rest)
     }
     fn now(&self) -> (i64, u32) {
         clock::now()

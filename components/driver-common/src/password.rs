@@ -19,6 +19,8 @@ const MAX_TRIES: usize = 10_000;
 pub struct Policy {
     length: usize,
     rules: Vec<Rule>,
+    /// The union of the rules' charsets, sorted, computed once.
+    alphabet: Vec<char>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +38,7 @@ impl Policy {
         };
         Policy {
             length,
+            alphabet: Vec::new(),
             rules: vec![
                 rule("abcdefghijklmnopqrstuvwxyz"),
                 rule("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
@@ -85,11 +88,16 @@ impl Policy {
                 }
             }
         }
-        Policy { length, rules }.validated()
+        Policy {
+            length,
+            rules,
+            alphabet: Vec::new(),
+        }
+        .validated()
     }
 
     /// Vault's checks on a policy, so a bad one fails before generating.
-    fn validated(self) -> Result<Policy, String> {
+    fn validated(mut self) -> Result<Policy, String> {
         let min: usize = self.rules.iter().map(|r| r.min_chars).sum();
         if self.length == 0 {
             return Err("length must be > 0".into());
@@ -116,6 +124,7 @@ impl Policy {
         {
             return Err("non-printable character in charset".into());
         }
+        self.alphabet = charset;
         Ok(self)
     }
 
@@ -129,9 +138,9 @@ impl Policy {
 
     /// Draws candidates until one satisfies every rule.
     pub fn generate(&self, env: &mut dyn Env) -> Result<String, String> {
-        let charset = self.charset();
+        let charset = &self.alphabet;
         for _ in 0..MAX_TRIES {
-            let candidate = random_chars(env, &charset, self.length)?;
+            let candidate = random_chars(env, charset, self.length)?;
             let passes = |rule: &Rule| candidate.chars().filter(|c| rule.charset.contains(c)).count() >= rule.min_chars;
             if self.rules.iter().all(passes) {
                 return Ok(candidate);

@@ -73,6 +73,13 @@ pub fn utc(secs: i64, nanos: u32) -> DateTime {
 /// not a layout element is copied as is.
 pub fn format(layout: &str, secs: i64, nanos: u32) -> String {
     let t = utc(secs, nanos);
+    if layout == EXPIRATION_LAYOUT && (0..=9999).contains(&t.year) {
+        // Every credential renders this one: skip the layout scan.
+        return format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}+0000",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        );
+    }
     let mut out = String::new();
     let mut rest = layout;
     while let Some(c) = rest.chars().next() {
@@ -169,6 +176,15 @@ mod tests {
     use super::*;
 
     const T: i64 = 1_795_615_391; // 2026-11-25 14:03:11 UTC, a Wednesday
+
+    #[test]
+    fn expiration_fast_path_matches_the_layout_scan() {
+        // A trailing space takes the general path; the rest must agree.
+        for t in [T, 0, -1, 1_709_164_800, 253_402_300_799] {
+            let general = format(&format!("{EXPIRATION_LAYOUT} "), t, 0);
+            assert_eq!(format(EXPIRATION_LAYOUT, t, 0), general.trim_end());
+        }
+    }
 
     #[test]
     fn vault_expiration_layout() {

@@ -7,6 +7,7 @@
 use exports::warden::plugin::generator::Guest;
 use warden::plugin::{clock, crypto};
 use warden_driver_common::Env;
+use warden_driver_common::memo::Memo;
 use warden_driver_common::password::Policy;
 
 wit_bindgen::generate!({ world: "credential-generator", path: "../../wit" });
@@ -14,6 +15,10 @@ wit_bindgen::generate!({ world: "credential-generator", path: "../../wit" });
 const DEFAULT_LENGTH: usize = 20;
 
 struct Password;
+
+thread_local! {
+    static POLICY: Memo<Policy> = Memo::default();
+}
 
 impl Guest for Password {
     fn generate(config: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
@@ -24,10 +29,14 @@ impl Guest for Password {
                 .parse()
                 .map_err(|_| format!("length must be a whole number, not {n:?}"))?,
         };
-        let policy = match setting("policy") {
-            None | Some("") => Policy::vault_default(length)?,
-            Some(json) => Policy::parse(json, length)?,
-        };
+        // The same settings arrive call after call on a reused instance.
+        let key = format!("{length}\0{}", setting("policy").unwrap_or(""));
+        let policy = POLICY.with(|m| {
+            m.get_or_parse(&key, |_| match setting("policy") {
+                None | Some("") => Policy::vault_default(length),
+                Some(json) => Policy::parse(json, length),
+            })
+        })?;
         Ok(vec![("password".into(), policy.generate(&mut Host::default())?)])
     }
 }

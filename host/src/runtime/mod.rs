@@ -76,6 +76,28 @@ enum Prepared {
     Generator(CredentialGeneratorPre<CallState>),
 }
 
+/// A new instance of `$plugin` (compiled on first use) in a new store with
+/// `$grant`, holding a pooling-allocator slot. A macro rather than a generic
+/// function: the two worlds' `*Pre` types share no trait to be generic over.
+macro_rules! fresh_instance {
+    ($self:ident, $plugin:ident, $variant:path, $grant:expr) => {{
+        let $variant(pre) = $self.prepare(&$plugin).await? else {
+            return Err(PluginError::NotFound($plugin.name.clone()));
+        };
+        let permit = $self.slot(&$plugin).await?;
+        let mut store = $self.new_store($grant);
+        let bindings = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| $self.trap(&$plugin, format!("{e:#}")))?;
+        Instance {
+            store,
+            bindings,
+            _permit: permit,
+        }
+    }};
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
@@ -296,22 +318,7 @@ impl Runtime {
         let key = format!("{grant_key}\0{}\0{}", plugin.name, plugin.sha256);
         let instance = match Self::take_idle(&self.idle_drivers, &key) {
             Some(i) => i,
-            None => {
-                let Prepared::Driver(pre) = self.prepare(&plugin).await? else {
-                    return Err(PluginError::NotFound(name.to_string()));
-                };
-                let permit = self.slot(&plugin).await?;
-                let mut store = self.new_store(grant);
-                let bindings = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
-                Instance {
-                    store,
-                    bindings,
-                    _permit: permit,
-                }
-            }
+            None => fresh_instance!(self, plugin, Prepared::Driver, grant),
         };
         Ok(DriverCall {
             runtime: self.clone(),
@@ -335,22 +342,7 @@ impl Runtime {
         let key = format!("{}\0{}", plugin.name, plugin.sha256);
         let mut instance = match Self::take_idle(&self.idle_generators, &key) {
             Some(i) => i,
-            None => {
-                let Prepared::Generator(pre) = self.prepare(&plugin).await? else {
-                    return Err(PluginError::NotFound(name.to_string()));
-                };
-                let permit = self.slot(&plugin).await?;
-                let mut store = self.new_store(Grant::none(&plugin.name));
-                let bindings = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| self.trap(&plugin, format!("{e:#}")))?;
-                Instance {
-                    store,
-                    bindings,
-                    _permit: permit,
-                }
-            }
+            None => fresh_instance!(self, plugin, Prepared::Generator, Grant::none(&plugin.name)),
         };
         instance.arm(self.call_timeout);
         let call = instance

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod expiration;
 pub mod fields;
 pub mod mounts;
+pub mod shamir;
 pub mod system;
 pub mod token;
 pub mod ttl;

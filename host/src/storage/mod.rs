@@ -2,9 +2,15 @@
 //! keeps goes through (mounts, configs, roles, leases, component data).
 //! Backends implement [`Backend`]; nothing else touches bytes at rest.
 
+pub mod barrier;
+pub mod conformance;
 mod memory;
+mod postgres;
+mod sqlite;
 
 pub use memory::MemoryBackend;
+pub use postgres::PostgresBackend;
+pub use sqlite::SqliteBackend;
 
 use std::sync::Arc;
 

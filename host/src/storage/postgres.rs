@@ -1,0 +1,156 @@
+//! PostgreSQL backend: the key space in one table of an external database,
+//! for deployments that already run PostgreSQL and back it up.
+
+use super::sqlite::{fold_names, prefix_upper_bound};
+use super::{Backend, Result, StorageError};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+pub struct PostgresBackend {
+    pool: PgPool,
+    // The statements, built once: the table name cannot be a bound parameter.
+    get_sql: String,
+    put_sql: String,
+    delete_sql: String,
+    list_sql: String,
+    list_all_sql: String,
+}
+
+fn err(op: &str, e: sqlx::Error) -> StorageError {
+    // sqlx's Display shows the server's message (not its DETAIL, which could
+    // quote a row), and statement logging is off, so values never leak.
+    StorageError::Backend(format!("postgres {op}: {e}"))
+}
+
+/// Only plain identifiers: the name is spliced into SQL text.
+fn valid_table(table: &str) -> bool {
+    !table.is_empty()
+        && table.len() <= 63 // PostgreSQL's NAMEDATALEN - 1; longer names are silently truncated
+        && !table.starts_with(|c: char| c.is_ascii_digit())
+        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl PostgresBackend {
+    /// Connects to `url` and creates `table` if it does not exist.
+    pub async fn connect(url: &str, table: &str) -> Result<Self> {
+        if !valid_table(table) {
+            return Err(StorageError::Backend(format!(
+                "postgres: invalid table name {table:?} (letters, digits and '_' only)"
+            )));
+        }
+        // The URL may hold a password: report that it is malformed, not what it is.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StorageError::Backend("postgres: invalid connection URL".into()))?
+            // Statement logging would print every query, with its timing, at info level.
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            // A broken connection fails its query and is dropped; pinging
+            // before every acquire would double the round trips.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|e| err("connect", e))?;
+        // Quoted so the name is used exactly as given (validated above).
+        let t = format!("\"{table}\"");
+        // COLLATE "C" orders keys bytewise, like Rust's String and the other backends.
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL)"
+        ))
+        .execute(&pool)
+        .await
+        .map_err(|e| err("create table", e))?;
+        Ok(PostgresBackend {
+            pool,
+            get_sql: format!("SELECT value FROM {t} WHERE key = $1"),
+            put_sql: format!(
+                "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            delete_sql: format!("DELETE FROM {t} WHERE key = $1"),
+            list_sql: format!("SELECT key FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key"),
+            list_all_sql: format!("SELECT key FROM {t} WHERE key >= $1 ORDER BY key"),
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs one statement on the pool; for tests' cleanup (DROP TABLE).
+    #[cfg(test)]
+    pub(super) async fn execute(&self, sql: &str) -> Result<()> {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("execute", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for PostgresBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar::<_, Vec<u8>>(&self.get_sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err("get", e))
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        sqlx::query(&self.put_sql)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("put", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        sqlx::query(&self.delete_sql)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("delete", e))?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        // A range scan, not LIKE: '%' and '_' in keys stay literal, and the
+        // "C"-collated primary key index answers the range.
+        let keys = match prefix_upper_bound(prefix) {
+            Some(upper) => {
+                sqlx::query_scalar::<_, String>(&self.list_sql)
+                    .bind(prefix)
+                    .bind(upper)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_scalar::<_, String>(&self.list_all_sql)
+                    .bind(prefix)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| err("list", e))?;
+        Ok(fold_names(prefix, &keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(valid_table("warden_kv"));
+        assert!(valid_table("Kv2"));
+        for bad in ["", "1kv", "kv;drop", "kv\"", "a b", "ké", &"x".repeat(64)] {
+            assert!(!valid_table(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! SQLite backend: the whole key space in one local file, for a single-node
+//! server that must survive restarts without running a database. Also owns the
+//! two helpers the SQL backends share: the range bound of a prefix and the
+//! fold of a sorted key range into `list` names.
+
+use super::{Backend, Result, StorageError};
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::time::Duration;
+
+pub struct SqliteBackend {
+    pool: SqlitePool,
+}
+
+fn err(op: &str, e: sqlx::Error) -> StorageError {
+    // sqlx's messages name the failing operation or constraint, never bound
+    // values, so a secret cannot leak through here.
+    StorageError::Backend(format!("sqlite {op}: {e}"))
+}
+
+impl SqliteBackend {
+    /// Opens (creating if missing) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // WAL lets readers run while a write is in progress; FULL makes a
+            // write that returned durable even on power loss.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            // Writers serialize on the file lock; wait for it instead of failing.
+            .busy_timeout(Duration::from_secs(10))
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| err("open", e))?;
+        // WITHOUT ROWID stores rows in the primary-key b-tree itself: a key
+        // lookup or range scan touches one tree, not an index plus the table.
+        sqlx::query("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+            .execute(&pool)
+            .await
+            .map_err(|e| err("create table", e))?;
+        Ok(SqliteBackend { pool })
+    }
+
+    /// Closes every connection, so that the file can be reopened or removed.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM kv WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err("get", e))
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| err("put", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM kv WHERE key = ?1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("delete", e))?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        // A range scan rather than LIKE: '%' and '_' in keys are not
+        // wildcards, and the primary key b-tree answers the range directly.
+        // BINARY collation compares bytes, the same order as Rust's String.
+        let keys = match prefix_upper_bound(prefix) {
+            Some(upper) => {
+                sqlx::query_scalar::<_, String>("SELECT key FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
+                    .bind(prefix)
+                    .bind(upper)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_scalar::<_, String>("SELECT key FROM kv WHERE key >= ?1 ORDER BY key")
+                    .bind(prefix)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| err("list", e))?;
+        Ok(fold_names(prefix, &keys))
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix`,
+/// or None when there is none (the empty prefix, or one made only of
+/// `char::MAX`). UTF-8 byte order equals code point order, so replacing the
+/// last character by its successor gives a bound that is still valid UTF-8
+/// (bumping the last byte could produce an invalid sequence).
+pub(super) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'), // skip the surrogate range
+            c => char::from_u32(c + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+        // `last` was char::MAX: no successor, carry into the previous char.
+    }
+    None
+}
+
+/// Folds sorted keys that all start with `prefix` into the names directly
+/// below it, exactly as MemoryBackend::list does.
+pub(super) fn fold_names(prefix: &str, keys: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        let Some(rest) = key.strip_prefix(prefix) else { continue };
+        let name = match rest.find('/') {
+            Some(i) => &rest[..=i],
+            None => rest,
+        };
+        // Keys are sorted, so a folder's entries are adjacent.
+        if out.last().map(String::as_str) != Some(name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_is_the_next_string() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_upper_bound("a\u{7f}").as_deref(), Some("a\u{80}"));
+        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+    }
+}

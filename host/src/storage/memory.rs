@@ -37,19 +37,11 @@ impl Backend for MemoryBackend {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<String> = Vec::new();
-        for key in map.range(prefix.to_string()..).map(|(k, _)| k) {
-            let Some(rest) = key.strip_prefix(prefix) else { break };
-            let name = match rest.find('/') {
-                Some(i) => &rest[..=i],
-                None => rest,
-            };
-            // Keys are sorted, so a folder's entries are adjacent.
-            if out.last().map(String::as_str) != Some(name) {
-                out.push(name.to_string());
-            }
-        }
-        Ok(out)
+        let below = map
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k.as_str())
+            .take_while(|k| k.starts_with(prefix));
+        Ok(super::fold_names(prefix, below))
     }
 }
 

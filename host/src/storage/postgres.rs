@@ -1,8 +1,8 @@
 //! PostgreSQL backend: the key space in one table of an external database,
 //! for deployments that already run PostgreSQL and back it up.
 
-use super::sqlite::{fold_names, prefix_upper_bound};
 use super::{Backend, Result, StorageError};
+use super::{fold_names, prefix_upper_bound};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
@@ -137,7 +137,7 @@ impl Backend for PostgresBackend {
             }
         }
         .map_err(|e| err("list", e))?;
-        Ok(fold_names(prefix, &keys))
+        Ok(fold_names(prefix, keys.iter().map(String::as_str)))
     }
 }
 

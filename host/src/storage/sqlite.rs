@@ -3,7 +3,7 @@
 //! two helpers the SQL backends share: the range bound of a prefix and the
 //! fold of a sorted key range into `list` names.
 
-use super::{Backend, Result, StorageError};
+use super::{Backend, Result, StorageError, fold_names, prefix_upper_bound};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
@@ -103,47 +103,8 @@ impl Backend for SqliteBackend {
             }
         }
         .map_err(|e| err("list", e))?;
-        Ok(fold_names(prefix, &keys))
+        Ok(fold_names(prefix, keys.iter().map(String::as_str)))
     }
-}
-
-/// The smallest string greater than every string that starts with `prefix`,
-/// or None when there is none (the empty prefix, or one made only of
-/// `char::MAX`). UTF-8 byte order equals code point order, so replacing the
-/// last character by its successor gives a bound that is still valid UTF-8
-/// (bumping the last byte could produce an invalid sequence).
-pub(super) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = match last as u32 {
-            0xD7FF => Some('\u{E000}'), // skip the surrogate range
-            c => char::from_u32(c + 1),
-        };
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-        // `last` was char::MAX: no successor, carry into the previous char.
-    }
-    None
-}
-
-/// Folds sorted keys that all start with `prefix` into the names directly
-/// below it, exactly as MemoryBackend::list does.
-pub(super) fn fold_names(prefix: &str, keys: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for key in keys {
-        let Some(rest) = key.strip_prefix(prefix) else { continue };
-        let name = match rest.find('/') {
-            Some(i) => &rest[..=i],
-            None => rest,
-        };
-        // Keys are sorted, so a folder's entries are adjacent.
-        if out.last().map(String::as_str) != Some(name) {
-            out.push(name.to_string());
-        }
-    }
-    out
 }
 
 #[cfg(test)]

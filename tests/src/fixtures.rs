@@ -111,6 +111,13 @@ impl DbEnv {
         Ok(body["data"].clone())
     }
 
+    /// PUT sys/leases/lookup, whatever the answer: `(status, body)`.
+    pub async fn lookup_raw(&self, lease_id: &str) -> Result<(u16, Value)> {
+        self.client
+            .req("PUT", "/v1/sys/leases/lookup", Some(json!({"lease_id": lease_id})))
+            .await
+    }
+
     /// LIST the leases under `db/creds/<role>/`: the keys, empty on 404.
     pub async fn lease_keys(&self, role: &str) -> Result<Vec<String>> {
         let path = format!("/v1/sys/leases/lookup/{MOUNT}/creds/{role}/");

@@ -229,14 +229,7 @@ async fn revoke_drops_the_role() -> Result<()> {
         creds.username
     );
 
-    let got = env
-        .client
-        .req(
-            "PUT",
-            "/v1/sys/leases/lookup",
-            Some(json!({"lease_id": creds.lease_id})),
-        )
-        .await?;
+    let got = env.lookup_raw(&creds.lease_id).await?;
     check_error("PUT sys/leases/lookup of a revoked lease", &got, 400)?;
     let got = env.client.list("/v1/sys/leases/lookup/db/creds/app/").await?;
     assert_eq!(got, (404, json!({"errors": []})), "LIST leases after revoke");
@@ -262,14 +255,7 @@ async fn expiry_drops_the_role() -> Result<()> {
         creds.username
     );
 
-    let got = env
-        .client
-        .req(
-            "PUT",
-            "/v1/sys/leases/lookup",
-            Some(json!({"lease_id": creds.lease_id})),
-        )
-        .await?;
+    let got = env.lookup_raw(&creds.lease_id).await?;
     check_error("PUT sys/leases/lookup of an expired lease", &got, 400)?;
     assert_eq!(env.lease_keys("app").await?, Vec::<String>::new());
     Ok(())

@@ -9,12 +9,16 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub dev: bool,
+    /// `-config=FILE`: Vault's HCL server configuration (not with -dev).
+    pub config: Option<PathBuf>,
     pub root_token: Option<String>,
     pub listen: SocketAddr,
     pub plugin_dir: Option<PathBuf>,
     /// Deadline of one component call.
     pub plugin_timeout: Duration,
     pub log_level: String,
+    /// Whether -log-level was given (it then wins over the file's log_level).
+    pub log_level_set: bool,
 }
 
 #[derive(Debug)]
@@ -25,8 +29,11 @@ pub enum Command {
 }
 
 pub const USAGE: &str = "Usage: warden server -dev [options]
+       warden server -config=FILE [options]
 
   -dev                          run an in-memory, unsealed server (nothing else needed)
+  -config=FILE                  Vault's HCL server configuration: listener, storage
+                                (sqlite, postgresql), plugin_directory, TTLs, log_level
   -dev-root-token-id=ID         the root token (default: a random one)
   -dev-listen-address=ADDR      where to listen (default: 127.0.0.1:8200)
   -dev-plugin-dir=DIR           register every DIR/<name>.wasm as database plugin <name>
@@ -49,11 +56,13 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
 fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
     let mut o = ServerOptions {
         dev: false,
+        config: None,
         root_token: None,
         listen: "127.0.0.1:8200".parse()?,
         plugin_dir: None,
         plugin_timeout: Duration::from_secs(30),
         log_level: "info".into(),
+        log_level_set: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -86,13 +95,19 @@ fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
                 }
                 o.plugin_timeout = Duration::from_secs(secs as u64);
             }
-            "log-level" => o.log_level = value()?,
+            "log-level" => {
+                o.log_level = value()?;
+                o.log_level_set = true;
+            }
+            "config" => o.config = Some(PathBuf::from(value()?)),
             "h" | "help" => bail!("{USAGE}"),
             _ => bail!("unknown flag {arg:?}\n\n{USAGE}"),
         }
     }
-    if !o.dev {
-        bail!("only dev mode exists so far: run `warden server -dev`\n\n{USAGE}");
+    match (o.dev, &o.config) {
+        (false, None) => bail!("either -dev or -config=FILE is needed\n\n{USAGE}"),
+        (true, Some(_)) => bail!("-dev and -config cannot be used together\n\n{USAGE}"),
+        _ => {}
     }
     Ok(o)
 }

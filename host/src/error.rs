@@ -28,6 +28,9 @@ pub enum Error {
     /// The server failed; the text is safe to show (no secrets) (500).
     #[error("{0}")]
     Internal(String),
+    /// The node is sealed or not initialised: 503, as Vault answers.
+    #[error("Vault is sealed")]
+    Sealed,
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
@@ -51,6 +54,7 @@ impl Error {
             Error::NotFound | Error::UnsupportedPath | Error::NoRoute(_) => StatusCode::NOT_FOUND,
             Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

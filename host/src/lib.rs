@@ -1,7 +1,7 @@
 //! Warden: a secrets server that speaks HashiCorp Vault's HTTP API and runs
 //! every database driver and credential generator as a sandboxed
 //! WebAssembly component. The modules follow the request path:
-//! `api` (HTTP) → `core` (mounts, tokens, leases) → `engines` (Vault
+//! `api` (HTTP) → `node` (the seal) → `core` (mounts, tokens, leases) → `engines` (Vault
 //! semantics) → `runtime` (wasmtime) → `imports` (what components may use)
 //! → `storage`.
 #![warn(clippy::unwrap_used)]
@@ -9,11 +9,14 @@
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod core;
 pub mod engines;
 pub mod error;
 pub mod imports;
 pub mod logical;
+pub mod node;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod tls;

@@ -20,17 +20,24 @@ pub struct Request {
     pub data: Map<String, Value>,
     /// The calling token's display name (Vault's `token` for the root token).
     pub display_name: String,
+    /// The id the lease will have if this request issues a secret, chosen
+    /// before the engine runs so its write-ahead record can name it.
+    pub lease_id: String,
 }
 
 /// A secret the engine hands out; the core registers a lease for it and
 /// fills in the lease fields of the response.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Secret {
     /// What the engine needs to renew or revoke it later (never shown).
     pub internal: Value,
     /// Seconds until it expires.
     pub ttl: i64,
     pub renewable: bool,
+    /// A write-ahead record (a key in the mount's storage) that rolls the
+    /// secret back if the server dies before its lease is stored; the core
+    /// deletes it once the lease is.
+    pub wal: Option<String>,
 }
 
 /// The lease fields of a response, once registered.

@@ -1,10 +1,16 @@
-//! Starting the server: logging, the plugin runtime and catalog, the core
-//! over its storage, and the HTTP listener, until SIGINT or SIGTERM.
+//! Starting the server: logging, the plugin runtime and catalog, the node
+//! (storage and seal) and the HTTP listeners, until SIGINT or SIGTERM.
+//! `-dev` runs in memory, initialised with one key share and unsealed;
+//! `-config=FILE` opens the configured storage and starts sealed (or
+//! uninitialised), as Vault does.
 
 use crate::cli::{Command, ServerOptions, USAGE};
-use crate::core::{Core, catalog};
+use crate::config::{self, Listener, ServerConfig, StorageConfig};
+use crate::core::{catalog, ttl};
+use crate::node::Node;
 use crate::runtime::Runtime;
-use crate::storage::MemoryBackend;
+use crate::storage::{MemoryBackend, PostgresBackend, SqliteBackend, Storage};
+use anyhow::Context;
 use std::sync::Arc;
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -24,37 +30,69 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
+fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             // PostgreSQL notices ("no privileges could be revoked") are noise.
             "warden={0},{0},sqlx::postgres::notice=error",
-            opts.log_level
+            level
         ))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
+    // Read the file before anything else, so a mistake stops start-up at once.
+    let file = match &opts.config {
+        Some(path) => Some(config::load(path)?),
+        None => None,
+    };
+    let level = match &file {
+        Some(ServerConfig {
+            log_level: Some(level), ..
+        }) if !opts.log_level_set => level.clone(),
+        _ => opts.log_level.clone(),
+    };
+    init_logging(&level);
 
     let runtime = Runtime::new(opts.plugin_timeout)?;
     catalog::register_builtins(&runtime);
-    if let Some(dir) = &opts.plugin_dir {
+    let plugin_dir = opts
+        .plugin_dir
+        .clone()
+        .or_else(|| file.as_ref().and_then(|f| f.plugin_directory.clone()));
+    if let Some(dir) = &plugin_dir {
         let names = catalog::register_dir(&runtime, dir)?;
-        tracing::info!(dir = %dir.display(), plugins = ?names, "registered plugins from the dev plugin directory");
+        tracing::info!(dir = %dir.display(), plugins = ?names, "registered plugins from the plugin directory");
     }
     runtime.warm_up();
 
-    let root_token = opts.root_token.clone().unwrap_or_else(|| {
-        use rand::Rng;
-        let s: String = rand::rng()
-            .sample_iter(&rand::distr::Alphanumeric)
-            .take(24)
-            .map(char::from)
-            .collect();
-        format!("hvs.{s}")
-    });
-    let core = Core::start(Arc::new(MemoryBackend::new()), runtime, root_token.clone()).await?;
+    match file {
+        None => serve_dev(opts, runtime).await,
+        Some(cfg) => serve_config(cfg, runtime).await,
+    }
+}
+
+async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>) -> anyhow::Result<()> {
+    let node = Node::open(Arc::new(MemoryBackend::new()), "inmem", runtime).await?;
+    let init = node
+        .init(
+            1,
+            1,
+            Some(opts.root_token.clone().unwrap_or_else(crate::core::token::generate)),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("dev mode init: {e}"))?;
+    let unseal_key = crate::node::init_response(&init)["keys_base64"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    node.unseal(Some(&unseal_key), false)
+        .await
+        .map_err(|e| anyhow::anyhow!("dev mode unseal: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
@@ -64,12 +102,89 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
          WARNING! dev mode is enabled! Nothing is kept on disk and the root token is printed below.\n\n\
          You may need to set the following environment variables:\n\n\
          \x20   $ export VAULT_ADDR='http://{addr}'\n\n\
-         Root Token: {root_token}\n"
+         Unseal Key: {unseal_key}\n\
+         Root Token: {}\n",
+        init.root_token
     );
-    axum::serve(listener, crate::api::router(core))
+    axum::serve(listener, crate::api::router(node))
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())
+}
+
+async fn open_storage(storage: &StorageConfig) -> anyhow::Result<Storage> {
+    Ok(match storage {
+        StorageConfig::Sqlite { path } => Arc::new(
+            SqliteBackend::open(path)
+                .await
+                .with_context(|| format!("opening the sqlite storage {}", path.display()))?,
+        ),
+        StorageConfig::Postgresql { connection_url, table } => Arc::new(
+            PostgresBackend::connect(connection_url, table)
+                .await
+                .context("connecting to the postgresql storage")?,
+        ),
+        StorageConfig::Inmem => Arc::new(MemoryBackend::new()),
+    })
+}
+
+async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Result<()> {
+    ttl::set_system_ttls(cfg.default_lease_ttl, cfg.max_lease_ttl);
+    let physical = open_storage(&cfg.storage).await?;
+    let node = Node::open(physical, cfg.storage.type_name(), runtime)
+        .await
+        .context("reading the storage")?;
+    let router = crate::api::router(node.clone());
+    let mut servers = Vec::new();
+    for l in &cfg.listeners {
+        servers.push(listen(l, router.clone()).await?);
+    }
+    println!(
+        "==> Warden server started: storage {}, {}\n",
+        cfg.storage.type_name(),
+        match (node.initialized(), node.sealed()) {
+            (false, _) => "not initialized (PUT /v1/sys/init)",
+            (true, true) => "sealed (PUT /v1/sys/unseal with the key shares)",
+            (true, false) => "unsealed",
+        }
+    );
+    shutdown().await;
+    for s in servers {
+        s.abort();
+    }
+    Ok(())
+}
+
+/// Bind one listener and serve on it in the background.
+async fn listen(l: &Listener, router: axum::Router) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr: std::net::SocketAddr = l.address.parse().context("listener address")?;
+    if l.tls_disable {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        println!("    Listener: tcp (addr: {:?}, tls: disabled)", listener.local_addr()?);
+        return Ok(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "listener failed");
+            }
+        }));
+    }
+    let (Some(cert), Some(key)) = (&l.tls_cert_file, &l.tls_key_file) else {
+        anyhow::bail!("listener {addr}: TLS needs tls_cert_file and tls_key_file");
+    };
+    let tls = crate::tls::server_config(cert, key)?;
+    let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    std_listener.set_nonblocking(true)?;
+    println!(
+        "    Listener: tcp (addr: {:?}, tls: enabled)",
+        std_listener.local_addr()?
+    );
+    let server = axum_server::from_tcp_rustls(std_listener, tls);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.serve(router.into_make_service()).await {
+            tracing::error!(error = %e, "TLS listener failed");
+        }
+    }))
 }
 
 async fn shutdown() {

@@ -4,6 +4,7 @@
 //! set-up of a database mount ([`DbEnv`]). See docs/testing.md.
 
 pub mod client;
+pub mod configured;
 pub mod fixtures;
 pub mod postgres;
 pub mod server;

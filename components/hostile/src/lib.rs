@@ -16,6 +16,10 @@ impl Guest for Hostile {
         Ok(config)
     }
 
+    fn new_username(_config: String, request: NewUserRequest) -> Result<String, Error> {
+        Ok(format!("hostile-{}", request.username_config.role_name))
+    }
+
     fn new_user(_config: String, request: NewUserRequest) -> Result<String, Error> {
         let role = request.username_config.role_name;
         if role.contains("loop") {

@@ -39,6 +39,11 @@ impl Guest for Postgres {
         redact(new_user(&cfg, &request), &secrets)
     }
 
+    fn new_username(config: String, request: NewUserRequest) -> Result<String, Error> {
+        let cfg = parse(&config)?;
+        username_for(&cfg, &request)
+    }
+
     fn update_user(config: String, request: UpdateUserRequest) -> Result<(), Error> {
         let cfg = parse(&config)?;
         let mut secrets = cfg.secrets();
@@ -73,14 +78,9 @@ fn initialize(cfg: &SqlConfig, verify: bool) -> Result<String, Error> {
     Ok(cfg.to_json())
 }
 
-fn new_user(cfg: &SqlConfig, request: &NewUserRequest) -> Result<String, Error> {
-    let empty = || Error::BadParameter("empty creation statements".into());
-    if request.creation_statements.is_empty() {
-        return Err(empty());
-    }
-    let Credential::Password(password) = &request.credential else {
-        return Err(Error::BadParameter("unsupported credential type".into()));
-    };
+/// The request's username: its template (or the config's, or Vault's
+/// default) rendered.
+fn username_for(cfg: &SqlConfig, request: &NewUserRequest) -> Result<String, Error> {
     let template = (request.username_template.as_deref())
         .filter(|t| !t.is_empty())
         .or(cfg.username_template.as_deref())
@@ -89,7 +89,21 @@ fn new_user(cfg: &SqlConfig, request: &NewUserRequest) -> Result<String, Error> 
         display_name: &request.username_config.display_name,
         role_name: &request.username_config.role_name,
     };
-    let username = username(template, &metadata).map_err(Error::BadParameter)?;
+    username(template, &metadata).map_err(Error::BadParameter)
+}
+
+fn new_user(cfg: &SqlConfig, request: &NewUserRequest) -> Result<String, Error> {
+    let empty = || Error::BadParameter("empty creation statements".into());
+    if request.creation_statements.is_empty() {
+        return Err(empty());
+    }
+    let Credential::Password(password) = &request.credential else {
+        return Err(Error::BadParameter("unsupported credential type".into()));
+    };
+    let username = match &request.username {
+        Some(name) if !name.is_empty() => name.clone(),
+        _ => username_for(cfg, request)?,
+    };
     let expiration = format_time(EXPIRATION_LAYOUT, request.expiration, 0);
     let vars = [
         ("name", username.as_str()),

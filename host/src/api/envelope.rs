@@ -1,6 +1,5 @@
-//! Vault's response envelope, and the unauthenticated health answer.
+//! Vault's response envelope.
 
-use crate::core::Core;
 use crate::logical::Response as Logical;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -31,45 +30,4 @@ pub fn render(resp: Logical, request_id: &str) -> Response {
     );
     body.insert("auth".into(), Value::Null);
     Json(Value::Object(body)).into_response()
-}
-
-pub fn health(core: &Core) -> Response {
-    Json(json!({
-        "initialized": true,
-        "sealed": false,
-        "standby": false,
-        "performance_standby": false,
-        "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled",
-        "server_time_utc": chrono::Utc::now().timestamp(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "cluster_name": "warden-cluster",
-        "cluster_id": core.cluster_id,
-    }))
-    .into_response()
-}
-
-/// `sys/seal-status`: dev mode is always initialised and unsealed.
-pub fn seal_status(core: &Core) -> Response {
-    Json(json!({
-        "type": "shamir",
-        "initialized": true,
-        "sealed": false,
-        "t": 1,
-        "n": 1,
-        "progress": 0,
-        "nonce": "",
-        "version": env!("CARGO_PKG_VERSION"),
-        "build_date": "",
-        "migration": false,
-        "cluster_name": "warden-cluster",
-        "cluster_id": core.cluster_id,
-        "recovery_seal": false,
-        "storage_type": "inmem",
-    }))
-    .into_response()
-}
-
-pub fn init_status() -> Response {
-    Json(json!({ "initialized": true })).into_response()
 }

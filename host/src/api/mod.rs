@@ -3,10 +3,11 @@
 //! JSON body, token), and a logical response into Vault's envelope.
 
 mod envelope;
+mod seal;
 
-use crate::core::Core;
 use crate::error::Error;
 use crate::logical::{Operation, Request};
+use crate::node::Node;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -20,20 +21,20 @@ const MAX_REQUEST_SIZE: usize = 32 << 20;
 /// Longest a request may take before the client gets a 504-style error.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
-pub fn router(core: Arc<Core>) -> Router {
+pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
-        .with_state(core)
+        .with_state(node)
 }
 
-async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
         let result = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            serve(&core, &method, &uri, &headers, &body, &request_id),
+            serve(&node, &method, &uri, &headers, &body, &request_id),
         )
         .await;
         let mut resp = match result {
@@ -73,7 +74,7 @@ fn token(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn serve(
-    core: &Core,
+    node: &Node,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -86,30 +87,25 @@ async fn serve(
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .into_owned();
-    // Vault answers these three without a token.
-    match path.as_str() {
-        "sys/health" => return Ok(envelope::health(core)),
-        "sys/seal-status" => return Ok(envelope::seal_status(core)),
-        "sys/init" if method == Method::GET => return Ok(envelope::init_status()),
-        _ => {}
-    }
     let op = operation(method, uri)?;
+    let data = parse_body(body)?;
+    // The seal's endpoints answer without a token, sealed or not, as Vault's.
+    if let Some(resp) = seal::unauthenticated(node, &path, op, &data).await? {
+        return Ok(resp);
+    }
+    // Everything else needs an unsealed node (503 otherwise) and a token.
+    let core = node.core()?;
     let token = token(headers).unwrap_or_default();
     core.authorize(Some(token))?;
-    let data = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(serde_json::Value::Object(m)) => m,
-            Ok(_) => return Err(Error::bad("failed to parse JSON input: the body must be a JSON object")),
-            Err(e) => return Err(Error::bad(format!("failed to parse JSON input: {e}"))),
-        }
-    };
+    if let Some(resp) = seal::authenticated(node, &path, op, request_id).await? {
+        return Ok(resp);
+    }
     let req = Request {
         operation: op,
         path,
         data,
         display_name: "token".into(),
+        lease_id: String::new(),
     };
     let reply = core.handle(&req, token).await;
     Ok(match reply {
@@ -119,4 +115,15 @@ async fn serve(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => return Err(e),
     })
+}
+
+fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::bad("failed to parse JSON input: the body must be a JSON object")),
+        Err(e) => Err(Error::bad(format!("failed to parse JSON input: {e}"))),
+    }
 }

@@ -118,15 +118,42 @@ impl Expiration {
         Ok(self.storage.walk(prefix).await?)
     }
 
-    /// Re-arm the timers of every stored lease (at start-up).
+    /// Re-arm the timers of every stored lease (at start-up), a page of
+    /// leases per storage read. Runs in the background while requests are
+    /// served; a lease renewed or revoked meanwhile is not overwritten,
+    /// because `schedule` only adds ids the timer does not know yet.
     pub async fn restore(&self) -> Result<usize> {
-        let ids = self.storage.walk("").await?;
-        for id in &ids {
-            if let Some(entry) = self.get(id).await? {
-                self.schedule(id, entry.expire_time);
+        const PAGE: usize = 2000;
+        let mut after: Option<String> = None;
+        let mut count = 0;
+        loop {
+            let page = self.storage.scan("", after.as_deref(), PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut q = self.queue();
+            let earliest = q.due.first().map(|(t, _)| *t);
+            let mut sooner = false;
+            for (id, bytes) in &page {
+                let entry: LeaseEntry = serde_json::from_slice(bytes)
+                    .map_err(|e| Error::internal(format!("corrupt lease entry {id:?}: {e}")))?;
+                if q.when.contains_key(id) {
+                    continue;
+                }
+                let ms = entry.expire_time.timestamp_millis();
+                sooner |= earliest.is_none_or(|t| ms < t);
+                q.when.insert(id.clone(), ms);
+                q.due.insert((ms, id.clone()));
+                count += 1;
+            }
+            drop(q);
+            if sooner {
+                self.wake.notify_one();
+            }
+            if page.len() < PAGE {
+                break;
             }
         }
-        Ok(ids.len())
+        Ok(count)
     }
 
     /// After a failed revocation of an expired lease: try again later.

@@ -31,7 +31,10 @@ pub struct Core {
     pub runtime: Arc<Runtime>,
     pub sql_pools: Arc<SqlPools>,
     pub expiration: Expiration,
-    root_token: String,
+    /// SHA-256 of the root token (the token itself is never stored).
+    root_token_hash: [u8; 32],
+    /// Background tasks (expiry loop, lease loading), stopped on seal.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Sorted longest path first, so the first match is the longest prefix.
     mounts: RwLock<Vec<Arc<MountEntry>>>,
     pub cluster_id: String,
@@ -39,15 +42,19 @@ pub struct Core {
 }
 
 impl Core {
-    /// Build the core over a storage, load the mount table, re-arm the
-    /// lease timers and start the expiry loop.
-    pub async fn start(storage: Storage, runtime: Arc<Runtime>, root_token: String) -> anyhow::Result<Arc<Core>> {
+    /// Build the core over the (unsealed) storage: load the mount table,
+    /// settle what a crash left half done, then re-arm the lease timers in
+    /// the background (requests are served meanwhile: lookups, renewals and
+    /// revocations read storage, not the timer) and start the expiry loop.
+    pub async fn start(storage: Storage, runtime: Arc<Runtime>) -> anyhow::Result<Arc<Core>> {
+        let root_token_hash = token::load_root_hash(&storage).await?;
         let core = Arc::new(Core {
             expiration: Expiration::new(View::new(storage.clone(), "sys/expire/id/")),
             storage,
             runtime,
             sql_pools: Arc::new(SqlPools::default()),
-            root_token,
+            root_token_hash,
+            tasks: std::sync::Mutex::new(Vec::new()),
             mounts: RwLock::new(Vec::new()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
             started: Utc::now(),
@@ -58,16 +65,71 @@ impl Core {
             let entry = core.build_mount(record)?;
             core.insert_mount(entry);
         }
-        let restored = core.expiration.restore().await?;
-        tracing::info!(leases = restored, "leases restored");
-        tokio::spawn(expiry_loop(core.clone()));
+        let pending = core.recover().await;
+        let restore = tokio::spawn({
+            let core = core.clone();
+            async move {
+                let started = std::time::Instant::now();
+                match core.expiration.restore().await {
+                    Ok(n) => tracing::info!(
+                        leases = n,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "lease timers restored"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "restoring lease timers failed"),
+                }
+            }
+        });
+        let expiry = tokio::spawn(expiry_loop(core.clone()));
+        let mut tasks = vec![restore, expiry];
+        if pending > 0 {
+            tasks.push(tokio::spawn(recover_loop(core.clone())));
+        }
+        *core.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         Ok(core)
+    }
+
+    /// One pass of every engine's crash recovery; returns how many records
+    /// are still pending (their database was unreachable).
+    async fn recover(&self) -> usize {
+        let mut pending = 0;
+        for mount in self.mounts() {
+            match mount.engine.recover(&mount, &self.expiration).await {
+                Ok((0, 0)) => {}
+                Ok((rolled_back, left)) => {
+                    tracing::warn!(
+                        mount = mount.path(),
+                        rolled_back,
+                        left,
+                        "rolled back credentials issued before a crash"
+                    );
+                    pending += left;
+                }
+                Err(e) => {
+                    tracing::warn!(mount = mount.path(), error = %e, "crash recovery failed; will retry");
+                    pending += 1;
+                }
+            }
+        }
+        pending
+    }
+
+    /// Stop the background tasks and release every engine's connections
+    /// (the node is being sealed). Requests already running finish.
+    pub async fn stop(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+        for mount in self.mounts() {
+            mount.engine.unmount(&mount).await;
+        }
     }
 
     /// Check the token; for now only the root token has any rights.
     pub fn authorize(&self, token: Option<&str>) -> Result<()> {
         match token {
-            Some(t) if !t.is_empty() && constant_time_eq(t.as_bytes(), self.root_token.as_bytes()) => Ok(()),
+            Some(t) if !t.is_empty() && constant_time_eq(&token::hash(t), &self.root_token_hash) => Ok(()),
             _ => Err(Error::PermissionDenied),
         }
     }
@@ -88,6 +150,7 @@ impl Core {
             path: req.path[mount.path().len().min(req.path.len())..].to_string(),
             data: req.data.clone(),
             display_name: req.display_name.clone(),
+            lease_id: expiration::new_lease_id(req.path.trim_end_matches('/')),
         };
         let mut resp = match mount.engine.handle(&mount, &inner).await? {
             None => return Ok(None),
@@ -96,7 +159,7 @@ impl Core {
         if let Some(secret) = resp.secret.take() {
             let now = Utc::now();
             let entry = LeaseEntry {
-                lease_id: expiration::new_lease_id(req.path.trim_end_matches('/')),
+                lease_id: inner.lease_id.clone(),
                 path: req.path.trim_end_matches('/').to_string(),
                 mount_path: mount.path().to_string(),
                 internal: secret.internal,
@@ -107,10 +170,24 @@ impl Core {
             };
             if let Err(e) = self.expiration.save(&entry).await {
                 // No lease, no secret: undo what the engine created.
-                if let Err(undo) = mount.engine.revoke(&mount, &entry).await {
-                    tracing::error!(error = %undo, "could not roll back a secret whose lease failed to persist");
+                match mount.engine.revoke(&mount, &entry).await {
+                    Ok(()) => {
+                        if let Some(wal) = &secret.wal {
+                            let _ = mount.storage.delete(wal).await;
+                        }
+                    }
+                    // The write-ahead record stays: start-up recovery retries.
+                    Err(undo) => {
+                        tracing::error!(error = %undo, "could not roll back a secret whose lease failed to persist")
+                    }
                 }
                 return Err(e);
+            }
+            // The lease is stored: the write-ahead record has done its job.
+            if let Some(wal) = &secret.wal
+                && let Err(e) = mount.storage.delete(wal).await
+            {
+                tracing::warn!(error = %e, "could not delete a write-ahead record (harmless: start-up recovery finds the lease)");
             }
             resp.lease = Some(LeaseInfo {
                 lease_id: entry.lease_id,
@@ -303,6 +380,18 @@ impl Core {
         lease.last_renewal = Some(now);
         self.expiration.save(&lease).await?;
         Ok((lease, granted.ttl, warnings))
+    }
+}
+
+/// Retry crash recovery until nothing is pending (a database was down).
+async fn recover_loop(core: Arc<Core>) {
+    let mut wait = std::time::Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(wait).await;
+        if core.recover().await == 0 {
+            return;
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(300));
     }
 }
 

@@ -4,7 +4,7 @@
 use super::Core;
 use super::fields;
 use super::mounts::{MountRecord, normalize_path};
-use super::ttl::SYSTEM_DEFAULT_TTL;
+use super::ttl::{system_default_ttl, system_max_ttl};
 use crate::error::{Error, Result};
 use crate::logical::{LeaseInfo, Operation, Reply, Request, Response};
 use crate::runtime::PluginKind;
@@ -136,7 +136,7 @@ fn check_ttls(default: i64, max: i64) -> Result<()> {
     if default < 0 || max < 0 {
         return Err(Error::bad("lease TTLs cannot be negative"));
     }
-    let effective_max = if max > 0 { max } else { SYSTEM_DEFAULT_TTL };
+    let effective_max = if max > 0 { max } else { system_max_ttl() };
     if default > effective_max {
         return Err(Error::bad("default lease TTL cannot be greater than max lease TTL"));
     }
@@ -151,10 +151,10 @@ async fn tune(core: &Core, path: &str, req: &Request) -> Reply {
     })?;
     match req.operation {
         Operation::Read => {
-            let or_system = |v: i64| if v > 0 { v } else { SYSTEM_DEFAULT_TTL };
+            let or_system = |v: i64, system: i64| if v > 0 { v } else { system };
             let data = json!({
-                "default_lease_ttl": or_system(m.record.default_lease_ttl),
-                "max_lease_ttl": or_system(m.record.max_lease_ttl),
+                "default_lease_ttl": or_system(m.record.default_lease_ttl, system_default_ttl()),
+                "max_lease_ttl": or_system(m.record.max_lease_ttl, system_max_ttl()),
                 "description": m.record.description,
                 "force_no_cache": false,
             });

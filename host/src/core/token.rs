@@ -1,4 +1,5 @@
-//! The token store, as far as it exists yet: the root token only.
+//! The token store, as far as it exists yet: the root token only, kept as
+//! its SHA-256 hash in storage (written by `sys/init`).
 //! `auth/token/lookup-self` and `lookup` answer for it, so clients that check
 //! their token at start-up (hvac's `is_authenticated`, `vault login`) work.
 
@@ -39,4 +40,52 @@ fn lookup(core: &Core, token: &str) -> Result<Response> {
         "ttl": 0,
         "type": "service",
     })))
+}
+
+/// Where the root token's hash is kept (a local key: tokens are per cluster).
+pub const ROOT_TOKEN_KEY: &str = "sys/token/root";
+
+/// A new random token in Vault's service-token shape.
+pub fn generate() -> String {
+    use rand::Rng;
+    let s: String = rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("hvs.{s}")
+}
+
+/// SHA-256 of a token: what is stored and compared, never the token.
+pub fn hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RootTokenEntry {
+    sha256: String,
+}
+
+/// Store the root token's hash (at init).
+pub async fn store_root(storage: &dyn crate::storage::Backend, token: &str) -> Result<()> {
+    let entry = RootTokenEntry {
+        sha256: hex::encode(hash(token)),
+    };
+    let bytes = serde_json::to_vec(&entry).map_err(|e| Error::internal(e.to_string()))?;
+    storage.put(ROOT_TOKEN_KEY, &bytes).await?;
+    Ok(())
+}
+
+/// The stored root token hash (at unseal).
+pub async fn load_root_hash(storage: &crate::storage::Storage) -> anyhow::Result<[u8; 32]> {
+    let bytes = storage
+        .get(ROOT_TOKEN_KEY)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("storage holds no root token ({ROOT_TOKEN_KEY})"))?;
+    let entry: RootTokenEntry = serde_json::from_slice(&bytes)?;
+    let raw = hex::decode(&entry.sha256)?;
+    raw.as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{ROOT_TOKEN_KEY} is corrupt"))
 }

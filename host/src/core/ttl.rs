@@ -7,6 +7,31 @@ use chrono::{DateTime, Utc};
 /// Vault's built-in default and maximum lease TTL: 32 days.
 pub const SYSTEM_DEFAULT_TTL: i64 = 768 * 3600;
 
+/// The server's `default_lease_ttl` and `max_lease_ttl` (configuration
+/// file), set once at start-up; process-wide as in Vault's config.
+static SYSTEM_TTLS: std::sync::OnceLock<(i64, i64)> = std::sync::OnceLock::new();
+
+/// Set the system TTLs (0 keeps the built-in 768h). Only the first call counts.
+pub fn set_system_ttls(default_ttl: i64, max_ttl: i64) {
+    let max = if max_ttl > 0 { max_ttl } else { SYSTEM_DEFAULT_TTL };
+    let default = if default_ttl > 0 {
+        default_ttl.min(max)
+    } else {
+        SYSTEM_DEFAULT_TTL.min(max)
+    };
+    let _ = SYSTEM_TTLS.set((default, max));
+}
+
+/// The default lease TTL of mounts that set none.
+pub fn system_default_ttl() -> i64 {
+    SYSTEM_TTLS.get().map_or(SYSTEM_DEFAULT_TTL, |t| t.0)
+}
+
+/// The maximum lease TTL of mounts that set none.
+pub fn system_max_ttl() -> i64 {
+    SYSTEM_TTLS.get().map_or(SYSTEM_DEFAULT_TTL, |t| t.1)
+}
+
 /// The TTL to grant and a warning when it had to be capped.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Granted {
@@ -27,11 +52,11 @@ pub fn calculate(
     issued: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Granted {
-    let mount_max = if mount_max > 0 { mount_max } else { SYSTEM_DEFAULT_TTL };
+    let mount_max = if mount_max > 0 { mount_max } else { system_max_ttl() };
     let mount_default = if mount_default > 0 {
         mount_default.min(mount_max)
     } else {
-        SYSTEM_DEFAULT_TTL.min(mount_max)
+        system_default_ttl().min(mount_max)
     };
     let max = if role_max > 0 {
         role_max.min(mount_max)

@@ -4,7 +4,7 @@
 
 pub mod database;
 
-use crate::core::expiration::LeaseEntry;
+use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;
 use crate::error::Result;
 use crate::logical::{Reply, Request};
@@ -30,6 +30,14 @@ pub trait SecretsEngine: Send + Sync + 'static {
     /// secret is already gone, so retries are safe.
     async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()>;
 
-    /// The mount is going away: release connections and caches.
+    /// The mount is going away (disabled, or the node sealed): release
+    /// connections and caches.
     async fn unmount(&self, _mount: &MountEntry) {}
+
+    /// At start-up: settle what a crashed server left half done (secrets
+    /// created whose lease was never stored). Returns (rolled back, left
+    /// pending) counts.
+    async fn recover(&self, _mount: &MountEntry, _expiration: &Expiration) -> Result<(usize, usize)> {
+        Ok((0, 0))
+    }
 }

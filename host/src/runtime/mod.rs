@@ -458,6 +458,10 @@ impl DriverCall {
         driver_call!(self, call_initialize(config, verify))
     }
 
+    pub async fn new_username(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
+        driver_call!(self, call_new_username(config, req))
+    }
+
     pub async fn new_user(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
         driver_call!(self, call_new_user(config, req))
     }

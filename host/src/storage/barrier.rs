@@ -1,7 +1,9 @@
 //! The barrier: AES-256-GCM encryption of every value at rest, under a keyring
 //! of numbered keys that is itself sealed by the root key. [`Barrier`] wraps
 //! any [`Backend`] so that the physical storage only ever sees ciphertext.
-//! Not wired into the server yet (issue 3): these are the building blocks.
+//! The root key itself is stored encrypted under the unseal key
+//! ([`seal_root_key`]); the unseal key exists only as Shamir shares held by
+//! operators (see `crate::node`).
 //!
 //! Value format: `term (u32 BE) || version (1 byte) || nonce (12) || ciphertext+tag`.
 //! The term selects the key, so data written before a rotation stays readable.
@@ -192,6 +194,35 @@ pub fn open_keyring(root_key: &[u8; KEY_LEN], sealed: &[u8]) -> Result<Keyring> 
     Ok(keyring)
 }
 
+/// Associated data of the stored root key (encrypted under the unseal key).
+pub const ROOT_KEY_AAD: &[u8] = b"warden/root-key";
+
+/// Encrypt the root key under the unseal key, for storing it.
+pub fn seal_root_key(unseal_key: &[u8; KEY_LEN], root_key: &[u8; KEY_LEN]) -> Result<Vec<u8>> {
+    seal(unseal_key, ROOT_TERM, root_key, ROOT_KEY_AAD)
+}
+
+/// Decrypt the stored root key; a wrong unseal key fails authentication.
+pub fn open_root_key(unseal_key: &[u8; KEY_LEN], sealed: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+    let bytes = Zeroizing::new(open(unseal_key, sealed, ROOT_KEY_AAD)?);
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    if bytes.len() != KEY_LEN {
+        return Err(BarrierError::Keyring(format!(
+            "stored root key is {} bytes",
+            bytes.len()
+        )));
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+/// A fresh random 256-bit key (root key, unseal key).
+pub fn random_key() -> Zeroizing<[u8; KEY_LEN]> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    rand::rng().fill_bytes(key.as_mut());
+    key
+}
+
 /// The header goes into the associated data so it cannot be altered either.
 fn associated_data(header: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + aad.len());
@@ -321,6 +352,14 @@ impl Barrier {
         self.keyring.write().unwrap_or_else(|p| p.into_inner()).rotate()
     }
 
+    /// The active term and when its key was installed (sys/key-status).
+    pub fn key_status(&self) -> (u32, DateTime<Utc>) {
+        let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        let term = keyring.active_term();
+        let installed = keyring.key(term).map(|k| k.installed).unwrap_or_else(Utc::now);
+        (term, installed)
+    }
+
     /// Seal the current keyring under `root_key`, for persisting it.
     pub fn seal_keyring(&self, root_key: &[u8; KEY_LEN]) -> Result<Vec<u8>> {
         seal_keyring(root_key, &self.keyring.read().unwrap_or_else(|p| p.into_inner()))
@@ -355,6 +394,17 @@ impl Backend for Barrier {
 
     async fn list(&self, prefix: &str) -> StorageResult<Vec<String>> {
         self.inner.list(prefix).await
+    }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<(String, Vec<u8>)>> {
+        let page = self.inner.scan(prefix, after, limit).await?;
+        let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        page.into_iter()
+            .map(|(key, ciphertext)| match keyring.decrypt(&ciphertext, key.as_bytes()) {
+                Ok(plain) => Ok((key, plain)),
+                Err(e) => Err(StorageError::Backend(format!("{e} (key {key:?})"))),
+            })
+            .collect()
     }
 }
 

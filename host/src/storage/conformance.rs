@@ -13,6 +13,7 @@ pub async fn run(b: &dyn Backend) {
     list_prefix_edge_cases(b).await;
     large_value(b).await;
     many_keys(b).await;
+    scan_pages(b).await;
 }
 
 async fn get_put_overwrite_delete(b: &dyn Backend) {
@@ -125,6 +126,34 @@ async fn many_keys(b: &dyn Backend) {
         b.delete(&format!("many/{name}")).await.unwrap();
     }
     assert!(b.list("").await.unwrap().is_empty());
+}
+
+async fn scan_pages(b: &dyn Backend) {
+    // Nested keys, a sibling that shares the prefix's text ("s/a" vs "s0"),
+    // and a key equal to the bare prefix without its slash.
+    for k in ["s/a/1", "s/a/2", "s/b", "s/c/d/e", "s0", "s"] {
+        b.put(k, k.as_bytes()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = b.scan("s/", after.as_deref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        for (k, v) in &page {
+            assert_eq!(k.as_bytes(), &v[..]);
+        }
+        after = page.last().map(|(k, _)| k.clone());
+        seen.extend(page.into_iter().map(|(k, _)| k));
+    }
+    assert_eq!(seen, ["s/a/1", "s/a/2", "s/b", "s/c/d/e"]);
+    assert_eq!(b.scan("", None, 100).await.unwrap().len(), 6);
+    assert!(b.scan("t/", None, 10).await.unwrap().is_empty());
+    for k in ["s/a/1", "s/a/2", "s/b", "s/c/d/e", "s0", "s"] {
+        b.delete(k).await.unwrap();
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,21 @@ impl Backend for MemoryBackend {
             .take_while(|k| k.starts_with(prefix));
         Ok(super::fold_names(prefix, below))
     }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        use std::ops::Bound;
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        Ok(map
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
 }
 
 #[cfg(test)]

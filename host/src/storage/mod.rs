@@ -7,6 +7,7 @@ pub mod conformance;
 mod memory;
 mod postgres;
 mod sqlite;
+pub mod wal;
 
 pub use memory::MemoryBackend;
 pub use postgres::PostgresBackend;
@@ -31,6 +32,23 @@ pub trait Backend: Send + Sync + 'static {
     /// The names directly below `prefix` (which ends in '/' or is empty):
     /// leaves as their last segment, folders as `segment/`, sorted, once each.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Up to `limit` entries whose key starts with `prefix` and sorts after
+    /// `after` (None: from the start), in key order: one range read per page,
+    /// for loading a large folder (every lease at start-up) without listing
+    /// it level by level and reading each value on its own.
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>>;
+}
+
+/// What every SQL backend's `scan` binds: the lower bound, the exclusive
+/// start (or ""), the upper bound (None: unbounded) and the limit.
+pub(crate) fn scan_bounds(prefix: &str, after: Option<&str>, limit: usize) -> (String, String, Option<String>, i64) {
+    (
+        prefix.to_string(),
+        after.unwrap_or("").to_string(),
+        prefix_upper_bound(prefix),
+        limit.min(i64::MAX as usize) as i64,
+    )
 }
 
 pub type Storage = Arc<dyn Backend>;
@@ -72,6 +90,17 @@ impl View {
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.inner.list(&self.key(prefix)).await
+    }
+
+    /// A page of entries below `prefix` (see [`Backend::scan`]); keys come
+    /// back relative to this view, and `after` is relative too.
+    pub async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let after = after.map(|a| self.key(a));
+        let page = self.inner.scan(&self.key(prefix), after.as_deref(), limit).await?;
+        Ok(page
+            .into_iter()
+            .map(|(k, v)| (k[self.prefix.len()..].to_string(), v))
+            .collect())
     }
 
     /// Every leaf key below `prefix`, relative to this view, depth first.

@@ -15,6 +15,7 @@ pub struct PostgresBackend {
     delete_sql: String,
     list_sql: String,
     list_all_sql: String,
+    scan_sql: String,
 }
 
 fn err(op: &str, e: sqlx::Error) -> StorageError {
@@ -70,6 +71,9 @@ impl PostgresBackend {
             delete_sql: format!("DELETE FROM {t} WHERE key = $1"),
             list_sql: format!("SELECT key FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key"),
             list_all_sql: format!("SELECT key FROM {t} WHERE key >= $1 ORDER BY key"),
+            scan_sql: format!(
+                "SELECT key, value FROM {t} WHERE key >= $1 AND key > $2 AND ($3::text IS NULL OR key < $3) ORDER BY key LIMIT $4"
+            ),
         })
     }
 
@@ -138,6 +142,18 @@ impl Backend for PostgresBackend {
         }
         .map_err(|e| err("list", e))?;
         Ok(fold_names(prefix, keys.iter().map(String::as_str)))
+    }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let (lower, after, upper, limit) = super::scan_bounds(prefix, after, limit);
+        sqlx::query_as::<_, (String, Vec<u8>)>(&self.scan_sql)
+            .bind(lower)
+            .bind(after)
+            .bind(upper)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| err("scan", e))
     }
 }
 

@@ -7,7 +7,7 @@ mod path_creds_create;
 mod path_roles;
 mod secret_creds;
 
-use crate::core::expiration::LeaseEntry;
+use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
@@ -122,6 +122,10 @@ impl SecretsEngine for DatabaseEngine {
 
     async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
         secret_creds::revoke(self, mount, lease).await
+    }
+
+    async fn recover(&self, mount: &MountEntry, expiration: &Expiration) -> Result<(usize, usize)> {
+        secret_creds::recover(self, mount, expiration).await
     }
 
     async fn unmount(&self, mount: &MountEntry) {

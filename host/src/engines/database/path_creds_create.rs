@@ -1,6 +1,13 @@
 //! `creds/:name`: issue a dynamic credential. Generates a password, has the
 //! driver create the user, and returns a secret the core puts under a lease.
 //! If anything fails after the user exists, the user is dropped again.
+//!
+//! Crash safety: the driver names the user first (`new-username`), and a
+//! write-ahead record `wal/creds/<lease uuid>` {lease id, username, role,
+//! connection} is stored before the user is created. The core deletes the
+//! record once the lease is stored; a record found at start-up whose lease
+//! does not exist means the server died in between, and the user is dropped
+//! (`secret_creds::recover`).
 
 use super::{DatabaseEngine, path_roles, plugin_error};
 use crate::core::catalog::PASSWORD_GENERATOR;
@@ -50,19 +57,42 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
         rollback_statements: role.rollback_statements.clone(),
         credential: db::Credential::Password(password.clone()),
         expiration: expiration.timestamp(),
+        username: None,
     };
+    let details = config.details_json();
     let mut driver = engine.driver(mount, &role.db_name, &config).await?;
-    let username = driver
-        .new_user(&config.details_json(), &request)
+    let mut request = request;
+    let username = driver.new_username(&details, &request).await.map_err(plugin_error)?;
+    request.username = Some(username.clone());
+    let wal = super::secret_creds::PendingCreds {
+        lease_id: req.lease_id.clone(),
+        username: username.clone(),
+        role: name.to_string(),
+        db_name: role.db_name.clone(),
+    };
+    let wal_key = wal.write(mount).await?;
+    let created = driver
+        .new_user(&details, &request)
         .await
         // A database error may quote the statement: never echo the password.
-        .map_err(|e| redact(plugin_error(e), &password))?;
+        .map_err(|e| redact(plugin_error(e), &password));
+    let username = match created {
+        Ok(u) => u,
+        Err(e) => {
+            // The driver rolled the creation back: nothing to recover.
+            if let Err(d) = mount.storage.delete(&wal_key).await {
+                tracing::warn!(error = %d, "could not delete the write-ahead record of a failed creation");
+            }
+            return Err(e);
+        }
+    };
 
     let mut resp = Response::data(json!({ "username": username, "password": password }));
     resp.secret = Some(Secret {
         internal: json!({ "username": username, "role": name, "db_name": role.db_name }),
         ttl: granted.ttl,
         renewable: true,
+        wal: Some(wal_key),
     });
     if let Some(w) = granted.warning {
         resp.warnings.push(w);

@@ -1,0 +1,228 @@
+//! Key classes and the write-ahead log of replicated writes, what
+//! performance replication will ship to secondaries.
+//!
+//! Every key is either *local* (this node's own: leases, tokens, the
+//! engines' crash-recovery records, the log itself) or *replicated*
+//! (mounts, connection configs, roles, policies...). [`Indexed`] wraps the
+//! barrier: a write of a replicated key first appends a record
+//! `sys/wal/<index>` {index, op, key, value} carrying the next index of a
+//! monotonically increasing sequence, then applies the write. Writes of
+//! replicated keys are serialised, so index order is apply order; at open the
+//! newest records are applied again (idempotent), which repairs a crash
+//! between the append and the apply. The log keeps the newest
+//! [`RETAIN`] records.
+
+use super::{Backend, Result, Storage, StorageError};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+/// Where the log lives (itself a local key space).
+pub const LOG_PREFIX: &str = "sys/wal/";
+/// Records kept for secondaries to catch up from.
+pub const RETAIN: u64 = 4096;
+/// Records applied again at open.
+const REPLAY: u64 = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyClass {
+    Replicated,
+    Local,
+}
+
+/// The class of a storage key. Local: leases (`sys/expire/`), tokens
+/// (`sys/token/`), the log (`sys/wal/`), the seal's own keys (`core/seal-config`,
+/// `core/root-key`, `core/keyring`), and every engine's crash-recovery records
+/// (`logical/<mount>/wal/`). Everything else is replicated.
+pub fn class_of(key: &str) -> KeyClass {
+    const LOCAL_PREFIXES: [&str; 6] = [
+        "sys/expire/",
+        "sys/token/",
+        LOG_PREFIX,
+        "core/seal-config",
+        "core/root-key",
+        "core/keyring",
+    ];
+    if LOCAL_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return KeyClass::Local;
+    }
+    if let Some(rest) = key.strip_prefix("logical/")
+        && let Some((_mount, inner)) = rest.split_once('/')
+        && inner.starts_with("wal/")
+    {
+        return KeyClass::Local;
+    }
+    KeyClass::Replicated
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    pub index: u64,
+    pub op: Op,
+    pub key: String,
+    /// Base64 of the value for a put.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Put,
+    Delete,
+}
+
+fn log_key(index: u64) -> String {
+    // Zero-padded so key order is index order.
+    format!("{LOG_PREFIX}{index:020}")
+}
+
+pub struct Indexed {
+    inner: Storage,
+    /// The last index written; the lock also serialises replicated writes.
+    last: tokio::sync::Mutex<u64>,
+}
+
+impl Indexed {
+    /// Wrap `inner`, find the last index and re-apply the newest records.
+    pub async fn open(inner: Storage) -> Result<Indexed> {
+        let names = inner.list(LOG_PREFIX).await?;
+        let indexes: Vec<u64> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        let last = indexes.iter().copied().max().unwrap_or(0);
+        for index in last.saturating_sub(REPLAY - 1).max(1)..=last {
+            let Some(bytes) = inner.get(&log_key(index)).await? else {
+                continue;
+            };
+            let record: Record = serde_json::from_slice(&bytes)
+                .map_err(|e| StorageError::Backend(format!("corrupt write-ahead record {index}: {e}")))?;
+            apply(&inner, &record).await?;
+        }
+        Ok(Indexed {
+            inner,
+            last: tokio::sync::Mutex::new(last),
+        })
+    }
+
+    /// The index of the last replicated write.
+    pub async fn last_index(&self) -> u64 {
+        *self.last.lock().await
+    }
+
+    async fn logged(&self, op: Op, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let mut last = self.last.lock().await;
+        let index = *last + 1;
+        let record = Record {
+            index,
+            op,
+            key: key.to_string(),
+            value: value.map(|v| B64.encode(v)),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| StorageError::Backend(e.to_string()))?;
+        self.inner.put(&log_key(index), &bytes).await?;
+        *last = index;
+        apply(&self.inner, &record).await?;
+        if index > RETAIN {
+            self.inner.delete(&log_key(index - RETAIN)).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply(inner: &Storage, record: &Record) -> Result<()> {
+    match record.op {
+        Op::Put => {
+            let value = B64
+                .decode(record.value.as_deref().unwrap_or(""))
+                .map_err(|e| StorageError::Backend(format!("corrupt write-ahead record {}: {e}", record.index)))?;
+            inner.put(&record.key, &value).await
+        }
+        Op::Delete => inner.delete(&record.key).await,
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Indexed {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        match class_of(key) {
+            KeyClass::Local => self.inner.put(key, value).await,
+            KeyClass::Replicated => self.logged(Op::Put, key, Some(value)).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match class_of(key) {
+            KeyClass::Local => self.inner.delete(key).await,
+            KeyClass::Replicated => self.logged(Op::Delete, key, None).await,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        self.inner.scan(prefix, after, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryBackend;
+    use std::sync::Arc;
+
+    #[test]
+    fn keys_are_classed() {
+        assert_eq!(class_of("sys/expire/id/db/creds/r/x"), KeyClass::Local);
+        assert_eq!(class_of("sys/token/root"), KeyClass::Local);
+        assert_eq!(class_of("logical/1234/wal/creds/x"), KeyClass::Local);
+        assert_eq!(class_of("core/mounts"), KeyClass::Replicated);
+        assert_eq!(class_of("logical/1234/config/pg"), KeyClass::Replicated);
+        assert_eq!(class_of("logical/1234/role/wal"), KeyClass::Replicated);
+        assert_eq!(class_of("sys/password_policy/p"), KeyClass::Replicated);
+    }
+
+    #[tokio::test]
+    async fn replicated_writes_get_increasing_indexes_and_local_ones_none() {
+        let mem: Storage = Arc::new(MemoryBackend::new());
+        let s = Indexed::open(mem.clone()).await.unwrap();
+        s.put("core/mounts", b"a").await.unwrap();
+        s.put("sys/expire/id/x", b"lease").await.unwrap();
+        s.put("logical/m/role/r", b"b").await.unwrap();
+        s.delete("logical/m/role/r").await.unwrap();
+        assert_eq!(s.last_index().await, 3);
+        let log = mem.list(LOG_PREFIX).await.unwrap();
+        assert_eq!(log.len(), 3);
+        let third: Record = serde_json::from_slice(&mem.get(&log_key(3)).await.unwrap().unwrap()).unwrap();
+        assert_eq!((third.op, third.key.as_str()), (Op::Delete, "logical/m/role/r"));
+
+        // Reopened, the sequence goes on from where it was.
+        let s = Indexed::open(mem.clone()).await.unwrap();
+        s.put("core/mounts", b"c").await.unwrap();
+        assert_eq!(s.last_index().await, 4);
+    }
+
+    #[tokio::test]
+    async fn a_write_logged_but_not_applied_is_applied_at_open() {
+        let mem: Storage = Arc::new(MemoryBackend::new());
+        let s = Indexed::open(mem.clone()).await.unwrap();
+        s.put("core/mounts", b"old").await.unwrap();
+        // As if the server died after appending record 2 but before applying it.
+        let record = Record {
+            index: 2,
+            op: Op::Put,
+            key: "core/mounts".into(),
+            value: Some(B64.encode(b"new")),
+        };
+        mem.put(&log_key(2), &serde_json::to_vec(&record).unwrap())
+            .await
+            .unwrap();
+        let s = Indexed::open(mem.clone()).await.unwrap();
+        assert_eq!(s.get("core/mounts").await.unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(s.last_index().await, 2);
+    }
+}

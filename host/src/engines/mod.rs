@@ -9,6 +9,7 @@ use crate::core::mounts::MountEntry;
 use crate::error::Result;
 use crate::logical::{Reply, Request};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// TTL settings that govern renewing a lease, in seconds (0: the mount's).
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +30,10 @@ pub trait SecretsEngine: Send + Sync + 'static {
     /// Destroy a secret (drop the database user). Must succeed when the
     /// secret is already gone, so retries are safe.
     async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()>;
+
+    /// The mount is live (enabled, or loaded at start-up): start background
+    /// work such as a rotation scheduler.
+    fn start(&self, _mount: Arc<MountEntry>) {}
 
     /// The mount is going away: release connections and caches.
     async fn unmount(&self, _mount: &MountEntry) {}

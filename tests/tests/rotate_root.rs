@@ -35,7 +35,11 @@ async fn engine_works(env: &DbEnv) -> Result<()> {
             204,
         )
         .await?;
-    assert!(!env.scratch.role_exists(&creds.username).await?, "revoke left {}", creds.username);
+    assert!(
+        !env.scratch.role_exists(&creds.username).await?,
+        "revoke left {}",
+        creds.username
+    );
     Ok(())
 }
 
@@ -62,7 +66,12 @@ async fn rotate_root_changes_the_password_and_the_engine_keeps_working() -> Resu
 
     engine_works(&env).await?;
     env.client
-        .expect("PUT", "/v1/sys/leases/revoke", Some(json!({"lease_id": before.lease_id})), 204)
+        .expect(
+            "PUT",
+            "/v1/sys/leases/revoke",
+            Some(json!({"lease_id": before.lease_id})),
+            204,
+        )
         .await?;
     assert!(!env.scratch.role_exists(&before.username).await?);
 

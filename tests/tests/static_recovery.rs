@@ -12,10 +12,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
 use warden::core::{Core, catalog};
-use warden::engines::SecretsEngine;
 use warden::logical::{Operation, Request};
 use warden::runtime::Runtime;
-use warden::storage::{Backend, MemoryBackend, Storage};
+use warden::storage::{MemoryBackend, Storage};
 use warden_tests::{Scratch, TestPostgres};
 
 const TOKEN: &str = "recovery-root";
@@ -166,7 +165,9 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     // rotate-root rolled back: the old password works again and is stored.
     assert!(logs_in(&scratch, &scratch.admin_user, &scratch.admin_password).await);
     assert!(!logs_in(&scratch, &scratch.admin_user, new_root).await);
-    let config = get_json(&storage, &format!("{base}config/pg")).await?.context("config")?;
+    let config = get_json(&storage, &format!("{base}config/pg"))
+        .await?
+        .context("config")?;
     assert_eq!(config["connection_details"]["password"], json!(scratch.admin_password));
 
     // The static rotation rolled forward with the recorded password.

@@ -75,7 +75,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     )
     .await?;
     // Taking the user over changed its password.
-    assert!(!logs_in(&env.scratch, &user, &initial).await, "the initial password still works");
+    assert!(
+        !logs_in(&env.scratch, &user, &initial).await,
+        "the initial password still works"
+    );
 
     let role = c.expect("GET", "/v1/db/static-roles/app", None, 200).await?;
     let data = &role["data"];
@@ -116,7 +119,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     assert!((3500..=3600).contains(&ttl), "ttl {ttl}");
     assert_eq!(time_of(&creds)?, created);
     let first = text(&creds, "password")?;
-    assert!(logs_in(&env.scratch, &user, &first).await, "static-creds password does not log in");
+    assert!(
+        logs_in(&env.scratch, &user, &first).await,
+        "static-creds password does not log in"
+    );
 
     // LIST, with and without ?list=true.
     let (status, list) = c.list("/v1/db/static-roles").await?;
@@ -132,7 +138,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     assert_ne!(first, second);
     assert!(time_of(&rotated)? > created);
     assert!(logs_in(&env.scratch, &user, &second).await);
-    assert!(!logs_in(&env.scratch, &user, &first).await, "the rotated-away password still works");
+    assert!(
+        !logs_in(&env.scratch, &user, &first).await,
+        "the rotated-away password still works"
+    );
 
     // Update the period: no rotation, the new period shows.
     c.expect(
@@ -161,7 +170,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
             json!({"db_name": "pg", "creation_statements": [warden_tests::CREATE_ROLE]}),
         )
         .await?;
-    assert_eq!((status, body), (400, json!({"errors": ["Role and Static Role names must be unique"]})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"errors": ["Role and Static Role names must be unique"]}))
+    );
     env.write_role("dyn", json!({})).await?;
     let (status, body) = c
         .post(
@@ -169,7 +181,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
             json!({"db_name": "pg", "username": user, "rotation_period": "1h"}),
         )
         .await?;
-    assert_eq!((status, body), (400, json!({"errors": ["Role and Static Role names must be unique"]})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"errors": ["Role and Static Role names must be unique"]}))
+    );
     let (status, body) = c.get("/v1/db/creds/app").await?;
     assert_eq!((status, body), (400, json!({"errors": ["unknown role: app"]})));
     let (status, body) = c.get("/v1/db/static-creds/dyn").await?;
@@ -177,7 +192,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     let (status, body) = c.get("/v1/db/static-creds/nope").await?;
     assert_eq!((status, body), (400, json!({"errors": ["unknown role: nope"]})));
     let (status, body) = c.post("/v1/db/rotate-role/nope", json!({})).await?;
-    assert_eq!((status, body), (400, json!({"errors": ["no static role found for role name"]})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"errors": ["no static role found for role name"]}))
+    );
     let (status, body) = c.get("/v1/db/static-roles/nope").await?;
     assert_eq!((status, body), (404, json!({"errors": []})));
 
@@ -189,7 +207,10 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     assert_eq!(status, 404);
     let (status, _) = c.list("/v1/db/static-roles").await?;
     assert_eq!(status, 404);
-    assert!(env.scratch.role_exists(&user).await?, "deleting the static role dropped the user");
+    assert!(
+        env.scratch.role_exists(&user).await?,
+        "deleting the static role dropped the user"
+    );
     assert!(logs_in(&env.scratch, &user, &second).await);
     Ok(())
 }
@@ -214,7 +235,11 @@ async fn a_five_second_period_rotates_repeatedly_and_every_password_works() -> R
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     while seen.len() < 4 {
         if tokio::time::Instant::now() > deadline {
-            bail!("only {} distinct passwords in 40 s: {:?}", seen.len(), seen.iter().map(|s| s.1).collect::<Vec<_>>());
+            bail!(
+                "only {} distinct passwords in 40 s: {:?}",
+                seen.len(),
+                seen.iter().map(|s| s.1).collect::<Vec<_>>()
+            );
         }
         let creds = static_creds(&env, "fast").await?;
         let password = text(&creds, "password")?;
@@ -228,7 +253,10 @@ async fn a_five_second_period_rotates_repeatedly_and_every_password_works() -> R
             );
             if let Some((previous, previous_at)) = seen.last() {
                 assert!(at > *previous_at, "last_vault_rotation did not advance");
-                assert!(!logs_in(&env.scratch, &user, previous).await, "a rotated-away password still works");
+                assert!(
+                    !logs_in(&env.scratch, &user, previous).await,
+                    "a rotated-away password still works"
+                );
             }
             seen.push((password, at));
         }
@@ -250,7 +278,9 @@ async fn a_cron_schedule_rotates_at_the_minute() -> Result<()> {
         .expect(
             "POST",
             "/v1/db/static-roles/cron",
-            Some(json!({"db_name": "pg", "username": user, "rotation_schedule": "*/1 * * * *", "rotation_window": "1h"})),
+            Some(
+                json!({"db_name": "pg", "username": user, "rotation_schedule": "*/1 * * * *", "rotation_window": "1h"}),
+            ),
             204,
         )
         .await?;
@@ -295,7 +325,10 @@ async fn bad_static_roles_are_refused_and_nothing_is_stored() -> Result<()> {
     let env = DbEnv::start("static_bad", &["*"]).await?;
     let (user, initial) = db_user(&env.scratch, "bad").await?;
     let cases = [
-        (json!({"db_name": "pg", "username": user, "rotation_period": "4s"}), "rotation_period must be 5 seconds or more"),
+        (
+            json!({"db_name": "pg", "username": user, "rotation_period": "4s"}),
+            "rotation_period must be 5 seconds or more",
+        ),
         (
             json!({"db_name": "pg", "username": user, "rotation_schedule": "*/1 * * * *", "rotation_window": "59m"}),
             "rotation_window is invalid: rotation_window must be 3600 seconds or more",
@@ -304,9 +337,18 @@ async fn bad_static_roles_are_refused_and_nothing_is_stored() -> Result<()> {
             json!({"db_name": "pg", "username": user, "rotation_period": "1h", "rotation_schedule": "*/1 * * * *"}),
             "mutually exclusive fields rotation_period and rotation_schedule were both specified; only one of them can be provided",
         ),
-        (json!({"db_name": "pg", "username": user, "rotation_schedule": "*/1 * * *"}), "could not parse rotation_schedule"),
-        (json!({"db_name": "pg", "username": user, "rotation_schedule": "61 * * * *"}), "could not parse rotation_schedule"),
-        (json!({"db_name": "pg", "rotation_period": "5s"}), "username is a required field to create a static account"),
+        (
+            json!({"db_name": "pg", "username": user, "rotation_schedule": "*/1 * * *"}),
+            "could not parse rotation_schedule",
+        ),
+        (
+            json!({"db_name": "pg", "username": user, "rotation_schedule": "61 * * * *"}),
+            "could not parse rotation_schedule",
+        ),
+        (
+            json!({"db_name": "pg", "rotation_period": "5s"}),
+            "username is a required field to create a static account",
+        ),
         (
             json!({"db_name": "pg", "username": user, "rotation_period": "1h", "rotation_window": "1h"}),
             "rotation_window is invalid with use of rotation_period",
@@ -324,9 +366,16 @@ async fn bad_static_roles_are_refused_and_nothing_is_stored() -> Result<()> {
         let got = env.client.post("/v1/db/static-roles/bad", body.clone()).await?;
         check_error(&format!("static role {body}"), &got, 400)?;
         let error = got.1["errors"][0].as_str().unwrap_or_default();
-        assert!(error.starts_with(message), "{body}: {error:?} should start with {message:?}");
+        assert!(
+            error.starts_with(message),
+            "{body}: {error:?} should start with {message:?}"
+        );
         let (status, stored) = env.client.get("/v1/db/static-roles/bad").await?;
-        assert_eq!((status, &stored), (404, &json!({"errors": []})), "{body} stored something");
+        assert_eq!(
+            (status, &stored),
+            (404, &json!({"errors": []})),
+            "{body} stored something"
+        );
     }
     let (status, _) = env.client.list("/v1/db/static-roles").await?;
     assert_eq!(status, 404);
@@ -349,7 +398,10 @@ async fn static_role_on_a_connection_that_does_not_allow_it_fails() -> Result<()
         .await?;
     assert_eq!(
         got,
-        (500, json!({"errors": ["1 error occurred:\n\t* \"notallowed\" is not an allowed role\n\n"]}))
+        (
+            500,
+            json!({"errors": ["1 error occurred:\n\t* \"notallowed\" is not an allowed role\n\n"]})
+        )
     );
     assert!(logs_in(&env.scratch, &user, &initial).await);
     let (status, _) = env.client.get("/v1/db/static-roles/notallowed").await?;
@@ -375,7 +427,9 @@ async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Res
         .expect(
             "POST",
             "/v1/db/static-roles/gated",
-            Some(json!({"db_name": "pg", "username": user, "rotation_period": "5s", "rotation_statements": statements})),
+            Some(
+                json!({"db_name": "pg", "username": user, "rotation_period": "5s", "rotation_statements": statements}),
+            ),
             204,
         )
         .await?;
@@ -398,7 +452,9 @@ async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Res
     assert!(logs_in(&env.scratch, &user, &password).await);
 
     // Open the gate: a retry (back-off 5, 10, 20 s) rotates again.
-    sqlx::raw_sql("INSERT INTO rotation_gate VALUES (1)").execute(&mut admin).await?;
+    sqlx::raw_sql("INSERT INTO rotation_gate VALUES (1)")
+        .execute(&mut admin)
+        .await?;
     let recovered = eventually(Duration::from_secs(45), || async {
         Ok(text(&static_creds(&env, "gated").await?, "password")? != password)
     })
@@ -407,5 +463,30 @@ async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Res
     let after = static_creds(&env, "gated").await?;
     assert!(logs_in(&env.scratch, &user, &text(&after, "password")?).await);
     admin.close().await.ok();
+    Ok(())
+}
+
+#[tokio::test]
+async fn disabling_the_mount_keeps_the_user_and_its_last_password() -> Result<()> {
+    let env = DbEnv::start("static_unmount", &["*"]).await?;
+    let (user, _) = db_user(&env.scratch, "unmount").await?;
+    env.client
+        .expect(
+            "POST",
+            "/v1/db/static-roles/fast",
+            Some(json!({"db_name": "pg", "username": user, "rotation_period": "5s"})),
+            204,
+        )
+        .await?;
+    let password = text(&static_creds(&env, "fast").await?, "password")?;
+    env.client.expect("DELETE", "/v1/sys/mounts/db", None, 204).await?;
+    // Static users are not Warden's to drop (unlike leases' users); after
+    // a period the last password still works.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(env.scratch.role_exists(&user).await?);
+    assert!(
+        logs_in(&env.scratch, &user, &password).await,
+        "the last password stopped working after unmount"
+    );
     Ok(())
 }

@@ -19,7 +19,9 @@ pub struct Schedule {
     day_star: bool,
 }
 
-const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 const WEEKDAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// How far ahead `next` looks before deciding a schedule never fires (as
@@ -71,7 +73,11 @@ impl Schedule {
         while t < limit {
             if self.months & (1 << t.month()) == 0 {
                 // First minute of the next month.
-                let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+                let (y, m) = if t.month() == 12 {
+                    (t.year() + 1, 1)
+                } else {
+                    (t.year(), t.month() + 1)
+                };
                 t = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?;
                 continue;
             }
@@ -121,7 +127,9 @@ fn field(text: &str, min: u32, max: u32, names: &[&str], base: u32) -> Result<u6
             return Err(format!("value out of range ({min}-{max}) in {text:?}"));
         }
         if lo > hi {
-            return Err(format!("beginning of range ({lo}) beyond end of range ({hi}) in {text:?}"));
+            return Err(format!(
+                "beginning of range ({lo}) beyond end of range ({hi}) in {text:?}"
+            ));
         }
         let step = step.unwrap_or(1) as usize;
         for v in (lo..=hi).step_by(step) {
@@ -136,8 +144,7 @@ fn value(text: &str, names: &[&str], base: u32) -> Result<u32, String> {
     if let Some(i) = names.iter().position(|n| *n == lower) {
         return Ok(i as u32 + base);
     }
-    text.parse()
-        .map_err(|_| format!("failed to parse int from {text:?}"))
+    text.parse().map_err(|_| format!("failed to parse int from {text:?}"))
 }
 
 #[cfg(test)]
@@ -160,20 +167,38 @@ mod tests {
     fn every_minute_fires_at_the_next_whole_minute() {
         assert_eq!(next("*/1 * * * *", "2026-11-25T10:00:30Z"), "2026-11-25T10:01:00+00:00");
         assert_eq!(next("* * * * *", "2026-11-25T10:00:00Z"), "2026-11-25T10:01:00+00:00");
-        assert_eq!(next("*/15 * * * *", "2026-11-25T10:14:59Z"), "2026-11-25T10:15:00+00:00");
-        assert_eq!(next("*/15 * * * *", "2026-11-25T10:45:00Z"), "2026-11-25T11:00:00+00:00");
+        assert_eq!(
+            next("*/15 * * * *", "2026-11-25T10:14:59Z"),
+            "2026-11-25T10:15:00+00:00"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-11-25T10:45:00Z"),
+            "2026-11-25T11:00:00+00:00"
+        );
     }
 
     #[test]
     fn hours_days_months_and_names() {
         assert_eq!(next("1 0 * * *", "2026-11-25T10:00:00Z"), "2026-11-26T00:01:00+00:00");
-        assert_eq!(next("0 12 1 jan *", "2026-11-25T10:00:00Z"), "2027-01-01T12:00:00+00:00");
-        assert_eq!(next("30 9 * * MON-FRI", "2026-11-27T10:00:00Z"), "2026-11-30T09:30:00+00:00");
+        assert_eq!(
+            next("0 12 1 jan *", "2026-11-25T10:00:00Z"),
+            "2027-01-01T12:00:00+00:00"
+        );
+        assert_eq!(
+            next("30 9 * * MON-FRI", "2026-11-27T10:00:00Z"),
+            "2026-11-30T09:30:00+00:00"
+        );
         // 7 is Sunday.
         assert_eq!(next("0 0 * * 7", "2026-11-25T10:00:00Z"), "2026-11-29T00:00:00+00:00");
         assert_eq!(next("0 0 29 2 *", "2026-11-25T10:00:00Z"), "2028-02-29T00:00:00+00:00");
-        assert_eq!(next("5,10-12 3 * * *", "2026-11-25T03:10:30Z"), "2026-11-25T03:11:00+00:00");
-        assert_eq!(next("10/20 * * * *", "2026-11-25T03:31:00Z"), "2026-11-25T03:50:00+00:00");
+        assert_eq!(
+            next("5,10-12 3 * * *", "2026-11-25T03:10:30Z"),
+            "2026-11-25T03:11:00+00:00"
+        );
+        assert_eq!(
+            next("10/20 * * * *", "2026-11-25T03:31:00Z"),
+            "2026-11-25T03:50:00+00:00"
+        );
     }
 
     #[test]
@@ -184,7 +209,12 @@ mod tests {
 
     #[test]
     fn never_firing_schedules_have_no_next() {
-        assert!(Schedule::parse("0 0 30 2 *").unwrap().next(at("2026-01-01T00:00:00Z")).is_none());
+        assert!(
+            Schedule::parse("0 0 30 2 *")
+                .unwrap()
+                .next(at("2026-01-01T00:00:00Z"))
+                .is_none()
+        );
     }
 
     #[test]

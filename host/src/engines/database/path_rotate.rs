@@ -53,10 +53,14 @@ pub async fn rotate_root(engine: &DatabaseEngine, mount: &MountEntry, name: &str
     };
     let (username, old_password) = (detail("username"), detail("password"));
     if username.is_empty() {
-        return Err(Error::bad("unable to rotate root credentials: no username in configuration"));
+        return Err(Error::bad(
+            "unable to rotate root credentials: no username in configuration",
+        ));
     }
     if old_password.is_empty() {
-        return Err(Error::bad("unable to rotate root credentials: no password in configuration"));
+        return Err(Error::bad(
+            "unable to rotate root credentials: no password in configuration",
+        ));
     }
     let new_password = super::path_creds_create::generate_password(engine, &config.password_policy).await?;
     let wal = RootWal {

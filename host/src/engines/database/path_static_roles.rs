@@ -89,7 +89,8 @@ impl StaticRole {
     /// last rotation for a period, from now for a schedule; never negative.
     fn ttl(&self, now: DateTime<Utc>) -> i64 {
         let next = if self.uses_period() {
-            self.last_vault_rotation.map(|l| l + chrono::Duration::seconds(self.rotation_period))
+            self.last_vault_rotation
+                .map(|l| l + chrono::Duration::seconds(self.rotation_period))
         } else {
             self.next_scheduled(now)
         };
@@ -247,8 +248,8 @@ fn parse(existing: Option<&StaticRole>, d: &Map<String, Value>) -> Result<Static
     if let Some(schedule) = schedule {
         Schedule::parse(&schedule).map_err(|e| Error::bad(format!("could not parse rotation_schedule: {e}")))?;
         role.rotation_schedule = schedule;
+        // A window given before stays (as in Vault) unless replaced below.
         role.rotation_period = 0;
-        role.rotation_window = 0;
     }
     if let Some(window) = window {
         if role.rotation_schedule.is_empty() {
@@ -341,8 +342,10 @@ mod tests {
     fn a_period_or_a_schedule_with_a_window() {
         let r = parsed(json!({"db_name": "pg", "username": "u", "rotation_period": "5s"})).unwrap();
         assert_eq!((r.rotation_period, r.rotation_schedule.as_str()), (5, ""));
-        let r = parsed(json!({"db_name": "pg", "username": "u", "rotation_schedule": "*/1 * * * *", "rotation_window": "1h"}))
-            .unwrap();
+        let r = parsed(
+            json!({"db_name": "pg", "username": "u", "rotation_schedule": "*/1 * * * *", "rotation_window": "1h"}),
+        )
+        .unwrap();
         assert_eq!((r.rotation_period, r.rotation_window), (0, 3600));
         assert_eq!(r.credential_type, "password");
     }
@@ -357,35 +360,53 @@ mod tests {
             err(json!({"db_name": "pg", "username": "u", "rotation_period": "4s"})),
             "rotation_period must be 5 seconds or more"
         );
-        assert!(err(json!({"db_name": "pg", "username": "u", "rotation_period": "1h", "rotation_schedule": "* * * * *"}))
-            .starts_with("mutually exclusive fields"));
-        assert!(err(json!({"db_name": "pg", "username": "u", "rotation_schedule": "61 * * * *"}))
-            .starts_with("could not parse rotation_schedule"));
-        assert!(err(json!({"db_name": "pg", "username": "u", "rotation_schedule": "* * * * *", "rotation_window": "59m"}))
-            .contains("rotation_window must be 3600 seconds or more"));
+        assert!(
+            err(json!({"db_name": "pg", "username": "u", "rotation_period": "1h", "rotation_schedule": "* * * * *"}))
+                .starts_with("mutually exclusive fields")
+        );
+        assert!(
+            err(json!({"db_name": "pg", "username": "u", "rotation_schedule": "61 * * * *"}))
+                .starts_with("could not parse rotation_schedule")
+        );
+        assert!(
+            err(json!({"db_name": "pg", "username": "u", "rotation_schedule": "* * * * *", "rotation_window": "59m"}))
+                .contains("rotation_window must be 3600 seconds or more")
+        );
         assert_eq!(
             err(json!({"db_name": "pg", "username": "u", "rotation_period": "1h", "rotation_window": "1h"})),
             "rotation_window is invalid with use of rotation_period"
         );
         assert!(err(json!({"db_name": "pg", "username": "u"})).starts_with("one of rotation_schedule"));
-        assert_eq!(err(json!({"username": "u", "rotation_period": "1h"})), "database name is a required field");
+        assert_eq!(
+            err(json!({"username": "u", "rotation_period": "1h"})),
+            "database name is a required field"
+        );
     }
 
     #[test]
     fn updates_keep_what_is_not_given_and_switch_modes() {
         let r = parsed(json!({"db_name": "pg", "username": "u", "rotation_period": "1h"})).unwrap();
         let u = parse(Some(&r), json!({"rotation_schedule": "0 * * * *"}).as_object().unwrap()).unwrap();
-        assert_eq!((u.rotation_period, u.rotation_schedule.as_str(), u.username.as_str()), (0, "0 * * * *", "u"));
+        assert_eq!(
+            (u.rotation_period, u.rotation_schedule.as_str(), u.username.as_str()),
+            (0, "0 * * * *", "u")
+        );
         assert!(parse(Some(&r), json!({"username": "other"}).as_object().unwrap()).is_err());
     }
 
     #[test]
     fn times_print_like_go() {
-        let t = DateTime::parse_from_rfc3339("2026-11-22T09:23:28.729813476Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-22T09:23:28.729813476Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(rfc3339_nano(t), "2026-11-22T09:23:28.729813476Z");
-        let t = DateTime::parse_from_rfc3339("2026-11-22T09:23:28.5Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-22T09:23:28.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(rfc3339_nano(t), "2026-11-22T09:23:28.5Z");
-        let t = DateTime::parse_from_rfc3339("2026-11-22T09:23:28Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-22T09:23:28Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(rfc3339_nano(t), "2026-11-22T09:23:28Z");
     }
 

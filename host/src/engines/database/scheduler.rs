@@ -234,7 +234,10 @@ async fn process(engine: &DatabaseEngine, mount: &MountEntry, name: &str, due: &
                 tracing::warn!(role = name, error = %e, "could not store a static role");
             }
         }
-        tracing::info!(role = name, "rotation window passed; waiting for the next scheduled time");
+        tracing::info!(
+            role = name,
+            "rotation window passed; waiting for the next scheduled time"
+        );
         return;
     }
     match rotate(engine, mount, name, &mut role).await {
@@ -278,7 +281,16 @@ pub async fn rotate(engine: &DatabaseEngine, mount: &MountEntry, name: &str, rol
             password
         }
     };
-    set_password(engine, mount, &role.db_name, &config, &role.username, &password, &role.rotation_statements).await?;
+    set_password(
+        engine,
+        mount,
+        &role.db_name,
+        &config,
+        &role.username,
+        &password,
+        &role.rotation_statements,
+    )
+    .await?;
     let now = Utc::now();
     role.password = password;
     role.last_vault_rotation = Some(now);

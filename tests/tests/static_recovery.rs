@@ -65,8 +65,13 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     // A static user for the role, created by the admin.
     let user = format!("st_rec_{}", warden_tests::util::random_alnum(6).to_lowercase());
     let late_user = format!("{user}_late");
+    let gated_user = format!("{user}_gated");
     let mut admin = scratch.connect_as(&scratch.admin_user, &scratch.admin_password).await?;
-    for u in [&user, &late_user] {
+    // Rotations of the gated role fail while the gate table is empty.
+    sqlx::raw_sql("CREATE TABLE rotation_gate (open int); INSERT INTO rotation_gate VALUES (1)")
+        .execute(&mut admin)
+        .await?;
+    for u in [&user, &late_user, &gated_user] {
         sqlx::raw_sql(&format!("CREATE ROLE \"{u}\" WITH LOGIN PASSWORD 'initial'"))
             .execute(&mut admin)
             .await?;
@@ -102,6 +107,22 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
         json!({"db_name": "pg", "username": late_user, "rotation_period": "1h"}),
     )
     .await?;
+    call(
+        &first,
+        Operation::Update,
+        "db/static-roles/gated",
+        json!({
+            "db_name": "pg", "username": gated_user, "rotation_period": "1h",
+            "rotation_statements": [
+                "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}'",
+                "SELECT 1 / count(*) FROM rotation_gate",
+            ],
+        }),
+    )
+    .await?;
+    let gated_before = call(&first, Operation::Read, "db/static-creds/gated", json!({}))
+        .await?
+        .context("static-creds gated")?;
     let late_before = call(&first, Operation::Read, "db/static-creds/late", json!({}))
         .await?
         .context("static-creds late")?;
@@ -119,6 +140,17 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
         &json!({"username": user, "password": "rolled-forward-pw", "created": chrono::Utc::now()}),
     )
     .await?;
+    // The same for the gated role, whose roll-forward will fail: the
+    // recorded password is then dropped and a new one generated.
+    put_json(
+        &storage,
+        &format!("{base}wal/static/gated"),
+        &json!({"username": gated_user, "password": "gated-wal-pw", "created": chrono::Utc::now()}),
+    )
+    .await?;
+    let mut admin = scratch.connect_as(&scratch.admin_user, &scratch.admin_password).await?;
+    sqlx::raw_sql("DELETE FROM rotation_gate").execute(&mut admin).await?;
+    admin.close().await.ok();
     // A rotate-root that changed the database and crashed before storing
     // the new password.
     let new_root = "new-root-password-from-the-crash";
@@ -150,8 +182,14 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     let second = Core::start(storage.clone(), runtime.clone(), TOKEN.into()).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let wals = storage.list(&format!("{base}wal/static/")).await?.len()
-            + storage.list(&format!("{base}wal/root/")).await?.len();
+        let mut wals = storage.list(&format!("{base}wal/root/")).await?.len();
+        if storage.get(&format!("{base}wal/static/app")).await?.is_some() {
+            wals += 1;
+        }
+        let gated_wal = get_json(&storage, &format!("{base}wal/static/gated")).await?;
+        if gated_wal.is_some_and(|w| w["password"] == json!("gated-wal-pw")) {
+            wals += 1;
+        }
         let late_now = call(&second, Operation::Read, "db/static-creds/late", json!({})).await?;
         if wals == 0 && late_now.is_some_and(|l| l["password"] != late_before["password"]) {
             break;
@@ -183,6 +221,35 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
         .context("static-creds late")?;
     let password = late_now["password"].as_str().context("password")?;
     assert!(logs_in(&scratch, &late_user, password).await);
+
+    // The gated role's roll-forward failed once: its last password stays,
+    // and once the gate opens a new password (not the recorded one) is set.
+    let gated_now = call(&second, Operation::Read, "db/static-creds/gated", json!({}))
+        .await?
+        .context("static-creds gated")?;
+    assert_eq!(gated_now["password"], gated_before["password"]);
+    let mut admin = scratch.connect_as(&scratch.admin_user, &scratch.admin_password).await?;
+    sqlx::raw_sql("INSERT INTO rotation_gate VALUES (1)")
+        .execute(&mut admin)
+        .await?;
+    admin.close().await.ok();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let gated_after = loop {
+        let now = call(&second, Operation::Read, "db/static-creds/gated", json!({}))
+            .await?
+            .context("static-creds gated")?;
+        if now["password"] != gated_before["password"] {
+            break now;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the gated role did not rotate within 40 s of the gate opening");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let password = gated_after["password"].as_str().context("password")?;
+    assert_ne!(password, "gated-wal-pw");
+    assert!(logs_in(&scratch, &gated_user, password).await);
+    assert!(!logs_in(&scratch, &gated_user, "gated-wal-pw").await);
 
     // The engine works after all this.
     call(&second, Operation::Update, "db/rotate-role/app", json!({})).await?;

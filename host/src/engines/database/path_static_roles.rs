@@ -411,6 +411,35 @@ mod tests {
     }
 
     #[test]
+    fn a_missed_schedule_waits_for_the_next_time_after_its_window() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let r = StaticRole {
+            rotation_schedule: "0 3 * * *".into(),
+            rotation_window: 3600,
+            ..Default::default()
+        };
+        let due = at("2026-11-25T03:00:00Z");
+        assert!(!r.window_closed(due, at("2026-11-25T03:59:59Z")));
+        assert!(r.window_closed(due, at("2026-11-25T04:00:00Z")));
+        assert_eq!(
+            r.next_scheduled(at("2026-11-25T04:00:00Z")),
+            Some(at("2026-11-26T03:00:00Z"))
+        );
+        // Without a window, and for a period, a late rotation still runs.
+        let open = StaticRole {
+            rotation_window: 0,
+            ..r.clone()
+        };
+        assert!(!open.window_closed(due, at("2026-11-25T12:00:00Z")));
+        let period = StaticRole {
+            rotation_period: 60,
+            ..Default::default()
+        };
+        assert!(!period.window_closed(due, at("2026-11-26T12:00:00Z")));
+        assert_eq!(period.next_after(due), Some(at("2026-11-25T03:01:00Z")));
+    }
+
+    #[test]
     fn ttl_counts_down_to_the_next_rotation() {
         let now = Utc::now();
         let r = StaticRole {

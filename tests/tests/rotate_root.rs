@@ -45,9 +45,24 @@ async fn engine_works(env: &DbEnv) -> Result<()> {
 
 #[tokio::test]
 async fn rotate_root_changes_the_password_and_the_engine_keeps_working() -> Result<()> {
-    let env = DbEnv::start("rotroot", &["app"]).await?;
+    let env = DbEnv::start("rotroot", &["app", "st"]).await?;
     env.write_role("app", json!({})).await?;
     let old = env.scratch.admin_password.clone();
+    // A static role on the same connection.
+    let static_user = format!("st_rr_{}", warden_tests::util::random_alnum(6).to_lowercase());
+    let mut admin = env.scratch.connect_as(&env.scratch.admin_user, &old).await?;
+    sqlx::raw_sql(&format!("CREATE ROLE \"{static_user}\" WITH LOGIN PASSWORD 'initial'"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await.ok();
+    env.client
+        .expect(
+            "POST",
+            "/v1/db/static-roles/st",
+            Some(json!({"db_name": "pg", "username": static_user, "rotation_period": "1h"})),
+            204,
+        )
+        .await?;
     // A lease issued before the rotation is revoked after it, with the new
     // root password.
     let before = env.creds("app").await?;
@@ -65,6 +80,12 @@ async fn rotate_root_changes_the_password_and_the_engine_keeps_working() -> Resu
     assert_eq!(config["data"]["root_credentials_rotate_statements"], json!([]));
 
     engine_works(&env).await?;
+    // Static rotations run with the new root password too.
+    env.client.expect("POST", "/v1/db/rotate-role/st", None, 204).await?;
+    let creds = env.client.expect("GET", "/v1/db/static-creds/st", None, 200).await?;
+    let password = creds["data"]["password"].as_str().context("static password")?;
+    let conn = env.scratch.connect_as(&static_user, password).await?;
+    conn.close().await.ok();
     env.client
         .expect(
             "PUT",

@@ -34,6 +34,8 @@ pub struct Node {
     addr: String,
     child: Option<Child>,
     starts: u32,
+    /// More HCL appended to the generated configuration.
+    pub extra_config: String,
 }
 
 impl Node {
@@ -46,6 +48,7 @@ impl Node {
             addr: format!("127.0.0.1:{port}"),
             child: None,
             starts: 0,
+            extra_config: String::new(),
         })
     }
 
@@ -79,8 +82,8 @@ impl Node {
             }
         };
         format!(
-            "{storage}\n\nlistener \"tcp\" {{\n  address = \"{}\"\n  tls_disable = true\n}}\n\ndisable_mlock = true\nlog_level = \"info\"\n",
-            self.addr
+            "{storage}\n\nlistener \"tcp\" {{\n  address = \"{}\"\n  tls_disable = true\n}}\n\ndisable_mlock = true\nlog_level = \"info\"\n{}",
+            self.addr, self.extra_config
         )
     }
 

@@ -63,7 +63,8 @@ impl Core {
         let records: Vec<MountRecord> = table.get_json(mounts::TABLE_KEY).await?.unwrap_or_default();
         for record in records {
             let entry = core.build_mount(record)?;
-            core.insert_mount(entry);
+            let entry = core.insert_mount(entry);
+            entry.engine.start(entry.clone());
         }
         let pending = core.recover().await;
         let restore = tokio::spawn({
@@ -212,11 +213,13 @@ impl Core {
         all
     }
 
-    fn insert_mount(&self, entry: MountEntry) {
+    fn insert_mount(&self, entry: MountEntry) -> Arc<MountEntry> {
+        let entry = Arc::new(entry);
         let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
         mounts.retain(|m| m.path() != entry.path());
-        mounts.push(Arc::new(entry));
+        mounts.push(entry.clone());
         mounts.sort_by_key(|m| std::cmp::Reverse(m.path().len()));
+        entry
     }
 
     fn build_mount(&self, record: MountRecord) -> Result<MountEntry> {
@@ -257,7 +260,8 @@ impl Core {
             }
         }
         let entry = self.build_mount(record)?;
-        self.insert_mount(entry);
+        let entry = self.insert_mount(entry);
+        entry.engine.start(entry.clone());
         self.persist_mounts().await
     }
 

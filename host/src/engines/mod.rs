@@ -9,6 +9,7 @@ use crate::core::mounts::MountEntry;
 use crate::error::Result;
 use crate::logical::{Reply, Request};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// TTL settings that govern renewing a lease, in seconds (0: the mount's).
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,8 +31,12 @@ pub trait SecretsEngine: Send + Sync + 'static {
     /// secret is already gone, so retries are safe.
     async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()>;
 
+    /// The mount is live (enabled, loaded at start-up or unseal): start
+    /// background work such as a rotation scheduler.
+    fn start(&self, _mount: Arc<MountEntry>) {}
+
     /// The mount is going away (disabled, or the node sealed): release
-    /// connections and caches.
+    /// connections and caches, stop background work.
     async fn unmount(&self, _mount: &MountEntry) {}
 
     /// At start-up: settle what a crashed server left half done (secrets

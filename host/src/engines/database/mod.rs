@@ -2,9 +2,13 @@
 //! configs, roles, and dynamic credentials issued through a driver
 //! component. One file per API path, as in Vault's own backend.
 
+mod cron;
 mod path_config_connection;
 mod path_creds_create;
 mod path_roles;
+mod path_rotate;
+mod path_static_roles;
+mod scheduler;
 mod secret_creds;
 
 use crate::core::expiration::{Expiration, LeaseEntry};
@@ -19,14 +23,22 @@ use chrono::{DateTime, Utc};
 use path_config_connection::DbConfig;
 use std::sync::Arc;
 
+/// Cheap to clone: the mount's rotation scheduler task holds a clone.
+#[derive(Clone)]
 pub struct DatabaseEngine {
     runtime: Arc<Runtime>,
     pools: Arc<SqlPools>,
+    /// Static roles' rotation queue and lock (scheduler.rs).
+    statics: Arc<scheduler::Statics>,
 }
 
 impl DatabaseEngine {
     pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>) -> Self {
-        DatabaseEngine { runtime, pools }
+        DatabaseEngine {
+            runtime,
+            pools,
+            statics: Arc::default(),
+        }
     }
 
     /// The scope of a connection's pools: one mount's one config.
@@ -84,6 +96,15 @@ fn plugin_error(e: PluginError) -> Error {
     }
 }
 
+/// An internal error in Go's multierror text, as Vault wraps errors that a
+/// backend returns (rather than an error response).
+fn multierror(e: Error) -> Error {
+    match e {
+        Error::Internal(m) => Error::Internal(format!("1 error occurred:\n\t* {m}\n\n")),
+        other => other,
+    }
+}
+
 /// Split "a/b" into ("a", Some("b")); "a" into ("a", None).
 fn split_path(path: &str) -> (&str, Option<&str>) {
     let path = path.trim_end_matches('/');
@@ -107,7 +128,19 @@ impl SecretsEngine for DatabaseEngine {
                 Operation::Read => path_creds_create::read(self, mount, n, req).await,
                 _ => Err(Error::UnsupportedOperation),
             },
+            ("static-roles", None) if op == Operation::List => path_static_roles::list(mount).await,
+            ("static-roles", Some(n)) => path_static_roles::handle(self, mount, n, req).await,
+            ("static-creds", Some(n)) => match op {
+                Operation::Read => path_static_roles::creds(mount, n).await,
+                _ => Err(Error::UnsupportedOperation),
+            },
+            ("rotate-role", Some(n)) => path_rotate::rotate_role(self, mount, n, req).await,
+            ("rotate-root", Some(n)) => path_rotate::rotate_root(self, mount, n, req).await,
+            ("reset", Some(n)) => path_rotate::reset(self, mount, n, req).await,
             ("config" | "roles" | "creds", _) => Err(Error::UnsupportedOperation),
+            ("static-roles" | "static-creds" | "rotate-role" | "rotate-root" | "reset", _) => {
+                Err(Error::UnsupportedOperation)
+            }
             _ => Err(Error::UnsupportedPath),
         }
     }
@@ -128,7 +161,12 @@ impl SecretsEngine for DatabaseEngine {
         secret_creds::recover(self, mount, expiration).await
     }
 
+    fn start(&self, mount: Arc<MountEntry>) {
+        scheduler::start(self.clone(), mount);
+    }
+
     async fn unmount(&self, mount: &MountEntry) {
+        self.statics.stop();
         let prefix = format!("{}/", mount.record.uuid);
         self.pools.close_prefix(&prefix);
         self.runtime.forget_grants(&prefix);

@@ -76,6 +76,10 @@ pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<DbConfig>> {
     Ok(mount.storage.get_json(&key(name)).await?)
 }
 
+pub async fn store(mount: &MountEntry, name: &str, config: &DbConfig) -> Result<()> {
+    Ok(mount.storage.put_json(&key(name), config).await?)
+}
+
 pub async fn list(mount: &MountEntry) -> Reply {
     let keys = mount.storage.list("config/").await?;
     if keys.is_empty() {

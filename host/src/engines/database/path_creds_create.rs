@@ -100,7 +100,7 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
     Ok(Some(resp))
 }
 
-async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
+pub(super) async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
     if !policy.is_empty() {
         return Err(Error::internal(format!(
             "password policy {policy:?} cannot be used: password policies are not supported yet"

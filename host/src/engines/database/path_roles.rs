@@ -65,6 +65,9 @@ pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
             }))
         })),
         Operation::Update => {
+            if super::path_static_roles::load(mount, name).await?.is_some() {
+                return Err(Error::bad("Role and Static Role names must be unique"));
+            }
             let role = parse(load(mount, name).await?, req)?;
             mount.storage.put_json(&key(name), &role).await?;
             Ok(None)

@@ -1,0 +1,539 @@
+//! The rotation scheduler of one database mount: rotates static roles'
+//! passwords when they fall due, and owns the write-ahead records that make
+//! rotations (and rotate-root) crash safe.
+//!
+//! The persistent queue is the static role entries themselves: each stores
+//! `next_vault_rotation`. At start-up a task per mount reads them, runs
+//! what fell due while the server was down, and then sleeps until the
+//! earliest due time (or until a write changes the queue). A failed
+//! rotation is retried with exponential back-off; the role keeps its last
+//! working password meanwhile, so static-creds keeps answering with it.
+//!
+//! Write-ahead records, in the mount's storage:
+//! - `wal/static/<role>` {username, password}: written before the database
+//!   is told the new password, deleted once the role stores it. A retry
+//!   reuses the recorded password (the database may already have it). One
+//!   found at start-up is rolled forward once; if that fails it is dropped
+//!   and the next attempt generates a new password.
+//! - `wal/root/<connection>` {old, new}: written before rotate-root changes
+//!   the root password. One found at start-up means the rotation did not
+//!   finish: the connection is rolled back to the old, working password.
+
+use super::path_config_connection::{self, DbConfig};
+use super::path_creds_create::generate_password;
+use super::path_static_roles::{self, StaticRole};
+use super::{DatabaseEngine, plugin_error};
+use crate::core::mounts::MountEntry;
+use crate::error::{Error, Result};
+use crate::runtime::bindings::db;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+/// First retry delay after a failed rotation; doubles up to the cap.
+const RETRY_BASE: Duration = Duration::from_secs(5);
+const RETRY_CAP: Duration = Duration::from_secs(300);
+
+pub fn wal_key(role: &str) -> String {
+    format!("wal/static/{role}")
+}
+
+pub fn root_wal_key(connection: &str) -> String {
+    format!("wal/root/{connection}")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StaticWal {
+    username: String,
+    password: String,
+    created: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RootWal {
+    pub username: String,
+    pub old_password: String,
+    pub new_password: String,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct Due {
+    at: DateTime<Utc>,
+    /// Failed attempts in a row (for the back-off).
+    failures: u32,
+    /// A write-ahead record found at start-up: rolled forward once only.
+    recovered: bool,
+}
+
+/// The in-memory side of a mount's queue, shared by the API paths and the
+/// scheduler task.
+#[derive(Default)]
+pub struct Statics {
+    /// Serialises static-role writes, rotations and rotate-root on a mount,
+    /// so a rotation never races a change of the role it rotates.
+    pub lock: tokio::sync::Mutex<()>,
+    queue: Mutex<HashMap<String, Due>>,
+    wake: Notify,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl Statics {
+    /// (Re)schedule a role at `at`, forgetting earlier failures.
+    pub fn schedule(&self, name: &str, at: DateTime<Utc>) {
+        self.queue().insert(
+            name.to_string(),
+            Due {
+                at,
+                failures: 0,
+                recovered: false,
+            },
+        );
+        self.wake.notify_one();
+    }
+
+    pub fn unschedule(&self, name: &str) {
+        self.queue().remove(name);
+        self.wake.notify_one();
+    }
+
+    /// A rotation failed: try again after a back-off; returns the delay.
+    pub fn retry_later(&self, name: &str) -> Duration {
+        let mut queue = self.queue();
+        let failures = queue.get(name).map(|d| d.failures).unwrap_or(0) + 1;
+        let delay = backoff(failures);
+        queue.insert(
+            name.to_string(),
+            Due {
+                at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                failures,
+                recovered: false,
+            },
+        );
+        drop(queue);
+        self.wake.notify_one();
+        delay
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, HashMap<String, Due>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn earliest(&self) -> Option<DateTime<Utc>> {
+        self.queue().values().map(|d| d.at).min()
+    }
+
+    /// Names due at `now`, earliest first.
+    fn due(&self, now: DateTime<Utc>) -> Vec<(String, Due)> {
+        let mut due: Vec<(String, Due)> = self
+            .queue()
+            .iter()
+            .filter(|(_, d)| d.at <= now)
+            .map(|(n, d)| (n.clone(), d.clone()))
+            .collect();
+        due.sort_by_key(|(_, d)| d.at);
+        due
+    }
+
+    /// Stop the mount's scheduler task (unmount).
+    pub fn stop(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+        self.queue().clear();
+    }
+}
+
+/// Exponential back-off: 5 s, 10 s, 20 s, ... up to 5 minutes.
+fn backoff(failures: u32) -> Duration {
+    RETRY_BASE
+        .checked_mul(1u32 << failures.saturating_sub(1).min(16))
+        .unwrap_or(RETRY_CAP)
+        .min(RETRY_CAP)
+}
+
+/// Start the scheduler task of a mount: recover what a crash left behind,
+/// load the queue from storage, then rotate roles as they fall due.
+pub fn start(engine: DatabaseEngine, mount: Arc<MountEntry>) {
+    let statics = engine.statics.clone();
+    let handle = tokio::spawn(async move {
+        if let Err(e) = recover(&engine, &mount).await {
+            tracing::error!(mount = %mount.path(), error = %e, "static role recovery failed");
+        }
+        run(&engine, &mount).await;
+    });
+    if let Some(old) = statics
+        .task
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .replace(handle.abort_handle())
+    {
+        old.abort();
+    }
+}
+
+async fn run(engine: &DatabaseEngine, mount: &MountEntry) {
+    let statics = &engine.statics;
+    loop {
+        let wait = statics
+            .earliest()
+            .map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        match wait {
+            None => statics.wake.notified().await,
+            Some(wait) if !wait.is_zero() => {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = statics.wake.notified() => continue,
+                }
+            }
+            Some(_) => {}
+        }
+        for (name, due) in statics.due(Utc::now()) {
+            process(engine, mount, &name, &due).await;
+        }
+    }
+}
+
+/// Handle one due role: rotate it, or (outside a schedule's window) skip to
+/// its next scheduled time; reschedule either way.
+async fn process(engine: &DatabaseEngine, mount: &MountEntry, name: &str, due: &Due) {
+    let statics = &engine.statics;
+    let _guard = statics.lock.lock().await;
+    // The role may have changed or gone while this one waited for the lock.
+    match statics.queue().get(name) {
+        Some(d) if d.at <= Utc::now() => {}
+        _ => return,
+    }
+    let mut role = match path_static_roles::load(mount, name).await {
+        Ok(Some(role)) => role,
+        Ok(None) => {
+            statics.queue().remove(name);
+            return;
+        }
+        Err(e) => {
+            let delay = statics.retry_later(name);
+            tracing::warn!(role = name, error = %e, retry_in_s = delay.as_secs(), "could not read a static role");
+            return;
+        }
+    };
+    let now = Utc::now();
+    let scheduled = role.next_vault_rotation.unwrap_or(due.at);
+    if role.window_closed(scheduled, now) {
+        // Vault's rule: outside the window, wait for the next scheduled time.
+        role.next_vault_rotation = role.next_scheduled(now);
+        let stored = path_static_roles::store(mount, name, &role).await;
+        match (stored, role.next_vault_rotation) {
+            (Ok(()), Some(at)) => statics.schedule(name, at),
+            (Ok(()), None) => statics.unschedule(name),
+            (Err(e), _) => {
+                statics.retry_later(name);
+                tracing::warn!(role = name, error = %e, "could not store a static role");
+            }
+        }
+        tracing::info!(
+            role = name,
+            "rotation window passed; waiting for the next scheduled time"
+        );
+        return;
+    }
+    match rotate(engine, mount, name, &mut role).await {
+        Ok(()) => {
+            tracing::info!(role = name, "static role rotated");
+            match role.next_vault_rotation {
+                Some(at) => statics.schedule(name, at),
+                None => statics.unschedule(name),
+            }
+        }
+        Err(e) => {
+            if due.recovered {
+                // Rolled forward once; from now on generate a new password.
+                if let Err(e) = mount.storage.delete(&wal_key(name)).await {
+                    tracing::warn!(role = name, error = %e, "could not drop a write-ahead record");
+                }
+            }
+            let delay = statics.retry_later(name);
+            tracing::warn!(role = name, error = %e, retry_in_s = delay.as_secs(), "static role rotation failed; the last password stays in use");
+        }
+    }
+}
+
+/// Set a new password for a static role's user and store it. The caller
+/// holds `statics.lock`. The new password is recorded (write-ahead) before
+/// the database sees it; a recorded one is reused, because a failed attempt
+/// may have reached the database. On failure the role is unchanged.
+pub async fn rotate(engine: &DatabaseEngine, mount: &MountEntry, name: &str, role: &mut StaticRole) -> Result<()> {
+    let config = engine.config(mount, &role.db_name).await?;
+    let recorded: Option<StaticWal> = mount.storage.get_json(&wal_key(name)).await?;
+    let password = match recorded {
+        Some(w) if w.username == role.username && !w.password.is_empty() => w.password,
+        _ => {
+            let password = generate_password(engine, &config.password_policy).await?;
+            let wal = StaticWal {
+                username: role.username.clone(),
+                password: password.clone(),
+                created: Utc::now(),
+            };
+            mount.storage.put_json(&wal_key(name), &wal).await?;
+            password
+        }
+    };
+    set_password(
+        engine,
+        mount,
+        &role.db_name,
+        &config,
+        &role.username,
+        &password,
+        &role.rotation_statements,
+    )
+    .await?;
+    let now = Utc::now();
+    role.password = password;
+    role.last_vault_rotation = Some(now);
+    role.next_vault_rotation = role.next_after(now);
+    path_static_roles::store(mount, name, role).await?;
+    mount.storage.delete(&wal_key(name)).await?;
+    Ok(())
+}
+
+/// Have the driver change a user's password (update-user).
+pub async fn set_password(
+    engine: &DatabaseEngine,
+    mount: &MountEntry,
+    connection: &str,
+    config: &DbConfig,
+    username: &str,
+    password: &str,
+    statements: &[String],
+) -> Result<()> {
+    let request = db::UpdateUserRequest {
+        username: username.to_string(),
+        password: Some(db::ChangePassword {
+            new_password: password.to_string(),
+            statements: statements.to_vec(),
+        }),
+        expiration: None,
+    };
+    let mut driver = engine.driver(mount, connection, config).await?;
+    driver
+        .update_user(&config.details_json(), &request)
+        .await
+        .map_err(|e| redact(plugin_error(e), password))
+}
+
+/// Never echo a password in an error.
+fn redact(e: Error, secret: &str) -> Error {
+    match e {
+        Error::Internal(m) => Error::Internal(m.replace(secret, "[password]")),
+        Error::BadRequest(m) => Error::BadRequest(m.replace(secret, "[password]")),
+        other => other,
+    }
+}
+
+/// Start-up: finish or undo what a crash interrupted, then fill the queue.
+async fn recover(engine: &DatabaseEngine, mount: &MountEntry) -> Result<()> {
+    for connection in mount.storage.list("wal/root/").await? {
+        let _guard = engine.statics.lock.lock().await;
+        if let Err(e) = recover_root(engine, mount, &connection).await {
+            tracing::error!(connection = %connection, error = %e, "could not roll back an interrupted rotate-root; will try again at the next start");
+        }
+    }
+    let now = Utc::now();
+    let roles = mount.storage.list("static-role/").await?;
+    let mut queue = HashMap::new();
+    for name in &roles {
+        let Some(role) = path_static_roles::load(mount, name).await? else {
+            continue;
+        };
+        let recovered = mount.storage.get(&wal_key(name)).await?.is_some();
+        let at = if recovered {
+            Some(now)
+        } else {
+            // Due while the server was down: now.
+            role.next_vault_rotation
+                .or_else(|| role.last_vault_rotation.and_then(|l| role.next_after(l)))
+                .map(|at| at.max(now))
+        };
+        if let Some(at) = at {
+            queue.insert(
+                name.clone(),
+                Due {
+                    at,
+                    failures: 0,
+                    recovered,
+                },
+            );
+        }
+    }
+    // Records of roles deleted since are of no use.
+    for name in mount.storage.list("wal/static/").await? {
+        if !roles.contains(&name) {
+            mount.storage.delete(&wal_key(&name)).await?;
+        }
+    }
+    let count = queue.len();
+    {
+        let mut q = engine.statics.queue();
+        // Writes that raced the start-up win over what was read.
+        for (name, due) in queue {
+            q.entry(name).or_insert(due);
+        }
+    }
+    engine.statics.wake.notify_one();
+    if count > 0 {
+        tracing::info!(mount = %mount.path(), roles = count, "static roles scheduled");
+    }
+    Ok(())
+}
+
+/// What to do about an interrupted rotate-root, given which password logs in.
+#[derive(Debug, PartialEq, Eq)]
+enum RootRecovery {
+    /// The stored config works and holds the old password: just forget the record.
+    Nothing,
+    /// The old password works but the config holds the new one: store the old one.
+    StoreOld,
+    /// Only the new password works: set the old one in the database again,
+    /// then store it.
+    RestoreOld,
+    /// Nothing works: keep the record and try again later.
+    GiveUp,
+}
+
+fn root_plan(stored: &str, wal: &RootWal, works: impl Fn(&str) -> bool) -> RootRecovery {
+    if works(&wal.old_password) {
+        if stored == wal.old_password {
+            RootRecovery::Nothing
+        } else {
+            RootRecovery::StoreOld
+        }
+    } else if works(&wal.new_password) {
+        RootRecovery::RestoreOld
+    } else {
+        RootRecovery::GiveUp
+    }
+}
+
+/// Roll an interrupted rotate-root back to the old, working password.
+pub(super) async fn recover_root(engine: &DatabaseEngine, mount: &MountEntry, connection: &str) -> Result<()> {
+    let Some(wal) = mount.storage.get_json::<RootWal>(&root_wal_key(connection)).await? else {
+        return Ok(());
+    };
+    let Some(config) = path_config_connection::load(mount, connection).await? else {
+        mount.storage.delete(&root_wal_key(connection)).await?;
+        return Ok(());
+    };
+    let stored = config
+        .connection_details
+        .get("password")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut works = HashMap::new();
+    for candidate in [&wal.old_password, &wal.new_password] {
+        let ok = logs_in(engine, mount, connection, &with_password(&config, candidate)).await;
+        works.insert(candidate.clone(), ok);
+    }
+    let plan = root_plan(&stored, &wal, |p| works.get(p).copied().unwrap_or(false));
+    tracing::warn!(connection = %connection, action = ?plan, "recovering an interrupted rotate-root");
+    match plan {
+        RootRecovery::Nothing => {}
+        RootRecovery::StoreOld => {
+            path_config_connection::store(mount, connection, &with_password(&config, &wal.old_password)).await?;
+        }
+        RootRecovery::RestoreOld => {
+            let current = with_password(&config, &wal.new_password);
+            set_password(
+                engine,
+                mount,
+                connection,
+                &current,
+                &wal.username,
+                &wal.old_password,
+                &config.root_credentials_rotate_statements,
+            )
+            .await?;
+            path_config_connection::store(mount, connection, &with_password(&config, &wal.old_password)).await?;
+        }
+        RootRecovery::GiveUp => {
+            return Err(Error::internal("neither the old nor the new root password logs in"));
+        }
+    }
+    engine.release(mount, connection);
+    mount.storage.delete(&root_wal_key(connection)).await?;
+    Ok(())
+}
+
+pub fn with_password(config: &DbConfig, password: &str) -> DbConfig {
+    let mut c = config.clone();
+    c.connection_details
+        .insert("password".into(), serde_json::Value::String(password.to_string()));
+    c
+}
+
+/// True when the driver can log in with this configuration.
+async fn logs_in(engine: &DatabaseEngine, mount: &MountEntry, connection: &str, config: &DbConfig) -> bool {
+    let Ok(mut driver) = engine.driver(mount, connection, config).await else {
+        return false;
+    };
+    driver.initialize(&config.details_json(), true).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let secs: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(1000).as_secs(), 300);
+    }
+
+    #[test]
+    fn queue_orders_due_roles_and_retries_later() {
+        let s = Statics::default();
+        let now = Utc::now();
+        s.schedule("b", now - chrono::Duration::seconds(1));
+        s.schedule("a", now - chrono::Duration::seconds(5));
+        s.schedule("c", now + chrono::Duration::seconds(60));
+        let due: Vec<String> = s.due(now).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(due, vec!["a", "b"]);
+        assert_eq!(s.earliest(), Some(now - chrono::Duration::seconds(5)));
+        assert_eq!(s.retry_later("a").as_secs(), 5);
+        assert_eq!(s.retry_later("a").as_secs(), 10);
+        let due: Vec<String> = s.due(now).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(due, vec!["b"]);
+        s.schedule("a", now);
+        assert_eq!(s.queue()["a"].failures, 0);
+        s.unschedule("b");
+        assert!(!s.queue().contains_key("b"));
+    }
+
+    fn wal() -> RootWal {
+        RootWal {
+            username: "root".into(),
+            old_password: "old".into(),
+            new_password: "new".into(),
+            created: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn interrupted_root_rotation_rolls_back_to_the_old_password() {
+        let w = wal();
+        // Crashed before the database changed: nothing to undo.
+        assert_eq!(root_plan("old", &w, |p| p == "old"), RootRecovery::Nothing);
+        // Crashed after the database changed, before the config was stored.
+        assert_eq!(root_plan("old", &w, |p| p == "new"), RootRecovery::RestoreOld);
+        // Config stored with the new one but the database has the old one.
+        assert_eq!(root_plan("new", &w, |p| p == "old"), RootRecovery::StoreOld);
+        // Both stored: roll back still.
+        assert_eq!(root_plan("new", &w, |p| p == "new"), RootRecovery::RestoreOld);
+        assert_eq!(root_plan("old", &w, |_| false), RootRecovery::GiveUp);
+    }
+}

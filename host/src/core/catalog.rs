@@ -13,6 +13,15 @@ pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
 static POSTGRES_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_POSTGRES"));
 static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
 
+/// The credential types (a role's `credential_type`) a database plugin can
+/// use. As in Vault, the PostgreSQL, MySQL and MongoDB plugins take
+/// passwords only; a dropped-in plugin cannot declare more yet, so it gets
+/// passwords only too. A driver that can use keys or certificates is listed
+/// here by name.
+pub fn credential_types(_plugin: &str) -> &'static [&'static str] {
+    &["password"]
+}
+
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
     runtime.register(

@@ -2,6 +2,7 @@
 //! configs, roles, and dynamic credentials issued through a driver
 //! component. One file per API path, as in Vault's own backend.
 
+mod credentials;
 mod path_config_connection;
 mod path_creds_create;
 mod path_roles;
@@ -9,6 +10,7 @@ mod secret_creds;
 
 use crate::core::expiration::LeaseEntry;
 use crate::core::mounts::MountEntry;
+use crate::core::password_policy::PasswordPolicies;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
 use crate::imports::Grant;
@@ -22,11 +24,18 @@ use std::sync::Arc;
 pub struct DatabaseEngine {
     runtime: Arc<Runtime>,
     pools: Arc<SqlPools>,
+    /// Named password policies (`sys/policies/password`) for connections'
+    /// and roles' `password_policy`.
+    policies: PasswordPolicies,
 }
 
 impl DatabaseEngine {
-    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>) -> Self {
-        DatabaseEngine { runtime, pools }
+    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>, policies: PasswordPolicies) -> Self {
+        DatabaseEngine {
+            runtime,
+            pools,
+            policies,
+        }
     }
 
     /// The scope of a connection's pools: one mount's one config.

@@ -1,8 +1,8 @@
 //! Key pairs and client certificates for Warden's rsa-key and client-cert
 //! generator components, as Vault's database engine makes them: an RSA key
 //! pair (PKIX public key, PKCS#8 private key), and a client certificate for
-//! a fresh RSA, EC or Ed25519 key, signed by a given CA (RSA, P-256, P-384
-//! or Ed25519 key) with SHA-256/384/512. Pure Rust (RustCrypto); randomness
+//! a fresh RSA, EC (P-224/256/384/521) or Ed25519 key, signed by a given CA
+//! (RSA, P-256, P-384 or Ed25519 key) with SHA-256/384/512. Pure Rust (RustCrypto); randomness
 //! comes from the caller through [`Entropy`] (in a component, the host's
 //! crypto import), never from WASI.
 
@@ -70,7 +70,7 @@ pub fn rsa_key_pair(rng: &mut (impl CryptoRng + RngCore), bits: usize) -> Result
 /// `credential_config` plus the rendered common name and the times).
 pub struct CertRequest<'a> {
     pub key_type: &'a str,
-    /// RSA: 2048/3072/4096; EC: 256/384; ignored for Ed25519.
+    /// RSA: 2048/3072/4096; EC: 224/256/384/521; ignored for Ed25519.
     pub key_bits: usize,
     /// The CA's signature hash: 256, 384 or 512.
     pub signature_bits: usize,
@@ -126,9 +126,23 @@ fn new_key(
             let public = key.public_key().to_public_key_der().map_err(|e| e.to_string())?;
             Ok((pem, spki(public)?))
         }
-        ("ec", other) => Err(format!(
-            "key_bits {other} for key_type ec is not supported: use 256 or 384"
-        )),
+        ("ec", 224) => {
+            use p224::elliptic_curve::sec1::ToEncodedPoint;
+            let key = p224::SecretKey::random(rng);
+            let point = key.public_key().to_encoded_point(false);
+            let pem = sec1_pem(&key.to_bytes(), point.as_bytes(), "1.3.132.0.33")?;
+            let public = key.public_key().to_public_key_der().map_err(|e| e.to_string())?;
+            Ok((pem, spki(public)?))
+        }
+        ("ec", 521) => {
+            use p521::elliptic_curve::sec1::ToEncodedPoint;
+            let key = p521::SecretKey::random(rng);
+            let point = key.public_key().to_encoded_point(false);
+            let pem = sec1_pem(&key.to_bytes(), point.as_bytes(), "1.3.132.0.35")?;
+            let public = key.public_key().to_public_key_der().map_err(|e| e.to_string())?;
+            Ok((pem, spki(public)?))
+        }
+        ("ec", other) => Err(format!("invalid key_bits: {other}")),
         ("ed25519", _) => {
             let key = ed25519_dalek::SigningKey::generate(rng);
             // PKCS#8 v1 (no public key inside), as Go's MarshalPKCS8PrivateKey

@@ -153,6 +153,16 @@ async fn client_certificates_chain_to_their_ca_with_the_requested_key() {
         ),
         (&ec_ca, "ed25519", "", "", "ED25519", "ecdsa-with-SHA256", "PRIVATE KEY"),
         (&ed_ca, "rsa", "3072", "", "(3072 bit)", "ED25519", "RSA PRIVATE KEY"),
+        (
+            &rsa_ca,
+            "ec",
+            "224",
+            "256",
+            "secp224r1",
+            "sha256WithRSAEncryption",
+            "EC PRIVATE KEY",
+        ),
+        (&ed_ca, "ec", "521", "", "secp521r1", "ED25519", "EC PRIVATE KEY"),
     ];
     let now = chrono::Utc::now().timestamp();
     let not_after = (now + 3600).to_string();

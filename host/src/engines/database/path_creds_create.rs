@@ -80,9 +80,9 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
 }
 
 /// A password from the named policy, or from Vault's default rules when
-/// `policy` is empty. A policy that does not exist fails the request as in
+/// `policy` is empty (also for root rotation and static roles). A policy that does not exist fails the request as in
 /// Vault (500 "failed to generate password: ...").
-async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
+pub(super) async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
     if !policy.is_empty() {
         return engine
             .policies

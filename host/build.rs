@@ -13,10 +13,12 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Each component's artefact name and the variable the host reads it from.
-const COMPONENTS: [(&str, &str); 3] = [
+const COMPONENTS: [(&str, &str); 5] = [
     ("postgres_driver", "WARDEN_COMPONENT_POSTGRES"),
     ("password_generator", "WARDEN_COMPONENT_PASSWORD"),
     ("hostile_driver", "WARDEN_COMPONENT_HOSTILE"),
+    ("rsa_key_generator", "WARDEN_COMPONENT_RSA_KEY"),
+    ("client_cert_generator", "WARDEN_COMPONENT_CLIENT_CERT"),
 ];
 
 fn main() {

@@ -16,6 +16,10 @@ pub enum Error {
     /// Vault answers.
     #[error("not found")]
     NotFound,
+    /// A read of something that does not exist, where Vault says why (404
+    /// with the message, e.g. a missing password policy).
+    #[error("{0}")]
+    Missing(String),
     /// No handler for this path (404).
     #[error("unsupported path")]
     UnsupportedPath,
@@ -51,7 +55,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::PermissionDenied => StatusCode::FORBIDDEN,
-            Error::NotFound | Error::UnsupportedPath | Error::NoRoute(_) => StatusCode::NOT_FOUND,
+            Error::NotFound | Error::Missing(_) | Error::UnsupportedPath | Error::NoRoute(_) => StatusCode::NOT_FOUND,
             Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,

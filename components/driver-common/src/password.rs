@@ -96,6 +96,11 @@ impl Policy {
         .validated()
     }
 
+    /// The length of the passwords this policy generates.
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
     /// Vault's checks on a policy, so a bad one fails before generating.
     fn validated(mut self) -> Result<Policy, String> {
         let min: usize = self.rules.iter().map(|r| r.min_chars).sum();

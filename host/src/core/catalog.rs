@@ -9,9 +9,24 @@ use std::sync::Arc;
 /// The built-in password generator (Vault's default password rules).
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
 pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
+/// Vault's `rsa_private_key` credentials: an RSA key pair.
+pub const RSA_KEY_GENERATOR: &str = "builtin-rsa-key-generator";
+/// Vault's `client_certificate` credentials: a key and a certificate from a CA.
+pub const CLIENT_CERT_GENERATOR: &str = "builtin-client-certificate-generator";
 
 static POSTGRES_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_POSTGRES"));
 static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
+static RSA_KEY_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_RSA_KEY"));
+static CLIENT_CERT_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_CLIENT_CERT"));
+
+/// The credential types (a role's `credential_type`) a database plugin can
+/// use. As in Vault, the PostgreSQL, MySQL and MongoDB plugins take
+/// passwords only; a dropped-in plugin cannot declare more yet, so it gets
+/// passwords only too. A driver that can use keys or certificates is listed
+/// here by name.
+pub fn credential_types(_plugin: &str) -> &'static [&'static str] {
+    &["password"]
+}
 
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
@@ -20,6 +35,13 @@ pub fn register_builtins(runtime: &Runtime) {
         PluginKind::Generator,
         true,
         Arc::from(PASSWORD_WASM),
+    );
+    runtime.register(RSA_KEY_GENERATOR, PluginKind::Generator, true, Arc::from(RSA_KEY_WASM));
+    runtime.register(
+        CLIENT_CERT_GENERATOR,
+        PluginKind::Generator,
+        true,
+        Arc::from(CLIENT_CERT_WASM),
     );
 }
 

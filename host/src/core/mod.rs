@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod expiration;
 pub mod fields;
 pub mod mounts;
+pub mod password_policy;
 pub mod shamir;
 pub mod system;
 pub mod token;
@@ -227,6 +228,7 @@ impl Core {
             "database" => Arc::new(crate::engines::database::DatabaseEngine::new(
                 self.runtime.clone(),
                 self.sql_pools.clone(),
+                password_policy::PasswordPolicies::new(self.storage.clone(), self.runtime.clone()),
             )),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };

@@ -39,6 +39,13 @@ pub async fn handle(core: &Core, path: &str, req: &Request) -> Reply {
     if let Some(rest) = path.strip_prefix("leases/") {
         return leases(core, rest, req).await;
     }
+    if let Some(rest) = path
+        .strip_prefix("policies/password")
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        let policies = super::password_policy::PasswordPolicies::new(core.storage.clone(), core.runtime.clone());
+        return super::password_policy::handle(&policies, rest, req).await;
+    }
     if path == "plugins/catalog/database" || path == "plugins/catalog/database/" {
         return match op {
             Operation::List | Operation::Read => Ok(Some(catalog(core))),

@@ -8,6 +8,8 @@
 
 pub mod bindings;
 mod cache;
+#[cfg(test)]
+mod generator_tests;
 
 use crate::imports::{CallState, Grant};
 use bindings::driver::{DatabaseDriver, DatabaseDriverPre};

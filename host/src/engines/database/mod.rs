@@ -2,6 +2,7 @@
 //! configs, roles, and dynamic credentials issued through a driver
 //! component. One file per API path, as in Vault's own backend.
 
+mod credentials;
 mod cron;
 mod path_config_connection;
 mod path_creds_create;
@@ -13,6 +14,7 @@ mod secret_creds;
 
 use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;
+use crate::core::password_policy::PasswordPolicies;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
 use crate::imports::Grant;
@@ -30,14 +32,18 @@ pub struct DatabaseEngine {
     pools: Arc<SqlPools>,
     /// Static roles' rotation queue and lock (scheduler.rs).
     statics: Arc<scheduler::Statics>,
+    /// Named password policies (`sys/policies/password`) for connections'
+    /// and roles' `password_policy`.
+    policies: PasswordPolicies,
 }
 
 impl DatabaseEngine {
-    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>) -> Self {
+    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>, policies: PasswordPolicies) -> Self {
         DatabaseEngine {
             runtime,
             pools,
             statics: Arc::default(),
+            policies,
         }
     }
 

@@ -9,7 +9,7 @@
 //! does not exist means the server died in between, and the user is dropped
 //! (`secret_creds::recover`).
 
-use super::{DatabaseEngine, path_roles, plugin_error};
+use super::{DatabaseEngine, credentials, path_roles, plugin_error};
 use crate::core::catalog::PASSWORD_GENERATOR;
 use crate::core::mounts::MountEntry;
 use crate::core::ttl;
@@ -30,6 +30,8 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
     if role.creation_statements.iter().all(|s| s.trim().is_empty()) {
         return Err(Error::internal("empty creation statements"));
     }
+    // A role written before its connection was is checked here.
+    credentials::check_supported(&config, &role.db_name, &role.credential_type)?;
     let granted = ttl::calculate(
         0,
         role.default_ttl,
@@ -39,7 +41,14 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
         None,
         Utc::now(),
     );
-    let password = generate_password(engine, &config.password_policy).await?;
+    // The role's own policy first, then the connection's (as Vault).
+    let policy = role
+        .credential_config
+        .get("password_policy")
+        .and_then(|v| v.as_str())
+        .filter(|p| !p.is_empty())
+        .unwrap_or(&config.password_policy);
+    let password = generate_password(engine, policy).await?;
     let expiration = Utc::now() + chrono::Duration::seconds(granted.ttl);
 
     let request = db::NewUserRequest {
@@ -100,11 +109,22 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
     Ok(Some(resp))
 }
 
+/// A password from the named policy, or from Vault's default rules when
+/// `policy` is empty (also for root rotation and static roles). A policy
+/// that does not exist fails the request as in Vault (500 "failed to
+/// generate password: ...").
 pub(super) async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
     if !policy.is_empty() {
-        return Err(Error::internal(format!(
-            "password policy {policy:?} cannot be used: password policies are not supported yet"
-        )));
+        return engine
+            .policies
+            .generate(policy)
+            .await
+            .map_err(|e| Error::internal(format!("failed to generate password: {e}")))?
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "failed to generate password: no password policy found with the name {policy:?}"
+                ))
+            });
     }
     let out = engine
         .runtime

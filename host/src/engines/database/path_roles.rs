@@ -6,7 +6,7 @@ use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::logical::{Operation, Reply, Request, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Role {
@@ -25,6 +25,10 @@ pub struct Role {
     pub max_ttl: i64,
     #[serde(default = "password")]
     pub credential_type: String,
+    /// Settings of the credential type, normalised with Vault's defaults
+    /// (see [`super::credentials`]); shown on read only when not empty.
+    #[serde(default)]
+    pub credential_config: Map<String, Value>,
 }
 
 fn password() -> String {
@@ -53,7 +57,7 @@ pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
     }
     match req.operation {
         Operation::Read => Ok(load(mount, name).await?.map(|r| {
-            Response::data(json!({
+            let mut data = json!({
                 "db_name": r.db_name,
                 "creation_statements": r.creation_statements,
                 "revocation_statements": r.revocation_statements,
@@ -62,13 +66,22 @@ pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
                 "default_ttl": r.default_ttl,
                 "max_ttl": r.max_ttl,
                 "credential_type": r.credential_type,
-            }))
+            });
+            if !r.credential_config.is_empty() {
+                data["credential_config"] = Value::Object(super::credentials::shown(&r.credential_config));
+            }
+            Response::data(data)
         })),
         Operation::Update => {
             if super::path_static_roles::load(mount, name).await?.is_some() {
                 return Err(Error::bad("Role and Static Role names must be unique"));
             }
             let role = parse(load(mount, name).await?, req)?;
+            // A connection that exists must be able to use the credential
+            // type; one written later is checked when credentials are made.
+            if let Some(config) = super::path_config_connection::load(mount, &role.db_name).await? {
+                super::credentials::check_supported(&config, &role.db_name, &role.credential_type)?;
+            }
             mount.storage.put_json(&key(name), &role).await?;
             Ok(None)
         }
@@ -115,14 +128,17 @@ fn parse(existing: Option<Role>, req: &Request) -> Result<Role> {
     if let Some(t) = fields::string(d, "credential_type")? {
         role.credential_type = t;
     }
-    match role.credential_type.as_str() {
-        "" => role.credential_type = password(),
-        "password" => {}
-        other => {
-            return Err(Error::bad(format!(
-                "credential_type {other:?} is not supported yet: only \"password\" is"
-            )));
-        }
+    if role.credential_type.is_empty() {
+        role.credential_type = password();
     }
+    let given = match d.get("credential_config") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => return Err(Error::bad("credential_config must be a map of strings")),
+    };
+    // On update without a new config the stored one is checked again
+    // against the (maybe changed) credential type.
+    let raw = given.unwrap_or_else(|| role.credential_config.clone());
+    role.credential_config = super::credentials::normalise(&role.credential_type, &raw)?;
     Ok(role)
 }

@@ -40,15 +40,23 @@ pub trait Backend: Send + Sync + 'static {
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
-/// What every SQL backend's `scan` binds: the lower bound, the exclusive
-/// start (or ""), the upper bound (None: unbounded) and the limit.
-pub(crate) fn scan_bounds(prefix: &str, after: Option<&str>, limit: usize) -> (String, String, Option<String>, i64) {
-    (
-        prefix.to_string(),
-        after.unwrap_or("").to_string(),
-        prefix_upper_bound(prefix),
-        limit.min(i64::MAX as usize) as i64,
-    )
+/// The `WHERE` of a SQL backend's `scan` and its two bounds. One range
+/// condition per side, so the primary key index seeks to the start of the
+/// page (`key >= a AND key > b` would make SQLite scan from `a` on every
+/// page: quadratic over a large folder). `$1` is the lower bound, `$2` the
+/// upper one when there is one; `$N` placeholders work in both SQLite and
+/// PostgreSQL.
+pub(crate) fn scan_query(prefix: &str, after: Option<&str>) -> (String, String, Option<String>) {
+    let (op, lower) = match after {
+        Some(a) if a >= prefix => (">", a.to_string()),
+        _ => (">=", prefix.to_string()),
+    };
+    let upper = prefix_upper_bound(prefix);
+    let condition = match upper {
+        Some(_) => format!("key {op} $1 AND key < $2"),
+        None => format!("key {op} $1"),
+    };
+    (condition, lower, upper)
 }
 
 pub type Storage = Arc<dyn Backend>;

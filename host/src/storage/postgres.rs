@@ -71,9 +71,7 @@ impl PostgresBackend {
             delete_sql: format!("DELETE FROM {t} WHERE key = $1"),
             list_sql: format!("SELECT key FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key"),
             list_all_sql: format!("SELECT key FROM {t} WHERE key >= $1 ORDER BY key"),
-            scan_sql: format!(
-                "SELECT key, value FROM {t} WHERE key >= $1 AND key > $2 AND ($3::text IS NULL OR key < $3) ORDER BY key LIMIT $4"
-            ),
+            scan_sql: format!("SELECT key, value FROM {t}"),
         })
     }
 
@@ -145,15 +143,13 @@ impl Backend for PostgresBackend {
     }
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
-        let (lower, after, upper, limit) = super::scan_bounds(prefix, after, limit);
-        sqlx::query_as::<_, (String, Vec<u8>)>(&self.scan_sql)
-            .bind(lower)
-            .bind(after)
-            .bind(upper)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| err("scan", e))
+        let (condition, lower, upper) = super::scan_query(prefix, after);
+        let sql = format!("{} WHERE {condition} ORDER BY key LIMIT {limit}", self.scan_sql);
+        let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(lower);
+        if let Some(upper) = upper {
+            query = query.bind(upper);
+        }
+        query.fetch_all(&self.pool).await.map_err(|e| err("scan", e))
     }
 }
 

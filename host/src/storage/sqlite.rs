@@ -107,17 +107,13 @@ impl Backend for SqliteBackend {
     }
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
-        let (lower, after, upper, limit) = super::scan_bounds(prefix, after, limit);
-        sqlx::query_as::<_, (String, Vec<u8>)>(
-            "SELECT key, value FROM kv WHERE key >= ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4",
-        )
-        .bind(lower)
-        .bind(after)
-        .bind(upper)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| err("scan", e))
+        let (condition, lower, upper) = super::scan_query(prefix, after);
+        let sql = format!("SELECT key, value FROM kv WHERE {condition} ORDER BY key LIMIT {limit}");
+        let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql).bind(lower);
+        if let Some(upper) = upper {
+            query = query.bind(upper);
+        }
+        query.fetch_all(&self.pool).await.map_err(|e| err("scan", e))
     }
 }
 

@@ -136,6 +136,7 @@ async fn startup(leases: usize) -> Result<()> {
     let restored_ms = loop {
         let log = node.log_tail();
         if let Some(line) = log.lines().rev().find(|l| l.contains("lease timers restored")) {
+            println!("startup: server log: {}", line.trim());
             break line
                 .split("elapsed_ms=")
                 .nth(1)

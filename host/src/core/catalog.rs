@@ -9,12 +9,15 @@ use std::sync::Arc;
 /// The built-in password generator (Vault's default password rules).
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
 pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
+pub const MONGODB_PLUGIN: &str = "mongodb-database-plugin";
 
 static POSTGRES_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_POSTGRES"));
 static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
+static MONGODB_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MONGODB"));
 
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
+    runtime.register(MONGODB_PLUGIN, PluginKind::Database, true, Arc::from(MONGODB_WASM));
     runtime.register(
         PASSWORD_GENERATOR,
         PluginKind::Generator,

@@ -13,6 +13,7 @@ pub mod ttl;
 
 use crate::engines::SecretsEngine;
 use crate::error::{Error, Result};
+use crate::imports::mongo::MongoClients;
 use crate::imports::sql::SqlPools;
 use crate::logical::{LeaseInfo, Reply, Request};
 use crate::runtime::Runtime;
@@ -30,6 +31,7 @@ pub struct Core {
     pub storage: Storage,
     pub runtime: Arc<Runtime>,
     pub sql_pools: Arc<SqlPools>,
+    pub mongo_clients: Arc<MongoClients>,
     pub expiration: Expiration,
     root_token: String,
     /// Sorted longest path first, so the first match is the longest prefix.
@@ -47,6 +49,7 @@ impl Core {
             storage,
             runtime,
             sql_pools: Arc::new(SqlPools::default()),
+            mongo_clients: Arc::new(MongoClients::default()),
             root_token,
             mounts: RwLock::new(Vec::new()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
@@ -144,9 +147,13 @@ impl Core {
 
     fn build_mount(&self, record: MountRecord) -> Result<MountEntry> {
         let engine: Arc<dyn SecretsEngine> = match record.kind.as_str() {
-            "database" => Arc::new(crate::engines::database::DatabaseEngine::new(
+            "database" => Arc::new(
+                crate::engines::database::DatabaseEngine::new(self.runtime.clone(), self.sql_pools.clone())
+                    .with_mongo(self.mongo_clients.clone()),
+            ),
+            "mongodb" => Arc::new(crate::engines::mongodb::MongoDbEngine::new(
                 self.runtime.clone(),
-                self.sql_pools.clone(),
+                self.mongo_clients.clone(),
             )),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };

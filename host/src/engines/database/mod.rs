@@ -12,6 +12,7 @@ use crate::core::mounts::MountEntry;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
 use crate::imports::Grant;
+use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::imports::sql::{SqlGrant, SqlPools};
 use crate::logical::{Operation, Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
@@ -22,11 +23,22 @@ use std::sync::Arc;
 pub struct DatabaseEngine {
     runtime: Arc<Runtime>,
     pools: Arc<SqlPools>,
+    mongo: Arc<MongoClients>,
 }
 
 impl DatabaseEngine {
     pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>) -> Self {
-        DatabaseEngine { runtime, pools }
+        DatabaseEngine {
+            runtime,
+            pools,
+            mongo: Default::default(),
+        }
+    }
+
+    /// Share the host's MongoDB clients (else the engine keeps its own).
+    pub fn with_mongo(mut self, mongo: Arc<MongoClients>) -> Self {
+        self.mongo = mongo;
+        self
     }
 
     /// The scope of a connection's pools: one mount's one config.
@@ -46,14 +58,18 @@ impl DatabaseEngine {
             component: config.plugin_name.clone(),
             storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
             sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
+            mongo: MongoGrant::for_template(self.mongo.clone(), Self::scope(mount, name), url),
         };
         // The grant key changes with everything the grant is made of, so an
         // idle instance is reused only for the very same grant.
-        let target = grant
+        let mut target = grant
             .sql
             .as_ref()
             .map(|g| format!("{}:{}", g.target.0, g.target.1))
             .unwrap_or_default();
+        if let Some(m) = &grant.mongo {
+            target.push_str(&m.key());
+        }
         let key = format!("{}\0{target}", Self::scope(mount, name));
         self.runtime
             .driver(&config.plugin_name, &key, grant)
@@ -66,6 +82,7 @@ impl DatabaseEngine {
     fn release(&self, mount: &MountEntry, name: &str) {
         let scope = Self::scope(mount, name);
         self.pools.close_scope(&scope);
+        self.mongo.close_scope(&scope);
         self.runtime.forget_grants(&format!("{scope}\0"));
     }
 
@@ -127,6 +144,7 @@ impl SecretsEngine for DatabaseEngine {
     async fn unmount(&self, mount: &MountEntry) {
         let prefix = format!("{}/", mount.record.uuid);
         self.pools.close_prefix(&prefix);
+        self.mongo.close_prefix(&prefix);
         self.runtime.forget_grants(&prefix);
     }
 }

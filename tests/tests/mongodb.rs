@@ -248,6 +248,38 @@ async fn database_engine_refuses_bad_connections_and_statements() -> Result<()> 
         assert_eq!(status, 404, "{role}: a lease was stored");
     }
     assert_eq!(mongo.users_in(&rw).await?, Vec::<String>::new());
+
+    // A server that went away: stored without verification, creds fail
+    // within the configured server selection timeout instead of hanging.
+    client
+        .expect(
+            "POST",
+            "/v1/db/config/down",
+            Some(json!({"plugin_name": "mongodb-database-plugin",
+                   "connection_url": format!("mongodb://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{closed}/admin"),
+                   "username": "admin", "password": "x", "verify_connection": false,
+                   "allowed_roles": "bad_down", "server_selection_timeout": "1s"})),
+            204,
+        )
+        .await?;
+    client
+        .expect(
+            "POST",
+            "/v1/db/roles/bad_down",
+            Some(json!({"db_name": "down", "creation_statements": [json!({"roles": ["read"]}).to_string()]})),
+            204,
+        )
+        .await?;
+    let started = std::time::Instant::now();
+    let got = client.get("/v1/db/creds/bad_down").await?;
+    check_error("server down", &got, 500)?;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    let (status, _) = client.list("/v1/sys/leases/lookup/db/creds/bad_down/").await?;
+    assert_eq!(status, 404, "a lease was stored");
     Ok(())
 }
 

@@ -13,12 +13,13 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Each component's artefact name and the variable the host reads it from.
-const COMPONENTS: [(&str, &str); 5] = [
+const COMPONENTS: [(&str, &str); 6] = [
     ("postgres_driver", "WARDEN_COMPONENT_POSTGRES"),
     ("password_generator", "WARDEN_COMPONENT_PASSWORD"),
     ("hostile_driver", "WARDEN_COMPONENT_HOSTILE"),
     ("rsa_key_generator", "WARDEN_COMPONENT_RSA_KEY"),
     ("client_cert_generator", "WARDEN_COMPONENT_CLIENT_CERT"),
+    ("mongodb_driver", "WARDEN_COMPONENT_MONGODB"),
 ];
 
 fn main() {

@@ -6,11 +6,13 @@
 pub mod client;
 pub mod configured;
 pub mod fixtures;
+pub mod mongo;
 pub mod postgres;
 pub mod server;
 pub mod util;
 
 pub use client::Client;
 pub use fixtures::{CREATE_ROLE, Creds, DbEnv, check_error, errors_of, eventually, keys_of};
+pub use mongo::TestMongo;
 pub use postgres::{Scratch, TestPostgres};
 pub use server::{ServerOptions, WardenServer, warden_bin};

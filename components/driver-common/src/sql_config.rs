@@ -153,7 +153,7 @@ pub fn percent_encode(s: &str) -> String {
 
 /// A string setting; numbers and booleans are taken as their text, as
 /// Vault's weak decoding does.
-fn weak_string(map: &Map<String, Value>, key: &str) -> Result<String, String> {
+pub(crate) fn weak_string(map: &Map<String, Value>, key: &str) -> Result<String, String> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -163,7 +163,7 @@ fn weak_string(map: &Map<String, Value>, key: &str) -> Result<String, String> {
 }
 
 /// A count setting, given as a number or as text.
-fn weak_u32(map: &Map<String, Value>, key: &str) -> Result<u32, String> {
+pub(crate) fn weak_u32(map: &Map<String, Value>, key: &str) -> Result<u32, String> {
     let bad = || format!("{key} must be a whole number from 0 to {}", u32::MAX);
     match map.get(key) {
         None | Some(Value::Null) => Ok(0),

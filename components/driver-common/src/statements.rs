@@ -113,7 +113,7 @@ pub fn quote_pg_identifier(name: &str) -> String {
 }
 
 /// Standard base64 with padding, ignoring CR and LF like Go's decoder.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let clean: Vec<u8> = s.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect();
     if clean.is_empty() || !clean.len().is_multiple_of(4) {
         return None;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 /// The built-in password generator (Vault's default password rules).
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
 pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
+pub const MONGODB_PLUGIN: &str = "mongodb-database-plugin";
+
 /// Vault's `rsa_private_key` credentials: an RSA key pair.
 pub const RSA_KEY_GENERATOR: &str = "builtin-rsa-key-generator";
 /// Vault's `client_certificate` credentials: a key and a certificate from a CA.
@@ -18,6 +20,7 @@ static POSTGRES_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_POSTGRES"));
 static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
 static RSA_KEY_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_RSA_KEY"));
 static CLIENT_CERT_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_CLIENT_CERT"));
+static MONGODB_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MONGODB"));
 
 /// The credential types (a role's `credential_type`) a database plugin can
 /// use. As in Vault, the PostgreSQL, MySQL and MongoDB plugins take
@@ -30,6 +33,7 @@ pub fn credential_types(_plugin: &str) -> &'static [&'static str] {
 
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
+    runtime.register(MONGODB_PLUGIN, PluginKind::Database, true, Arc::from(MONGODB_WASM));
     runtime.register(
         PASSWORD_GENERATOR,
         PluginKind::Generator,

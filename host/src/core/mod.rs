@@ -14,6 +14,7 @@ pub mod ttl;
 
 use crate::engines::SecretsEngine;
 use crate::error::{Error, Result};
+use crate::imports::mongo::MongoClients;
 use crate::imports::sql::SqlPools;
 use crate::logical::{LeaseInfo, Reply, Request};
 use crate::runtime::Runtime;
@@ -31,6 +32,7 @@ pub struct Core {
     pub storage: Storage,
     pub runtime: Arc<Runtime>,
     pub sql_pools: Arc<SqlPools>,
+    pub mongo_clients: Arc<MongoClients>,
     pub expiration: Expiration,
     /// SHA-256 of the root token (the token itself is never stored).
     root_token_hash: [u8; 32],
@@ -56,6 +58,7 @@ impl Core {
             sql_pools: Arc::new(SqlPools::default()),
             root_token_hash,
             tasks: std::sync::Mutex::new(Vec::new()),
+            mongo_clients: Arc::new(MongoClients::default()),
             mounts: RwLock::new(Vec::new()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
             started: Utc::now(),
@@ -225,10 +228,17 @@ impl Core {
 
     fn build_mount(&self, record: MountRecord) -> Result<MountEntry> {
         let engine: Arc<dyn SecretsEngine> = match record.kind.as_str() {
-            "database" => Arc::new(crate::engines::database::DatabaseEngine::new(
+            "database" => Arc::new(
+                crate::engines::database::DatabaseEngine::new(
+                    self.runtime.clone(),
+                    self.sql_pools.clone(),
+                    password_policy::PasswordPolicies::new(self.storage.clone(), self.runtime.clone()),
+                )
+                .with_mongo(self.mongo_clients.clone()),
+            ),
+            "mongodb" => Arc::new(crate::engines::mongodb::MongoDbEngine::new(
                 self.runtime.clone(),
-                self.sql_pools.clone(),
-                password_policy::PasswordPolicies::new(self.storage.clone(), self.runtime.clone()),
+                self.mongo_clients.clone(),
             )),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };

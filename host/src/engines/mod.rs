@@ -3,6 +3,7 @@
 //! issued; drivers (Wasm components) hold the database specifics.
 
 pub mod database;
+pub mod mongodb;
 
 use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod crypto;
 pub mod log;
+pub mod mongo;
 pub mod sql;
 pub mod storage;
 
@@ -23,6 +24,8 @@ pub struct Grant {
     pub storage: Option<View>,
     /// The database it may open connections to, if any.
     pub sql: Option<sql::SqlGrant>,
+    /// The MongoDB servers it may open clients to, if any.
+    pub mongo: Option<mongo::MongoGrant>,
 }
 
 impl Grant {
@@ -32,6 +35,7 @@ impl Grant {
             component: component.to_string(),
             storage: None,
             sql: None,
+            mongo: None,
         }
     }
 }
@@ -45,6 +49,8 @@ pub struct CallState {
     /// The pool this instance opened last, by URL: a reused instance opens
     /// the same URL on every call, and this skips parsing and checking it.
     last_pool: Option<(String, sqlx::PgPool)>,
+    /// The same for the MongoDB client this instance opened last.
+    last_mongo: Option<(String, mongo::MongoHandle)>,
 }
 
 impl CallState {
@@ -59,6 +65,7 @@ impl CallState {
                 .build(),
             grant,
             last_pool: None,
+            last_mongo: None,
         }
     }
 }

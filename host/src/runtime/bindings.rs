@@ -10,6 +10,7 @@ pub mod driver {
         exports: { default: async },
         with: {
             "warden:plugin/sql.connection": crate::imports::sql::Connection,
+            "warden:plugin/mongo.client": crate::imports::mongo::Client,
         },
     });
 }

@@ -38,6 +38,10 @@ pub enum PluginError {
     NotFound(String),
     #[error("{0}")]
     Driver(String),
+    /// The driver refused its input (WIT `bad-parameter`): a malformed
+    /// statement, a role the database does not know.
+    #[error("{0}")]
+    Rejected(String),
     #[error("plugin {plugin} failed: {reason}")]
     Trap { plugin: String, reason: String },
     #[error("plugin {plugin} did not answer within {secs}s")]
@@ -47,8 +51,8 @@ pub enum PluginError {
 impl From<WitError> for PluginError {
     fn from(e: WitError) -> Self {
         PluginError::Driver(match e {
+            WitError::BadParameter(m) => return PluginError::Rejected(m),
             WitError::ConnectionFailed(m)
-            | WitError::BadParameter(m)
             | WitError::QueryFailed(m)
             | WitError::NotPermitted(m)
             | WitError::Other(m) => m,

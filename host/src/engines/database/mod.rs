@@ -18,6 +18,7 @@ use crate::core::password_policy::PasswordPolicies;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
 use crate::imports::Grant;
+use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::imports::sql::{SqlGrant, SqlPools};
 use crate::logical::{Operation, Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
@@ -35,6 +36,7 @@ pub struct DatabaseEngine {
     /// Named password policies (`sys/policies/password`) for connections'
     /// and roles' `password_policy`.
     policies: PasswordPolicies,
+    mongo: Arc<MongoClients>,
 }
 
 impl DatabaseEngine {
@@ -44,7 +46,14 @@ impl DatabaseEngine {
             pools,
             statics: Arc::default(),
             policies,
+            mongo: Default::default(),
         }
+    }
+
+    /// Share the host's MongoDB clients (else the engine keeps its own).
+    pub fn with_mongo(mut self, mongo: Arc<MongoClients>) -> Self {
+        self.mongo = mongo;
+        self
     }
 
     /// The scope of a connection's pools: one mount's one config.
@@ -64,14 +73,18 @@ impl DatabaseEngine {
             component: config.plugin_name.clone(),
             storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
             sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
+            mongo: MongoGrant::for_template(self.mongo.clone(), Self::scope(mount, name), url),
         };
         // The grant key changes with everything the grant is made of, so an
         // idle instance is reused only for the very same grant.
-        let target = grant
+        let mut target = grant
             .sql
             .as_ref()
             .map(|g| format!("{}:{}", g.target.0, g.target.1))
             .unwrap_or_default();
+        if let Some(m) = &grant.mongo {
+            target.push_str(&m.key());
+        }
         let key = format!("{}\0{target}", Self::scope(mount, name));
         self.runtime
             .driver(&config.plugin_name, &key, grant)
@@ -84,6 +97,7 @@ impl DatabaseEngine {
     fn release(&self, mount: &MountEntry, name: &str) {
         let scope = Self::scope(mount, name);
         self.pools.close_scope(&scope);
+        self.mongo.close_scope(&scope);
         self.runtime.forget_grants(&format!("{scope}\0"));
     }
 
@@ -175,6 +189,7 @@ impl SecretsEngine for DatabaseEngine {
         self.statics.stop();
         let prefix = format!("{}/", mount.record.uuid);
         self.pools.close_prefix(&prefix);
+        self.mongo.close_prefix(&prefix);
         self.runtime.forget_grants(&prefix);
     }
 }

@@ -1,0 +1,148 @@
+//! `config/connection` (the MongoDB URI, verified by connecting unless
+//! `verify_connection` is false) and `config/lease` (default and maximum
+//! lease as Go duration strings, "h" the largest unit; read back in seconds).
+//! A write that fails stores nothing.
+
+use super::{MongoDbEngine, driver_config, plugin_error};
+use crate::core::fields;
+use crate::core::mounts::MountEntry;
+use crate::error::{Error, Result};
+use crate::logical::{Operation, Reply, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const CONNECTION_KEY: &str = "config/connection";
+const LEASE_KEY: &str = "config/lease";
+
+/// Vault's warning on every write of the connection.
+pub const READ_WARNING: &str = "Read access to this endpoint should be controlled via ACLs as it will return the connection URI as it is, including passwords, if any.";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connection {
+    pub uri: String,
+    #[serde(default)]
+    pub verify_connection: bool,
+}
+
+/// Lease settings in seconds (0: the mount's).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Lease {
+    pub ttl: i64,
+    pub max_ttl: i64,
+}
+
+pub async fn load_connection(mount: &MountEntry) -> Result<Option<Connection>> {
+    Ok(mount.storage.get_json(CONNECTION_KEY).await?)
+}
+
+pub async fn load_lease(mount: &MountEntry) -> Result<Option<Lease>> {
+    Ok(mount.storage.get_json(LEASE_KEY).await?)
+}
+
+pub async fn connection(engine: &MongoDbEngine, mount: &MountEntry, req: &Request) -> Reply {
+    match req.operation {
+        Operation::Read => Ok(load_connection(mount)
+            .await?
+            .map(|c| Response::data(json!({ "uri": c.uri })))),
+        Operation::Update => {
+            // The documented name is `url`; Vault's code also reads `uri`.
+            let uri = match fields::string(&req.data, "url")? {
+                Some(u) if !u.is_empty() => u,
+                _ => fields::string(&req.data, "uri")?.unwrap_or_default(),
+            };
+            if uri.is_empty() {
+                return Err(Error::bad("url parameter is required"));
+            }
+            let verify_connection = fields::boolean(&req.data, "verify_connection")?.unwrap_or(true);
+            let mut driver = engine.driver(mount, &uri).await?;
+            driver
+                .initialize(&driver_config(&uri), verify_connection)
+                .await
+                .map_err(|e| Error::bad(format!("Error validating connection info: {}", plugin_error(e))))?;
+            // Clients of the old URI must not serve the new one.
+            engine.release(mount);
+            let conn = Connection { uri, verify_connection };
+            mount.storage.put_json(CONNECTION_KEY, &conn).await?;
+            Ok(Some(Response::default().with_warning(READ_WARNING)))
+        }
+        Operation::Delete => {
+            mount.storage.delete(CONNECTION_KEY).await?;
+            engine.release(mount);
+            Ok(None)
+        }
+        Operation::List => Err(Error::UnsupportedOperation),
+    }
+}
+
+pub async fn lease(mount: &MountEntry, req: &Request) -> Reply {
+    match req.operation {
+        Operation::Read => Ok(load_lease(mount)
+            .await?
+            .map(|l| Response::data(json!({ "ttl": l.ttl, "max_ttl": l.max_ttl })))),
+        Operation::Update => {
+            let read = |field: &str, label: &str| -> Result<i64> {
+                let raw = fields::string(&req.data, field)?.unwrap_or_default();
+                go_duration(&raw).map_err(|e| Error::bad(format!("Invalid {label}: {e}")))
+            };
+            let lease = Lease {
+                ttl: read("lease", "lease")?,
+                max_ttl: read("lease_max", "lease_max")?,
+            };
+            if lease.ttl < 0 || lease.max_ttl < 0 {
+                return Err(Error::bad("lease and lease_max cannot be negative"));
+            }
+            mount.storage.put_json(LEASE_KEY, &lease).await?;
+            Ok(None)
+        }
+        Operation::Delete | Operation::List => Err(Error::UnsupportedOperation),
+    }
+}
+
+/// Go's `time.ParseDuration`, in whole seconds: units up to "h" (no "d"),
+/// and a number needs a unit unless it is 0.
+pub fn go_duration(s: &str) -> std::result::Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("time: invalid duration {s:?}"));
+    }
+    let digits = t.trim_start_matches(['-', '+']);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return if digits.bytes().all(|b| b == b'0' || b == b'.') {
+            Ok(0)
+        } else {
+            Err(format!("time: missing unit in duration {s:?}"))
+        };
+    }
+    if let Some(unit) = t
+        .split(|c: char| c.is_ascii_digit() || c == '.')
+        .filter(|u| !u.is_empty() && !u.starts_with(['-', '+']))
+        .find(|u| !matches!(*u, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"))
+    {
+        return Err(format!("time: unknown unit {unit:?} in duration {s:?}"));
+    }
+    fields::parse_duration(t).map_err(|_| format!("time: invalid duration {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn lease_strings_parse_like_go() {
+        assert_eq!(go_duration("12h"), Ok(43200));
+        assert_eq!(go_duration("1h30m"), Ok(5400));
+        assert_eq!(go_duration("90s"), Ok(90));
+        assert_eq!(go_duration("0"), Ok(0));
+        assert_eq!(
+            go_duration("1d"),
+            Err("time: unknown unit \"d\" in duration \"1d\"".to_string())
+        );
+        assert_eq!(
+            go_duration("300"),
+            Err("time: missing unit in duration \"300\"".to_string())
+        );
+        assert_eq!(go_duration(""), Err("time: invalid duration \"\"".to_string()));
+        assert!(go_duration("h").is_err());
+        assert!(go_duration("1x").is_err());
+    }
+}

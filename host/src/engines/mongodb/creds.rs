@@ -1,0 +1,105 @@
+//! `creds/:name`: a new MongoDB user for a role, `vault-<display name>-<uuid>`
+//! with a UUID password (as Vault's legacy engine makes them), created in
+//! the role's `db` with its roles, under a renewable lease whose TTL comes
+//! from `config/lease`. Revoking the lease drops the user.
+
+use super::{MongoDbEngine, config, driver_config, plugin_error, roles};
+use crate::core::expiration::LeaseEntry;
+use crate::core::mounts::MountEntry;
+use crate::core::ttl;
+use crate::error::{Error, Result};
+use crate::logical::{Reply, Request, Response, Secret};
+use crate::runtime::bindings::db;
+use chrono::Utc;
+use serde_json::json;
+
+pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
+    if !crate::core::fields::valid_name(name) {
+        return Err(Error::UnsupportedPath);
+    }
+    let role = roles::load(mount, name)
+        .await?
+        .ok_or_else(|| Error::bad(format!("unknown role: {name}")))?;
+    let conn = config::load_connection(mount)
+        .await?
+        .ok_or_else(|| Error::bad("configure the DB connection with config/connection first"))?;
+    let lease = config::load_lease(mount).await?.unwrap_or_default();
+    let granted = ttl::calculate(
+        0,
+        lease.ttl,
+        lease.max_ttl,
+        mount.record.default_lease_ttl,
+        mount.record.max_lease_ttl,
+        None,
+        Utc::now(),
+    );
+    let password = uuid::Uuid::new_v4().to_string();
+    let template = if req.display_name.is_empty() {
+        "vault-{{uuid}}"
+    } else {
+        "vault-{{.DisplayName}}-{{uuid}}"
+    };
+    let statement = json!({ "db": role.db, "roles": role.roles_value() }).to_string();
+    let request = db::NewUserRequest {
+        username_config: db::UsernameMetadata {
+            display_name: req.display_name.clone(),
+            role_name: name.to_string(),
+        },
+        username_template: Some(template.to_string()),
+        creation_statements: vec![statement],
+        rollback_statements: vec![],
+        credential: db::Credential::Password(password.clone()),
+        expiration: (Utc::now() + chrono::Duration::seconds(granted.ttl)).timestamp(),
+        username: None,
+    };
+    let mut driver = engine.driver(mount, &conn.uri).await?;
+    let username = driver
+        .new_user(&driver_config(&conn.uri), &request)
+        .await
+        .map_err(|e| redact(plugin_error(e), &password))?;
+
+    let mut resp = Response::data(json!({
+        "db": role.db,
+        "username": username,
+        "password": password,
+    }));
+    resp.secret = Some(Secret {
+        internal: json!({ "username": username, "db": role.db, "role": name }),
+        ttl: granted.ttl,
+        renewable: true,
+        // No write-ahead record yet in the legacy engine (the database
+        // engine has one): a crash between createUser and the lease write
+        // can leave a user behind.
+        wal: None,
+    });
+    if let Some(w) = granted.warning {
+        resp.warnings.push(w);
+    }
+    Ok(Some(resp))
+}
+
+/// Drop the lease's user from the database it was created in. A user
+/// already gone is fine, so a retry after a partial failure succeeds.
+pub async fn revoke(engine: &MongoDbEngine, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
+    let get = |k: &str| lease.internal.get(k).and_then(|v| v.as_str());
+    let (Some(username), Some(database)) = (get("username"), get("db")) else {
+        return Err(Error::internal("secret is missing username or db internal data"));
+    };
+    let conn = config::load_connection(mount)
+        .await?
+        .ok_or_else(|| Error::internal("no connection configured to revoke the user through"))?;
+    let statement = json!({ "db": database }).to_string();
+    let mut driver = engine.driver(mount, &conn.uri).await?;
+    driver
+        .delete_user(&driver_config(&conn.uri), username, &[statement])
+        .await
+        .map_err(plugin_error)
+}
+
+fn redact(e: Error, secret: &str) -> Error {
+    match e {
+        Error::Internal(m) => Error::Internal(m.replace(secret, "[redacted]")),
+        Error::BadRequest(m) => Error::BadRequest(m.replace(secret, "[redacted]")),
+        other => other,
+    }
+}

@@ -1,0 +1,154 @@
+//! `roles/:name`: the database users are created in (`db`) and their MongoDB
+//! roles, given as a JSON string (`["readWrite", {"role": "read", "db":
+//! "bar"}]`) and stored as role documents; LIST and DELETE. Roles that are
+//! not a JSON array of names and `{"role", "db"}` documents are refused
+//! (400) and nothing is stored.
+
+use crate::core::fields;
+use crate::core::mounts::MountEntry;
+use crate::error::{Error, Result};
+use crate::logical::{Operation, Reply, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MongoRole {
+    pub role: String,
+    /// Empty: the role's own database.
+    #[serde(default)]
+    pub db: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Role {
+    pub db: String,
+    #[serde(default)]
+    pub roles: Vec<MongoRole>,
+}
+
+impl Role {
+    /// MongoDB's standard roles array: a name for a role of the user's own
+    /// database, a document otherwise.
+    pub fn roles_value(&self) -> Value {
+        Value::Array(
+            self.roles
+                .iter()
+                .map(|r| {
+                    if r.db.is_empty() {
+                        json!(r.role)
+                    } else {
+                        // Keys in the order Vault's documentation shows them.
+                        json!({ "db": r.db, "role": r.role })
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+fn key(name: &str) -> String {
+    format!("role/{name}")
+}
+
+pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
+    Ok(mount.storage.get_json(&key(name)).await?)
+}
+
+pub async fn list(mount: &MountEntry) -> Reply {
+    let keys = mount.storage.list("role/").await?;
+    if keys.is_empty() {
+        return Err(Error::NotFound);
+    }
+    Ok(Some(Response::list(keys)))
+}
+
+pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
+    if !fields::valid_name(name) {
+        return Err(Error::UnsupportedPath);
+    }
+    match req.operation {
+        Operation::Read => Ok(load(mount, name).await?.map(|r| {
+            Response::data(json!({
+                "db": r.db,
+                "roles": r.roles_value().to_string(),
+            }))
+        })),
+        Operation::Update => {
+            let db = fields::string(&req.data, "db")?.unwrap_or_default();
+            if db.is_empty() {
+                return Err(Error::bad("db parameter is required"));
+            }
+            let roles = parse_roles(&fields::string(&req.data, "roles")?.unwrap_or_default())?;
+            mount.storage.put_json(&key(name), &Role { db, roles }).await?;
+            Ok(None)
+        }
+        Operation::Delete => {
+            mount.storage.delete(&key(name)).await?;
+            Ok(None)
+        }
+        Operation::List => Err(Error::UnsupportedOperation),
+    }
+}
+
+/// Reads the roles JSON string; empty means no roles.
+pub fn parse_roles(text: &str) -> Result<Vec<MongoRole>> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::bad(format!("roles is not valid JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(Error::bad("roles must be a JSON array"));
+    };
+    items
+        .into_iter()
+        .map(|item| match &item {
+            Value::String(role) if !role.is_empty() => Ok(MongoRole {
+                role: role.clone(),
+                db: String::new(),
+            }),
+            Value::Object(doc) => match (doc.get("role"), doc.get("db")) {
+                (Some(Value::String(role)), db @ (None | Some(Value::String(_)))) if !role.is_empty() => {
+                    Ok(MongoRole {
+                        role: role.clone(),
+                        db: db.and_then(Value::as_str).unwrap_or_default().to_string(),
+                    })
+                }
+                _ => Err(Error::bad(format!(
+                    "invalid role {item}: a role document needs a \"role\" name and an optional \"db\""
+                ))),
+            },
+            _ => Err(Error::bad(format!(
+                "invalid role {item}: a role is a name or a {{\"role\", \"db\"}} document"
+            ))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_print_as_mongodb_takes_them() {
+        let roles = parse_roles(r#"["readWrite",{"db":"bar","role":"read"},{"role":"dbAdmin"}]"#).expect("roles");
+        let role = Role {
+            db: "foo".into(),
+            roles,
+        };
+        assert_eq!(
+            role.roles_value().to_string(),
+            r#"["readWrite",{"db":"bar","role":"read"},"dbAdmin"]"#
+        );
+        assert!(parse_roles("").expect("empty").is_empty());
+        for bad in [
+            "[",
+            "{}",
+            "[5]",
+            r#"[{"db":"x"}]"#,
+            r#"[{"role":"r","db":5}]"#,
+            "[\"\"]",
+        ] {
+            assert!(parse_roles(bad).is_err(), "{bad}");
+        }
+    }
+}

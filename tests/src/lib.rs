@@ -5,11 +5,13 @@
 
 pub mod client;
 pub mod fixtures;
+pub mod mariadb;
 pub mod postgres;
 pub mod server;
 pub mod util;
 
 pub use client::Client;
 pub use fixtures::{CREATE_ROLE, Creds, DbEnv, check_error, errors_of, eventually, keys_of};
+pub use mariadb::{MyScratch, TestMariaDb};
 pub use postgres::{Scratch, TestPostgres};
 pub use server::{ServerOptions, WardenServer, warden_bin};

@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod memo;
+pub mod mysql;
 pub mod password;
 pub mod random;
 pub mod sql_config;

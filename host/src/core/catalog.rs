@@ -9,12 +9,26 @@ use std::sync::Arc;
 /// The built-in password generator (Vault's default password rules).
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
 pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
+/// Vault's MySQL plugin names: one component serves them all; the host
+/// passes the name in the configuration JSON (`plugin_name`), which picks
+/// the default username template (32 characters, or 16 for the last three).
+pub const MYSQL_PLUGINS: [&str; 4] = [
+    "mysql-database-plugin",
+    "mysql-aurora-database-plugin",
+    "mysql-rds-database-plugin",
+    "mysql-legacy-database-plugin",
+];
 
 static POSTGRES_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_POSTGRES"));
 static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
+static MYSQL_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MYSQL"));
 
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
+    let mysql: Arc<[u8]> = Arc::from(MYSQL_WASM);
+    for name in MYSQL_PLUGINS {
+        runtime.register(name, PluginKind::Database, true, mysql.clone());
+    }
     runtime.register(
         PASSWORD_GENERATOR,
         PluginKind::Generator,

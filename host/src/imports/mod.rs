@@ -44,7 +44,7 @@ pub struct CallState {
     pub grant: Grant,
     /// The pool this instance opened last, by URL: a reused instance opens
     /// the same URL on every call, and this skips parsing and checking it.
-    last_pool: Option<(String, sqlx::PgPool)>,
+    last_pool: Option<(String, sql::HostPool)>,
 }
 
 impl CallState {

@@ -62,9 +62,9 @@ impl TestMariaDb {
 
     /// Initialise a data directory and start mariadbd on a free port.
     pub fn start() -> Result<TestMariaDb> {
-        let mariadbd = find("mariadbd").or_else(|| find("mysqld")).ok_or_else(|| {
-            anyhow!("mariadbd not found; install MariaDB (apt-get install -y mariadb-server)")
-        })?;
+        let mariadbd = find("mariadbd")
+            .or_else(|| find("mysqld"))
+            .ok_or_else(|| anyhow!("mariadbd not found; install MariaDB (apt-get install -y mariadb-server)"))?;
         let install = find("mariadb-install-db")
             .or_else(|| find("mysql_install_db"))
             .ok_or_else(|| anyhow!("mariadb-install-db not found; apt-get install -y mariadb-server"))?;
@@ -75,7 +75,11 @@ impl TestMariaDb {
         let data = dir_path.join("data");
         let socket = dir_path.join("mysqld.sock");
         let pid_file = dir_path.join("mysqld.pid");
-        let user = if util::running_as_root() { "root".to_string() } else { whoami() };
+        let user = if util::running_as_root() {
+            "root".to_string()
+        } else {
+            whoami()
+        };
         let reaper = spawn_reaper(&dir_path, &pid_file)?;
 
         let log = std::fs::File::create(dir_path.join("install.log"))?;
@@ -169,7 +173,10 @@ impl TestMariaDb {
         if !drops.trim().is_empty() {
             let out = sql(&drops).context("drop anonymous accounts")?;
             if !out.status.success() {
-                bail!("dropping anonymous accounts failed: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "dropping anonymous accounts failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
         Ok(db)
@@ -310,7 +317,9 @@ impl MyScratch {
             .fetch_all(&mut conn)
             .await?;
         conn.close().await.ok();
-        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Into::into)).collect()
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(Into::into))
+            .collect()
     }
 
     /// Sessions the server has open for `user` (its process list).

@@ -17,7 +17,9 @@ use warden_tests::{Client, Creds, MyScratch, TestMariaDb, WardenServer, check_er
 
 /// Vault's docs' role: a user that may read the scratch database.
 fn create_user(database: &str) -> String {
-    format!("CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON `{database}`.* TO '{{{{name}}}}'@'%';")
+    format!(
+        "CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON `{database}`.* TO '{{{{name}}}}'@'%';"
+    )
 }
 
 struct MyEnv {
@@ -75,7 +77,10 @@ impl MyEnv {
     }
 
     async fn lease_keys(&self, role: &str) -> Result<Vec<String>> {
-        let (status, body) = self.client.list(&format!("/v1/sys/leases/lookup/db/creds/{role}/")).await?;
+        let (status, body) = self
+            .client
+            .list(&format!("/v1/sys/leases/lookup/db/creds/{role}/"))
+            .await?;
         if status == 404 {
             return Ok(Vec::new());
         }
@@ -88,7 +93,11 @@ async fn config_takes_a_go_dsn_or_a_mysql_url_and_verifies() -> Result<()> {
     let env = MyEnv::start("config", json!({})).await?;
     let body = env.client.expect("GET", "/v1/db/config/my", None, 200).await?;
     let details = &body["data"]["connection_details"];
-    assert_eq!(details["connection_url"], json!(env.scratch.go_dsn_template()), "{body}");
+    assert_eq!(
+        details["connection_url"],
+        json!(env.scratch.go_dsn_template()),
+        "{body}"
+    );
     assert!(details.get("password").is_none(), "password shown: {body}");
     assert_eq!(body["data"]["plugin_name"], json!("mysql-database-plugin"));
 
@@ -113,7 +122,10 @@ async fn config_takes_a_go_dsn_or_a_mysql_url_and_verifies() -> Result<()> {
     check_error("config with a wrong password", &got, 400)?;
     let text = got.1.to_string();
     assert!(text.contains("Access denied"), "{text}");
-    assert!(!text.contains(&format!("{}x", env.scratch.admin_password)), "password in error: {text}");
+    assert!(
+        !text.contains(&format!("{}x", env.scratch.admin_password)),
+        "password in error: {text}"
+    );
     let got = env.client.get("/v1/db/config/wrong").await?;
     assert_eq!(got.0, 404, "a failed config was stored: {got:?}");
 
@@ -151,9 +163,15 @@ async fn tls_settings_are_checked() -> Result<()> {
     let key = format!("{pem}-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n");
     for (what, extra) in [
         ("a CA that is not PEM", json!({"tls_ca": "not a certificate"})),
-        ("a client certificate without its key", json!({"tls_certificate_key": pem})),
+        (
+            "a client certificate without its key",
+            json!({"tls_certificate_key": pem}),
+        ),
         ("another server name", json!({"tls_server_name": "db.example"})),
-        ("tls_skip_verify that is not a flag", json!({"tls_skip_verify": "maybe"})),
+        (
+            "tls_skip_verify that is not a flag",
+            json!({"tls_skip_verify": "maybe"}),
+        ),
     ] {
         let got = env.client.post("/v1/db/config/tls", base(extra)).await?;
         check_error(what, &got, 400)?;
@@ -161,7 +179,10 @@ async fn tls_settings_are_checked() -> Result<()> {
     // The test server speaks no TLS: asking for it fails the verify.
     let got = env
         .client
-        .post("/v1/db/config/tls", base(json!({"tls_ca": pem, "tls_skip_verify": true})))
+        .post(
+            "/v1/db/config/tls",
+            base(json!({"tls_ca": pem, "tls_skip_verify": true})),
+        )
         .await?;
     check_error("TLS to a server without TLS", &got, 400)?;
     assert_eq!(env.client.get("/v1/db/config/tls").await?.0, 404);
@@ -199,13 +220,20 @@ async fn creds_log_in_with_the_granted_privileges_until_revoked() -> Result<()> 
         .connect_as(&creds.username, &creds.password)
         .await
         .with_context(|| format!("log in as {}", creds.username))?;
-    let row = sqlx::query("SELECT name FROM items WHERE id = 1").fetch_one(&mut conn).await?;
+    let row = sqlx::query("SELECT name FROM items WHERE id = 1")
+        .fetch_one(&mut conn)
+        .await?;
     assert_eq!(row.try_get::<String, _>(0)?, "one");
-    let insert = sqlx::raw_sql("INSERT INTO items VALUES (2, 'two')").execute(&mut conn).await;
+    let insert = sqlx::raw_sql("INSERT INTO items VALUES (2, 'two')")
+        .execute(&mut conn)
+        .await;
     assert!(insert.is_err(), "a SELECT-only user could insert");
     conn.close().await.ok();
 
-    let wrong = env.scratch.connect_as(&creds.username, &format!("{}x", creds.password)).await;
+    let wrong = env
+        .scratch
+        .connect_as(&creds.username, &format!("{}x", creds.password))
+        .await;
     assert!(wrong.is_err(), "a wrong password logged in");
 
     env.client
@@ -216,7 +244,10 @@ async fn creds_log_in_with_the_granted_privileges_until_revoked() -> Result<()> 
             204,
         )
         .await?;
-    assert!(!env.scratch.user_exists(&creds.username).await?, "user left after revoke");
+    assert!(
+        !env.scratch.user_exists(&creds.username).await?,
+        "user left after revoke"
+    );
     assert!(env.scratch.connect_as(&creds.username, &creds.password).await.is_err());
     assert!(env.lease_keys("reader").await?.is_empty());
     Ok(())
@@ -225,7 +256,8 @@ async fn creds_log_in_with_the_granted_privileges_until_revoked() -> Result<()> 
 #[tokio::test]
 async fn expiry_and_revoke_prefix_drop_the_users() -> Result<()> {
     let env = MyEnv::start("expiry", json!({})).await?;
-    env.write_role("short", json!({"default_ttl": "2s", "max_ttl": "2s"})).await?;
+    env.write_role("short", json!({"default_ttl": "2s", "max_ttl": "2s"}))
+        .await?;
     let short = env.creds("short").await?;
     assert!(env.scratch.user_exists(&short.username).await?);
     let left = env
@@ -258,7 +290,8 @@ async fn a_failed_creation_leaves_no_user_and_no_lease() -> Result<()> {
         "CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON `{}`.no_such_table TO '{{{{name}}}}'@'%';",
         env.scratch.database
     );
-    env.write_role("broken", json!({"creation_statements": [statements]})).await?;
+    env.write_role("broken", json!({"creation_statements": [statements]}))
+        .await?;
     let got = env.client.get("/v1/db/creds/broken").await?;
     check_error("creds with a failing GRANT", &got, 0)?;
     assert!(env.lease_keys("broken").await?.is_empty(), "a lease was stored");
@@ -313,7 +346,11 @@ async fn username_limits_follow_the_plugin_name() -> Result<()> {
     });
     env.client.expect("POST", "/v1/db/config/my", Some(config), 204).await?;
     let creds = env.creds("averyveryverylongrolename").await?;
-    assert!(creds.username.starts_with("tmpl-ave-") && creds.username.len() == 13, "{}", creds.username);
+    assert!(
+        creds.username.starts_with("tmpl-ave-") && creds.username.len() == 13,
+        "{}",
+        creds.username
+    );
     Ok(())
 }
 
@@ -372,7 +409,10 @@ async fn pools_honour_max_open_idle_and_lifetime() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
         now = session_ids(&env.scratch, &admin).await?;
     }
-    assert!(ids.is_disjoint(&now), "sessions older than 3s still used: {ids:?} then {now:?}");
+    assert!(
+        ids.is_disjoint(&now),
+        "sessions older than 3s still used: {ids:?} then {now:?}"
+    );
     Ok(())
 }
 
@@ -388,7 +428,10 @@ async fn without_an_idle_cap_the_pool_keeps_its_connections() -> Result<()> {
         }
     }
     let kept = env.scratch.sessions_of(&env.scratch.admin_user).await?;
-    assert!((2..=3).contains(&kept), "expected the pool to keep 2-3 sessions, saw {kept}");
+    assert!(
+        (2..=3).contains(&kept),
+        "expected the pool to keep 2-3 sessions, saw {kept}"
+    );
     Ok(())
 }
 
@@ -399,5 +442,7 @@ async fn session_ids(_scratch: &MyScratch, user: &str) -> Result<BTreeSet<i64>> 
         .fetch_all(&mut conn)
         .await?;
     conn.close().await.ok();
-    rows.iter().map(|r| r.try_get::<i64, _>(0).map_err(Into::into)).collect()
+    rows.iter()
+        .map(|r| r.try_get::<i64, _>(0).map_err(Into::into))
+        .collect()
 }

@@ -17,7 +17,9 @@ async fn sessions(scratch: &Scratch) -> Result<BTreeSet<i32>> {
         .fetch_all(&mut conn)
         .await?;
     conn.close().await.ok();
-    rows.iter().map(|r| r.try_get::<i32, _>(0).map_err(Into::into)).collect()
+    rows.iter()
+        .map(|r| r.try_get::<i32, _>(0).map_err(Into::into))
+        .collect()
 }
 
 async fn load(env: &DbEnv) -> Result<()> {
@@ -63,7 +65,11 @@ async fn pools_honour_max_open_idle_and_lifetime() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
         at_rest = sessions(&env.scratch).await?;
     }
-    assert!(at_rest.len() <= 1, "max_idle_connections 1, {} sessions at rest", at_rest.len());
+    assert!(
+        at_rest.len() <= 1,
+        "max_idle_connections 1, {} sessions at rest",
+        at_rest.len()
+    );
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     env.creds("app").await?;
@@ -75,7 +81,10 @@ async fn pools_honour_max_open_idle_and_lifetime() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
         now = sessions(&env.scratch).await?;
     }
-    assert!(at_rest.is_disjoint(&now), "sessions older than 3s still used: {at_rest:?} then {now:?}");
+    assert!(
+        at_rest.is_disjoint(&now),
+        "sessions older than 3s still used: {at_rest:?} then {now:?}"
+    );
     Ok(())
 }
 
@@ -91,6 +100,9 @@ async fn without_an_idle_cap_the_pool_keeps_its_connections() -> Result<()> {
     env.write_role("app", json!({})).await?;
     load(&env).await?;
     let kept = sessions(&env.scratch).await?.len();
-    assert!((2..=3).contains(&kept), "expected the pool to keep 2-3 sessions, saw {kept}");
+    assert!(
+        (2..=3).contains(&kept),
+        "expected the pool to keep 2-3 sessions, saw {kept}"
+    );
     Ok(())
 }

@@ -11,14 +11,14 @@ use crate::sql_config::{SqlConfig, percent_encode};
 use crate::statements::render;
 
 /// Vault's default revocation (plugins/database/mysql/mysql.go).
-pub const DEFAULT_REVOCATION: &str = "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; DROP USER '{{name}}'@'%'";
+pub const DEFAULT_REVOCATION: &str =
+    "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; DROP USER '{{name}}'@'%'";
 /// Vault's default for password changes and root rotation.
 pub const DEFAULT_ROTATE: &str = "ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';";
 
 /// Vault's DefaultUserNameTemplate (mysql-database-plugin): at most 32
 /// characters, MySQL 5.7's limit.
-pub const DEFAULT_TEMPLATE: &str =
-    r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 10) (.RoleName | truncate 10) (random 20) (unix_time) | truncate 32 }}"#;
+pub const DEFAULT_TEMPLATE: &str = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 10) (.RoleName | truncate 10) (random 20) (unix_time) | truncate 32 }}"#;
 /// Vault's DefaultLegacyUserNameTemplate (mysql-aurora, mysql-rds and
 /// mysql-legacy): at most 16 characters, the limit before MySQL 5.7.
 /// Vault's text has a third `%s` without an argument, which Go renders as
@@ -184,10 +184,8 @@ impl Tls {
         if !tls.ca.is_empty() && !tls.ca.contains("-----BEGIN CERTIFICATE-----") {
             return Err("failed to append CA to client options".into());
         }
-        if !tls.certificate_key.is_empty()
-            && !(tls.certificate_key.contains("-----BEGIN CERTIFICATE-----")
-                && tls.certificate_key.contains("PRIVATE KEY-----"))
-        {
+        let has_pair = |pem: &str| pem.contains("-----BEGIN CERTIFICATE-----") && pem.contains("PRIVATE KEY-----");
+        if !tls.certificate_key.is_empty() && !has_pair(&tls.certificate_key) {
             return Err(
                 "unable to load tls_certificate_key_data: it must hold a PEM certificate and its private key".into(),
             );
@@ -222,9 +220,10 @@ impl Tls {
 /// carry over; the Go driver's client-side knobs (parseTime, timeout, ...)
 /// have no meaning here and are dropped. Only TCP addresses are allowed.
 pub fn url(cfg: &SqlConfig, tls: &Tls) -> Result<String, String> {
-    let is_url = cfg.connection_url.split_once("://").is_some_and(|(scheme, _)| {
-        scheme.eq_ignore_ascii_case("mysql") || scheme.eq_ignore_ascii_case("mariadb")
-    });
+    let is_url = cfg
+        .connection_url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("mysql") || scheme.eq_ignore_ascii_case("mariadb"));
     let (base, host, mut ssl_mode, mut params) = if is_url {
         let base = cfg.url(&["mysql", "mariadb"])?;
         let host = url_host(&base);
@@ -335,7 +334,10 @@ mod tests {
         let d = GoDsn::parse("{{username}}:{{password}}@tcp(127.0.0.1:3306)/").expect("dsn");
         assert_eq!(d.user, "{{username}}");
         assert_eq!(d.password.as_deref(), Some("{{password}}"));
-        assert_eq!((d.net.as_str(), d.addr.as_str(), d.dbname.as_str()), ("tcp", "127.0.0.1:3306", ""));
+        assert_eq!(
+            (d.net.as_str(), d.addr.as_str(), d.dbname.as_str()),
+            ("tcp", "127.0.0.1:3306", "")
+        );
         let d = GoDsn::parse("u:p@ss:w/rd@tcp(db)/app%20x?tls=skip-verify&parseTime=true").expect("dsn");
         assert_eq!((d.user.as_str(), d.password.as_deref()), ("u", Some("p@ss:w/rd")));
         assert_eq!((d.addr.as_str(), d.dbname.as_str()), ("db:3306", "app x"));
@@ -343,7 +345,10 @@ mod tests {
         let d = GoDsn::parse("/db").expect("dsn");
         assert_eq!((d.user.as_str(), d.addr.as_str()), ("", "127.0.0.1:3306"));
         let d = GoDsn::parse("root@tcp([::1]:3310)/").expect("dsn");
-        assert_eq!((d.user.as_str(), d.password, d.addr.as_str()), ("root", None, "[::1]:3310"));
+        assert_eq!(
+            (d.user.as_str(), d.password, d.addr.as_str()),
+            ("root", None, "[::1]:3310")
+        );
         assert!(GoDsn::parse("u:p@tcp(h:1").is_err());
         assert!(GoDsn::parse("u:p@tcp(h:1/db").is_err());
     }
@@ -368,11 +373,18 @@ mod tests {
 
     #[test]
     fn mysql_urls_are_escaped_unless_disabled() {
-        let json = r#"{"connection_url":"mysql://{{username}}:{{password}}@db:3306/","username":"a b","password":"p@w"}"#;
-        assert_eq!(url(&cfg(json), &Tls::default()).as_deref(), Ok("mysql://a%20b:p%40w@db:3306/"));
+        let json =
+            r#"{"connection_url":"mysql://{{username}}:{{password}}@db:3306/","username":"a b","password":"p@w"}"#;
+        assert_eq!(
+            url(&cfg(json), &Tls::default()).as_deref(),
+            Ok("mysql://a%20b:p%40w@db:3306/")
+        );
         let raw = json.replace("\"username\"", "\"disable_escaping\":true,\"username\"");
         let raw = raw.replace("p@w", "p%40w");
-        assert_eq!(url(&cfg(&raw), &Tls::default()).as_deref(), Ok("mysql://a b:p%40w@db:3306/"));
+        assert_eq!(
+            url(&cfg(&raw), &Tls::default()).as_deref(),
+            Ok("mysql://a b:p%40w@db:3306/")
+        );
     }
 
     #[test]
@@ -401,7 +413,11 @@ mod tests {
     #[test]
     fn templates_by_plugin_name() {
         assert_eq!(default_template("mysql-database-plugin"), DEFAULT_TEMPLATE);
-        for name in ["mysql-aurora-database-plugin", "mysql-rds-database-plugin", "mysql-legacy-database-plugin"] {
+        for name in [
+            "mysql-aurora-database-plugin",
+            "mysql-rds-database-plugin",
+            "mysql-legacy-database-plugin",
+        ] {
             assert_eq!(default_template(name), LEGACY_TEMPLATE);
         }
         assert_eq!(default_template("my-copy"), DEFAULT_TEMPLATE);

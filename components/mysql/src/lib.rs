@@ -158,7 +158,11 @@ fn new_user(cfg: &Config, request: &NewUserRequest) -> Result<String, Error> {
 fn drop_leftovers(conn: &Connection, username: &str) {
     let hosts = conn
         .query("SELECT Host FROM mysql.user WHERE User = ?", &[username.to_string()])
-        .map(|rows| rows.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect::<Vec<_>>())
+        .map(|rows| {
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect::<Vec<_>>()
+        })
         // Without read access to mysql.user, the host part Vault's defaults use.
         .unwrap_or_else(|_| vec!["%".to_string()]);
     for host in hosts {

@@ -14,9 +14,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOpti
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection as _, Row};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,7 +72,8 @@ impl SqlPools {
             return Ok(pool.clone());
         }
         let max_open = options.max_open.max(1);
-        let max_lifetime = (options.max_lifetime_seconds > 0).then(|| Duration::from_secs(options.max_lifetime_seconds));
+        let max_lifetime =
+            (options.max_lifetime_seconds > 0).then(|| Duration::from_secs(options.max_lifetime_seconds));
         let max_idle = (options.max_idle > 0 && options.max_idle < max_open).then_some(options.max_idle as usize);
         let db = if is_mysql(url) {
             let connect = mysql_options(url)?;
@@ -308,7 +309,12 @@ fn my_raw<'c>(conn: &'c mut MySqlConnection, sql: &'c str) -> BoxFuture<'c, Resu
 /// parameters, and a statement used once gains nothing from being prepared.
 /// PostgreSQL runs the statements of one simple query as one implicit
 /// transaction, so joining them is atomic and costs a single round trip.
-fn pg_execute<'a>(pool: &'a HostPool, p: &'a PgPool, statements: &'a [String], atomic: bool) -> BoxFuture<'a, Result<u64, Error>> {
+fn pg_execute<'a>(
+    pool: &'a HostPool,
+    p: &'a PgPool,
+    statements: &'a [String],
+    atomic: bool,
+) -> BoxFuture<'a, Result<u64, Error>> {
     Box::pin(async move {
         let mut conn = p.acquire().await.map_err(sql_error)?;
         let result = async {
@@ -333,7 +339,12 @@ fn pg_execute<'a>(pool: &'a HostPool, p: &'a PgPool, statements: &'a [String], a
 /// failure. As in Vault's driver, which runs them in a transaction too:
 /// MySQL commits DDL such as CREATE USER implicitly, so the driver cleans
 /// up users a failed creation left behind.
-fn my_execute<'a>(pool: &'a HostPool, p: &'a MySqlPool, statements: &'a [String], atomic: bool) -> BoxFuture<'a, Result<u64, Error>> {
+fn my_execute<'a>(
+    pool: &'a HostPool,
+    p: &'a MySqlPool,
+    statements: &'a [String],
+    atomic: bool,
+) -> BoxFuture<'a, Result<u64, Error>> {
     Box::pin(async move {
         let mut conn = p.acquire().await.map_err(sql_error)?;
         let mut affected = 0;
@@ -552,9 +563,7 @@ fn my_row_as_text(row: &MySqlRow) -> Result<Vec<Option<String>>, Error> {
             if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
                 return Ok(v.map(|f| f.to_string()));
             }
-            Err(Error::QueryFailed(format!(
-                "column {i} is not text: CAST it AS CHAR"
-            )))
+            Err(Error::QueryFailed(format!("column {i} is not text: CAST it AS CHAR")))
         })
         .collect()
 }
@@ -592,7 +601,10 @@ mod tests {
         let at = |h: &str, p| Some((h.to_string(), p));
         assert_eq!(grant("mysql://{{username}}:{{password}}@DB:3307/x"), at("db", 3307));
         assert_eq!(grant("mysql://u@db/"), at("db", 3306));
-        assert_eq!(grant("{{username}}:{{password}}@tcp(127.0.0.1:3306)/"), at("127.0.0.1", 3306));
+        assert_eq!(
+            grant("{{username}}:{{password}}@tcp(127.0.0.1:3306)/"),
+            at("127.0.0.1", 3306)
+        );
         assert_eq!(grant("{{username}}:{{password}}@tcp(db)/app?tls=true"), at("db", 3306));
         assert_eq!(grant("u:p@w:x@tcp([::1]:3310)/"), at("::1", 3310));
         assert_eq!(grant("tcp(db:1)/"), at("db", 1));

@@ -71,7 +71,12 @@ async fn main() -> Result<()> {
 
     let started = Instant::now();
     client
-        .expect("PUT", &format!("/v1/sys/leases/revoke-prefix/db/creds/{ROLE}"), None, 204)
+        .expect(
+            "PUT",
+            &format!("/v1/sys/leases/revoke-prefix/db/creds/{ROLE}"),
+            None,
+            204,
+        )
         .await?;
     println!("cleanup: revoke-prefix in {:.2} s", started.elapsed().as_secs_f64());
     let mut conn = db.root().await?;
@@ -89,7 +94,9 @@ async fn main() -> Result<()> {
 }
 
 fn creation(database: &str) -> String {
-    format!("CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON `{database}`.* TO '{{{{name}}}}'@'%';")
+    format!(
+        "CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON `{database}`.* TO '{{{{name}}}}'@'%';"
+    )
 }
 
 async fn setup(client: &Client, scratch: &MyScratch, clients: usize) -> Result<()> {

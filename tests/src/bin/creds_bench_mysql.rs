@@ -47,49 +47,82 @@ async fn main() -> Result<()> {
     setup(&client, &scratch, clients).await?;
     run_warden(&client, n.clamp(1, 20), 1).await?;
 
-    let (mut ratios, mut warden_rates, mut direct_rates) = (Vec::new(), Vec::new(), Vec::new());
-    let mut direct_names = Vec::new();
+    let pid = server.pid().context("server has no pid")?;
+    let (mut ratios, mut split_ratios, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut warden_rates, mut direct_rates, mut split_rates) = (Vec::new(), Vec::new(), Vec::new());
+    // MariaDB's CREATE USER slows down as accounts pile up (it rewrites
+    // its in-memory ACL lists), so every run starts from the same state:
+    // the users of the run before are dropped, outside the timing.
+    revoke_all(&client).await?;
     for round in 1..=rounds {
         let batch = names(n);
-        let direct = run_direct(&scratch, &batch, clients).await?;
-        direct_names.extend(batch);
-        direct.print(&format!("round {round}: direct ({clients} sessions)"), "users");
+        let direct = run_direct(&scratch, &batch, clients, true).await?;
+        direct.print(
+            &format!("round {round}: direct, one batch per user ({clients} sessions)"),
+            "users",
+        );
+        drop_direct(&db, &batch).await?;
+        let batch = names(n);
+        let split = run_direct(&scratch, &batch, clients, false).await?;
+        split.print(
+            &format!("round {round}: direct, one statement at a time ({clients} sessions)"),
+            "users",
+        );
+        drop_direct(&db, &batch).await?;
+        let before = cpu_ticks(pid)?;
         let warden = run_warden(&client, n, clients).await?;
+        cpu.push((cpu_ticks(pid)? - before) as f64 * 10.0 / n as f64);
         warden.print(&format!("round {round}: warden ({clients} clients)"), "creds");
+        revoke_all(&client).await?;
         ratios.push(warden.rate() / direct.rate());
+        split_ratios.push(warden.rate() / split.rate());
         warden_rates.push(warden.rate());
         direct_rates.push(direct.rate());
+        split_rates.push(split.rate());
     }
+    let show = |v: &[f64]| v.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ");
     println!(
-        "ratio warden {clients} clients / direct {clients} sessions: median {:.3} over {rounds} rounds \
+        "ratio warden {clients} clients / direct one batch per user, {clients} sessions: median {:.3} over {rounds} rounds \
          (per round {}; median rates {:.1} vs {:.1} per s)",
         median(&ratios),
-        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
+        show(&ratios),
         median(&warden_rates),
         median(&direct_rates)
     );
-
-    let started = Instant::now();
-    client
-        .expect(
-            "PUT",
-            &format!("/v1/sys/leases/revoke-prefix/db/creds/{ROLE}"),
-            None,
-            204,
-        )
-        .await?;
-    println!("cleanup: revoke-prefix in {:.2} s", started.elapsed().as_secs_f64());
-    let mut conn = db.root().await?;
-    for name in &direct_names {
-        exec_raw(&mut conn, format!("DROP USER IF EXISTS '{name}'@'%'")).await?;
-    }
-    conn.close().await.ok();
+    println!(
+        "ratio warden {clients} clients / direct one statement at a time, {clients} sessions: median {:.3} \
+         (per round {}; median direct rate {:.1} per s)",
+        median(&split_ratios),
+        show(&split_ratios),
+        median(&split_rates)
+    );
+    println!(
+        "warden server CPU: median {:.3} ms/cred (per round {})",
+        median(&cpu),
+        show(&cpu)
+    );
     let left = scratch.users_like("v-token-bench-%").await?;
     if !left.is_empty() {
         println!("cleanup: WARNING {} Warden users remain", left.len());
     }
     drop(server);
     tokio::task::spawn_blocking(move || drop(db)).await?;
+    Ok(())
+}
+
+/// Revoke every lease of the role (its revocation is DROP USER IF EXISTS).
+async fn revoke_all(client: &Client) -> Result<()> {
+    let path = format!("/v1/sys/leases/revoke-prefix/db/creds/{ROLE}");
+    client.expect("PUT", &path, None, 204).await?;
+    Ok(())
+}
+
+async fn drop_direct(db: &TestMariaDb, names: &[String]) -> Result<()> {
+    let mut conn = db.root().await?;
+    for name in names {
+        exec_raw(&mut conn, format!("DROP USER IF EXISTS '{name}'@'%'")).await?;
+    }
+    conn.close().await.ok();
     Ok(())
 }
 
@@ -116,6 +149,7 @@ async fn setup(client: &Client, scratch: &MyScratch, clients: usize) -> Result<(
     let role = json!({
         "db_name": "my",
         "creation_statements": [creation(&scratch.database)],
+        "revocation_statements": ["DROP USER IF EXISTS '{{name}}'@'%'"],
         "default_ttl": "1h",
         "max_ttl": "24h",
     });
@@ -196,7 +230,9 @@ fn names(n: usize) -> Vec<String> {
     (0..n).map(|_| format!("v-direct-{}", random_alnum(23))).collect()
 }
 
-async fn run_direct(scratch: &MyScratch, names: &[String], sessions: usize) -> Result<Run> {
+/// Each user's CREATE USER and GRANT as one batch (one round trip), or
+/// one statement at a time as most clients send them (two round trips).
+async fn run_direct(scratch: &MyScratch, names: &[String], sessions: usize, batched: bool) -> Result<Run> {
     let next = Arc::new(AtomicUsize::new(0));
     let names = Arc::new(names.to_vec());
     let mut conns = Vec::new();
@@ -223,7 +259,13 @@ async fn run_direct(scratch: &MyScratch, names: &[String], sessions: usize) -> R
                         random_alnum(20)
                     );
                     let t = Instant::now();
-                    exec_raw(&mut conn, sql).await?;
+                    if batched {
+                        exec_raw(&mut conn, sql).await?;
+                    } else {
+                        for statement in sql.split("; ") {
+                            exec_raw(&mut conn, statement.to_string()).await?;
+                        }
+                    }
                     latencies.push(t.elapsed());
                 }
                 conn.close().await.ok();
@@ -245,4 +287,14 @@ fn exec_raw(
         conn.execute(sqlx::raw_sql(&sql)).await?;
         Ok(())
     })
+}
+
+/// utime + stime of a process in clock ticks (1/100 s), from /proc.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("read /proc/<pid>/stat")?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
 }

@@ -446,3 +446,94 @@ async fn session_ids(_scratch: &MyScratch, user: &str) -> Result<BTreeSet<i64>> 
         .map(|r| r.try_get::<i64, _>(0).map_err(Into::into))
         .collect()
 }
+
+/// update-user (what rotate-root and static roles call) straight through
+/// the host's runtime, since this branch has no endpoint for it yet: the
+/// default statement changes the password, custom statements run instead,
+/// an expiration change is a no-op as in Vault, and bad requests fail.
+#[tokio::test]
+async fn update_user_changes_passwords_like_vault() -> Result<()> {
+    use std::sync::Arc;
+    use warden::imports::Grant;
+    use warden::imports::sql::{SqlGrant, SqlPools};
+    use warden::runtime::bindings::db::{ChangeExpiration, ChangePassword, UpdateUserRequest};
+
+    let scratch = TestMariaDb::shared().scratch("update").await?;
+    let runtime = warden::runtime::Runtime::new(Duration::from_secs(30))?;
+    warden::core::catalog::register_builtins(&runtime);
+    let grant = Grant {
+        component: "mysql-database-plugin".into(),
+        storage: None,
+        sql: SqlGrant::for_template(Arc::new(SqlPools::default()), "t".into(), &scratch.go_dsn_template()),
+    };
+    let mut driver = runtime.driver("mysql-database-plugin", "t", grant).await?;
+    let config = json!({
+        "plugin_name": "mysql-database-plugin",
+        "connection_url": scratch.go_dsn_template(),
+        "username": scratch.admin_user,
+        "password": scratch.admin_password,
+    })
+    .to_string();
+    driver.initialize(&config, true).await?;
+
+    let user = format!("upd_{}", warden_tests::util::random_alnum(6));
+    let mut conn = TestMariaDb::shared().root().await?;
+    sqlx::raw_sql(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'old-pass'"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await.ok();
+
+    // The user has no grants on the scratch database: log in without one.
+    let login = |user: &str, password: &str| {
+        let options = TestMariaDb::shared().login_options(user, password);
+        async move { sqlx::mysql::MySqlConnection::connect_with(&options).await }
+    };
+    let change = |password: &str, statements: Vec<String>| UpdateUserRequest {
+        username: user.clone(),
+        password: Some(ChangePassword {
+            new_password: password.to_string(),
+            statements,
+        }),
+        expiration: None,
+    };
+    driver.update_user(&config, &change("new-pass-1", vec![])).await?;
+    assert!(login(&user, "new-pass-1").await.is_ok(), "default ALTER USER");
+    assert!(login(&user, "old-pass").await.is_err(), "the old password still works");
+
+    let custom = "SET PASSWORD FOR '{{username}}'@'%' = PASSWORD('{{password}}')".to_string();
+    driver.update_user(&config, &change("new-pass-2", vec![custom])).await?;
+    assert!(login(&user, "new-pass-2").await.is_ok(), "custom statements");
+
+    let expiration_only = UpdateUserRequest {
+        username: user.clone(),
+        password: None,
+        expiration: Some(ChangeExpiration {
+            new_expiration: 2_000_000_000,
+            statements: vec![],
+        }),
+    };
+    driver.update_user(&config, &expiration_only).await?;
+    assert!(login(&user, "new-pass-2").await.is_ok());
+
+    let nothing = UpdateUserRequest {
+        username: user.clone(),
+        password: None,
+        expiration: None,
+    };
+    let e = driver.update_user(&config, &nothing).await.expect_err("no change");
+    assert!(e.to_string().contains("no change requested"), "{e}");
+    let e = driver
+        .update_user(&config, &change("", vec![]))
+        .await
+        .expect_err("empty");
+    assert!(e.to_string().contains("must provide both username and password"), "{e}");
+    // A failing statement names the problem but never the new password.
+    let bad = vec!["ALTER USER 'no_such_user_x'@'%' IDENTIFIED BY '{{password}}'".to_string()];
+    let e = driver
+        .update_user(&config, &change("secret-pass-3", bad))
+        .await
+        .expect_err("bad");
+    assert!(e.to_string().contains("failed to change password"), "{e}");
+    assert!(!e.to_string().contains("secret-pass-3"), "{e}");
+    Ok(())
+}

@@ -296,7 +296,10 @@ async fn a_failed_creation_leaves_no_user_and_no_lease() -> Result<()> {
     check_error("creds with a failing GRANT", &got, 0)?;
     assert!(env.lease_keys("broken").await?.is_empty(), "a lease was stored");
     let users = env.scratch.users_like("v-token-broken-%").await?;
-    assert!(users.is_empty(), "users left by a failed creation: {users:?}");
+    assert!(
+        users.is_empty(),
+        "users left by a failed creation: {users:?} (creds answered {got:?})"
+    );
 
     // With rollback statements, they run first (here: harmless).
     env.write_role(

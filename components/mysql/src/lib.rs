@@ -154,20 +154,27 @@ fn new_user(cfg: &Config, request: &NewUserRequest) -> Result<String, Error> {
     Ok(username)
 }
 
-/// Drops every account named `username`, on whatever host part.
+/// Drops every account named `username`, on whatever host part, checking
+/// afterwards (a few attempts: the server may be busy with other accounts).
 fn drop_leftovers(conn: &Connection, username: &str) {
-    let hosts = conn
-        .query("SELECT Host FROM mysql.user WHERE User = ?", &[username.to_string()])
-        .map(|rows| {
-            rows.into_iter()
+    let name = [username.to_string()];
+    for _attempt in 0..3 {
+        let hosts = match conn.query("SELECT Host FROM mysql.user WHERE User = ?", &name) {
+            Ok(rows) => rows
+                .into_iter()
                 .filter_map(|r| r.into_iter().next().flatten())
-                .collect::<Vec<_>>()
-        })
-        // Without read access to mysql.user, the host part Vault's defaults use.
-        .unwrap_or_else(|_| vec!["%".to_string()]);
-    for host in hosts {
-        let drop_user = format!("DROP USER IF EXISTS {}@{}", quote_string(username), quote_string(&host));
-        let _ = conn.execute(&[drop_user], false);
+                .collect(),
+            // Without read access to mysql.user, the host part Vault's
+            // defaults use.
+            Err(_) => vec!["%".to_string()],
+        };
+        if hosts.is_empty() {
+            return;
+        }
+        for host in hosts {
+            let drop_user = format!("DROP USER IF EXISTS {}@{}", quote_string(username), quote_string(&host));
+            let _ = conn.execute(&[drop_user], false);
+        }
     }
 }
 

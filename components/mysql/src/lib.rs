@@ -10,7 +10,7 @@ use exports::warden::plugin::database::{Credential, Guest, NewUserRequest, Updat
 use std::rc::Rc;
 use warden::plugin::sql::{Connection, PoolOptions};
 use warden::plugin::types::Error;
-use warden::plugin::{clock, crypto};
+use warden::plugin::{clock, crypto, log};
 use warden_driver_common::Env;
 use warden_driver_common::memo::Memo;
 use warden_driver_common::mysql::{self, DEFAULT_REVOCATION, DEFAULT_ROTATE, Tls, quote_string};
@@ -166,14 +166,25 @@ fn drop_leftovers(conn: &Connection, username: &str) {
                 .collect(),
             // Without read access to mysql.user, the host part Vault's
             // defaults use.
-            Err(_) => vec!["%".to_string()],
+            Err(e) => {
+                log::log(
+                    log::Level::Warn,
+                    &format!("cleanup: cannot list the accounts of {username}: {e:?}"),
+                );
+                vec!["%".to_string()]
+            }
         };
         if hosts.is_empty() {
             return;
         }
         for host in hosts {
             let drop_user = format!("DROP USER IF EXISTS {}@{}", quote_string(username), quote_string(&host));
-            let _ = conn.execute(&[drop_user], false);
+            if let Err(e) = conn.execute(&[drop_user], false) {
+                log::log(
+                    log::Level::Warn,
+                    &format!("cleanup: cannot drop {username}@{host}: {e:?}"),
+                );
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::Resource;
@@ -46,10 +47,17 @@ pub struct HostPool {
     /// Close a connection handed back while this many are idle; `None` when
     /// the cap is at least max_open (the pool can never hold more idle).
     max_idle: Option<usize>,
+    /// Set at once when the pool's configuration goes away: sqlx marks a
+    /// pool closed only when its (spawned) close runs, and until then an
+    /// instance's cached handle must not be reused.
+    retired: Arc<AtomicBool>,
 }
 
 impl HostPool {
     pub fn is_closed(&self) -> bool {
+        if self.retired.load(Ordering::Relaxed) {
+            return true;
+        }
         match &self.db {
             Db::Pg(p) => p.is_closed(),
             Db::My(p) => p.is_closed(),
@@ -104,7 +112,11 @@ impl SqlPools {
             }
             Db::Pg(pool.connect_lazy_with(connect))
         };
-        let pool = HostPool { db, max_idle };
+        let pool = HostPool {
+            db,
+            max_idle,
+            retired: Arc::default(),
+        };
         by_url.insert(url.to_string(), pool.clone());
         Ok(pool)
     }
@@ -114,6 +126,7 @@ impl SqlPools {
     pub fn close_scope(&self, scope: &str) {
         let removed = self.pools.lock().unwrap_or_else(|p| p.into_inner()).remove(scope);
         for pool in removed.into_iter().flat_map(|m| m.into_values()) {
+            pool.retired.store(true, Ordering::Relaxed);
             tokio::spawn(async move { pool.close().await });
         }
     }
@@ -328,7 +341,7 @@ fn pg_execute<'a>(
             Ok(affected)
         }
         .await;
-        release(conn, p.num_idle(), pool.max_idle).await;
+        release(conn, p, pool.max_idle).await;
         result.map_err(sql_error)
     })
 }
@@ -374,7 +387,7 @@ fn my_execute<'a>(
             // transaction: never hand it to the next caller.
             let _ = conn.close().await;
         } else {
-            release(conn, p.num_idle(), pool.max_idle).await;
+            release(conn, p, pool.max_idle).await;
         }
         result.map_err(sql_error)
     })
@@ -382,13 +395,25 @@ fn my_execute<'a>(
 
 /// Hand a connection back to its pool, or close it when the pool already
 /// holds `max_idle` idle connections (Vault's max_idle_connections, which
-/// sqlx's pool has no setting for).
-async fn release<DB: sqlx::Database>(conn: PoolConnection<DB>, idle: usize, max_idle: Option<usize>) {
-    match max_idle {
-        Some(max) if idle >= max => {
-            let _ = conn.close().await;
+/// sqlx's pool has no setting for). Two connections handed back at once
+/// may both see room; the surplus is then taken out of the pool and closed.
+async fn release<DB: sqlx::Database>(conn: PoolConnection<DB>, pool: &sqlx::Pool<DB>, max_idle: Option<usize>) {
+    let Some(max) = max_idle else {
+        drop(conn);
+        return;
+    };
+    if pool.num_idle() >= max {
+        let _ = conn.close().await;
+    } else {
+        drop(conn);
+    }
+    while pool.num_idle() > max {
+        match pool.try_acquire() {
+            Some(surplus) => {
+                let _ = surplus.close().await;
+            }
+            None => break,
         }
-        _ => drop(conn),
     }
 }
 

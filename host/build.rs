@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Each component's artefact name and the variable the host reads it from.
-const COMPONENTS: [(&str, &str); 6] = [
+const COMPONENTS: [(&str, &str); 7] = [
     ("postgres_driver", "WARDEN_COMPONENT_POSTGRES"),
+    ("mysql_driver", "WARDEN_COMPONENT_MYSQL"),
     ("password_generator", "WARDEN_COMPONENT_PASSWORD"),
     ("hostile_driver", "WARDEN_COMPONENT_HOSTILE"),
     ("rsa_key_generator", "WARDEN_COMPONENT_RSA_KEY"),

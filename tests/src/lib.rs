@@ -6,6 +6,7 @@
 pub mod client;
 pub mod configured;
 pub mod fixtures;
+pub mod mariadb;
 pub mod mongo;
 pub mod postgres;
 pub mod server;
@@ -13,6 +14,7 @@ pub mod util;
 
 pub use client::Client;
 pub use fixtures::{CREATE_ROLE, Creds, DbEnv, check_error, errors_of, eventually, keys_of};
+pub use mariadb::{MyScratch, TestMariaDb};
 pub use mongo::TestMongo;
 pub use postgres::{Scratch, TestPostgres};
 pub use server::{ServerOptions, WardenServer, warden_bin};

@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod memo;
 pub mod mongo;
+pub mod mysql;
 pub mod password;
 pub mod random;
 pub mod sql_config;

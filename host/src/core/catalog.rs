@@ -10,6 +10,15 @@ use std::sync::Arc;
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
 pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
 pub const MONGODB_PLUGIN: &str = "mongodb-database-plugin";
+/// Vault's MySQL plugin names: one component serves them all; the host
+/// passes the name in the configuration JSON (`plugin_name`), which picks
+/// the default username template (32 characters, or 16 for the last three).
+pub const MYSQL_PLUGINS: [&str; 4] = [
+    "mysql-database-plugin",
+    "mysql-aurora-database-plugin",
+    "mysql-rds-database-plugin",
+    "mysql-legacy-database-plugin",
+];
 
 /// Vault's `rsa_private_key` credentials: an RSA key pair.
 pub const RSA_KEY_GENERATOR: &str = "builtin-rsa-key-generator";
@@ -21,6 +30,7 @@ static PASSWORD_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_PASSWORD"));
 static RSA_KEY_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_RSA_KEY"));
 static CLIENT_CERT_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_CLIENT_CERT"));
 static MONGODB_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MONGODB"));
+static MYSQL_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MYSQL"));
 
 /// The credential types (a role's `credential_type`) a database plugin can
 /// use. As in Vault, the PostgreSQL, MySQL and MongoDB plugins take
@@ -34,6 +44,10 @@ pub fn credential_types(_plugin: &str) -> &'static [&'static str] {
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
     runtime.register(MONGODB_PLUGIN, PluginKind::Database, true, Arc::from(MONGODB_WASM));
+    let mysql: Arc<[u8]> = Arc::from(MYSQL_WASM);
+    for name in MYSQL_PLUGINS {
+        runtime.register(name, PluginKind::Database, true, mysql.clone());
+    }
     runtime.register(
         PASSWORD_GENERATOR,
         PluginKind::Generator,

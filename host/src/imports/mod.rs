@@ -48,7 +48,7 @@ pub struct CallState {
     pub grant: Grant,
     /// The pool this instance opened last, by URL: a reused instance opens
     /// the same URL on every call, and this skips parsing and checking it.
-    last_pool: Option<(String, sqlx::PgPool)>,
+    last_pool: Option<(String, sql::HostPool)>,
     /// The same for the MongoDB client this instance opened last.
     last_mongo: Option<(String, mongo::MongoHandle)>,
 }

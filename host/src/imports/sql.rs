@@ -1,15 +1,24 @@
 //! `warden:plugin/sql`: SQL databases through sqlx pools that the host owns.
-//! A component opens a URL; the host checks it against the grant (the host
-//! and port of the mount's configured connection_url), and hands back a
-//! handle on a pool shared by every call for that configuration.
+//! A component opens a URL (postgres:// or mysql://); the host checks it
+//! against the grant (the host and port of the mount's configured
+//! connection_url, a URL or a Go MySQL DSN), and hands back a handle on a
+//! pool shared by every call for that configuration. The pools honour
+//! Vault's max_open_connections, max_idle_connections (sqlx has no idle cap:
+//! a connection handed back while enough are idle is closed instead) and
+//! max_connection_lifetime.
 
 use super::{CallState, denied};
 use crate::runtime::bindings::driver::warden::plugin::sql::{Host, HostConnection, PoolOptions};
 use crate::runtime::bindings::driver::warden::plugin::types::Error;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection as _, Row};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::Resource;
@@ -21,33 +30,93 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// mount) and rendered URL.
 #[derive(Default)]
 pub struct SqlPools {
-    pools: Mutex<HashMap<String, HashMap<String, PgPool>>>,
+    pools: Mutex<HashMap<String, HashMap<String, HostPool>>>,
+}
+
+/// One of the host's pools, of either database.
+#[derive(Clone)]
+enum Db {
+    Pg(PgPool),
+    My(MySqlPool),
+}
+
+/// A pool and the idle cap the host applies to it.
+#[derive(Clone)]
+pub struct HostPool {
+    db: Db,
+    /// Close a connection handed back while this many are idle; `None` when
+    /// the cap is at least max_open (the pool can never hold more idle).
+    max_idle: Option<usize>,
+    /// Set at once when the pool's configuration goes away: sqlx marks a
+    /// pool closed only when its (spawned) close runs, and until then an
+    /// instance's cached handle must not be reused.
+    retired: Arc<AtomicBool>,
+}
+
+impl HostPool {
+    pub fn is_closed(&self) -> bool {
+        if self.retired.load(Ordering::Relaxed) {
+            return true;
+        }
+        match &self.db {
+            Db::Pg(p) => p.is_closed(),
+            Db::My(p) => p.is_closed(),
+        }
+    }
+
+    async fn close(&self) {
+        match &self.db {
+            Db::Pg(p) => p.close().await,
+            Db::My(p) => p.close().await,
+        }
+    }
 }
 
 impl SqlPools {
-    fn get_or_open(&self, scope: &str, url: &str, options: &PoolOptions) -> Result<PgPool, Error> {
+    fn get_or_open(&self, scope: &str, url: &str, options: &PoolOptions) -> Result<HostPool, Error> {
         let mut all = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         let by_url = all.entry(scope.to_string()).or_default();
         if let Some(pool) = by_url.get(url) {
             return Ok(pool.clone());
         }
-        let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::BadParameter(format!("invalid connection URL: {}", scrub(&e.to_string(), url))))?
-            // Statements carry passwords: sqlx must never log them.
-            .disable_statement_logging();
         let max_open = options.max_open.max(1);
-        let mut pool = PgPoolOptions::new()
-            .max_connections(max_open)
-            .min_connections(0)
-            // sqlx pings a connection before every hand-out by default: a
-            // round trip per statement. A broken connection fails its
-            // statement instead, and the pool replaces it.
-            .test_before_acquire(false)
-            .acquire_timeout(ACQUIRE_TIMEOUT);
-        if options.max_lifetime_seconds > 0 {
-            pool = pool.max_lifetime(Duration::from_secs(options.max_lifetime_seconds));
-        }
-        let pool = pool.connect_lazy_with(connect);
+        let max_lifetime =
+            (options.max_lifetime_seconds > 0).then(|| Duration::from_secs(options.max_lifetime_seconds));
+        let max_idle = (options.max_idle > 0 && options.max_idle < max_open).then_some(options.max_idle as usize);
+        let db = if is_mysql(url) {
+            let connect = mysql_options(url)?;
+            let mut pool = MySqlPoolOptions::new()
+                .max_connections(max_open)
+                .min_connections(0)
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT);
+            if max_lifetime.is_some() {
+                pool = pool.max_lifetime(max_lifetime);
+            }
+            Db::My(pool.connect_lazy_with(connect))
+        } else {
+            let connect = PgConnectOptions::from_str(url)
+                .map_err(|e| Error::BadParameter(format!("invalid connection URL: {}", scrub(&e.to_string(), url))))?
+                // Statements carry passwords: sqlx must never log them.
+                .disable_statement_logging();
+            let mut pool = PgPoolOptions::new()
+                .max_connections(max_open)
+                .min_connections(0)
+                // sqlx pings a connection before every hand-out by default: a
+                // round trip per statement. A broken connection fails its
+                // statement instead, and the pool replaces it.
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT);
+            if max_lifetime.is_some() {
+                pool = pool.max_lifetime(max_lifetime);
+            }
+            Db::Pg(pool.connect_lazy_with(connect))
+        };
+        let pool = HostPool {
+            db,
+            max_idle,
+            retired: Arc::default(),
+        };
         by_url.insert(url.to_string(), pool.clone());
         Ok(pool)
     }
@@ -57,6 +126,7 @@ impl SqlPools {
     pub fn close_scope(&self, scope: &str) {
         let removed = self.pools.lock().unwrap_or_else(|p| p.into_inner()).remove(scope);
         for pool in removed.into_iter().flat_map(|m| m.into_values()) {
+            pool.retired.store(true, Ordering::Relaxed);
             tokio::spawn(async move { pool.close().await });
         }
     }
@@ -87,21 +157,93 @@ pub struct SqlGrant {
 
 impl SqlGrant {
     /// The grant for a configured connection_url template such as
-    /// `postgresql://{{username}}:{{password}}@db:5432/app`.
+    /// `postgresql://{{username}}:{{password}}@db:5432/app`, or a Go MySQL
+    /// DSN such as `{{username}}:{{password}}@tcp(db:3306)/`.
     pub fn for_template(pools: Arc<SqlPools>, scope: String, template: &str) -> Option<SqlGrant> {
         let probe = template.replace("{{username}}", "u").replace("{{password}}", "p");
-        let target = host_port(&probe)?;
+        let target = host_port(&probe).or_else(|| go_dsn_host_port(&probe))?;
         Some(SqlGrant { pools, scope, target })
     }
 }
 
+fn is_mysql(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("mysql") || scheme.eq_ignore_ascii_case("mariadb"))
+}
+
 fn host_port(url: &str) -> Option<(String, u16)> {
     let parsed = url::Url::parse(url).ok()?;
-    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-        return None;
-    }
+    let default_port = match parsed.scheme() {
+        "postgres" | "postgresql" => 5432,
+        "mysql" | "mariadb" => 3306,
+        _ => return None,
+    };
     let host = parsed.host_str()?.trim_matches(['[', ']']).to_ascii_lowercase();
-    Some((host, parsed.port().unwrap_or(5432)))
+    Some((host, parsed.port().unwrap_or(default_port)))
+}
+
+/// The TCP address of a Go MySQL DSN (`user:pass@tcp(host:port)/db`); the
+/// port defaults to 3306. Other networks (unix sockets) get no grant.
+fn go_dsn_host_port(dsn: &str) -> Option<(String, u16)> {
+    let slash = dsn.rfind('/')?;
+    let head = &dsn[..slash];
+    let net = head.rsplit_once('@').map_or(head, |(_, net)| net);
+    let addr = net.strip_prefix("tcp(")?.strip_suffix(')')?;
+    let (host, port) = match addr.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p.parse().ok()?),
+        _ => (addr, 3306),
+    };
+    let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// Query keys the host handles itself: PEM text of the TLS CA, client
+/// certificate and key (sqlx's own ssl-ca/ssl-cert/ssl-key name files).
+const PEM_KEYS: [&str; 3] = ["ssl-ca-pem", "ssl-cert-pem", "ssl-key-pem"];
+/// Query keys that would make the host read its own files or sockets.
+const HOST_FILE_KEYS: [&str; 7] = ["sslca", "ssl-ca", "sslcert", "ssl-cert", "sslkey", "ssl-key", "socket"];
+
+/// sqlx options for a mysql:// URL. TLS material comes as PEM text in the
+/// URL (never as a path: a component has no files, and must not make the
+/// host read its own).
+fn mysql_options(url: &str) -> Result<MySqlConnectOptions, Error> {
+    let bad = |e: String| Error::BadParameter(format!("invalid connection URL: {}", scrub(&e, url)));
+    let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    let mut pems: [Option<String>; 3] = [None, None, None];
+    let mut kept = Vec::new();
+    for (key, value) in parsed.query_pairs() {
+        if let Some(i) = PEM_KEYS.iter().position(|k| *k == key) {
+            pems[i] = Some(value.into_owned());
+        } else if HOST_FILE_KEYS.contains(&key.as_ref()) {
+            return Err(Error::NotPermitted(format!(
+                "the connection URL option {key} names a file or socket of the host; pass PEM text instead"
+            )));
+        } else {
+            kept.push((key.into_owned(), value.into_owned()));
+        }
+    }
+    parsed.set_query(None);
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(kept);
+    }
+    let mut options = MySqlConnectOptions::from_str(parsed.as_str())
+        .map_err(|e| bad(e.to_string()))?
+        // Statements carry passwords: sqlx must never log them.
+        .disable_statement_logging()
+        // sqlx adds PIPES_AS_CONCAT to sql_mode by default; the operator's
+        // statements must mean what they mean in the mysql client.
+        .pipes_as_concat(false);
+    let [ca, cert, key] = pems;
+    if let Some(ca) = ca {
+        options = options.ssl_ca_from_pem(ca.into_bytes());
+    }
+    if let Some(cert) = cert {
+        options = options.ssl_client_cert_from_pem(cert);
+    }
+    if let Some(key) = key {
+        options = options.ssl_client_key_from_pem(key);
+    }
+    Ok(options)
 }
 
 /// Remove a URL (which holds a password) from an error text.
@@ -140,17 +282,137 @@ const TRANSIENT_RETRIES: u32 = 6;
 /// transaction. Concurrent `REVOKE ... ON SCHEMA` of different roles update
 /// the same catalog row and one fails with "tuple concurrently updated";
 /// the failed statement changed nothing, so running it again is safe.
-async fn run(pool: &PgPool, sql: &str) -> Result<u64, sqlx::Error> {
+async fn run(conn: &mut PgConnection, sql: &str) -> Result<u64, sqlx::Error> {
     let mut attempt = 0;
     loop {
-        match sqlx::raw_sql(sql).execute(pool).await {
+        match pg_raw(conn, sql).await {
             Err(e) if attempt < TRANSIENT_RETRIES && is_transient(&e) => {
                 attempt += 1;
                 use rand::Rng;
                 let jitter = rand::rng().random_range(0..5u64 << attempt);
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
-            r => return r.map(|r| r.rows_affected()),
+            r => return r,
+        }
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One simple query on a connection. Named functions returning boxed Send
+/// futures sidestep sqlx's higher-ranked `Executor` bound, which the
+/// compiler cannot prove inside the async trait methods below.
+fn pg_raw<'c>(conn: &'c mut PgConnection, sql: &'c str) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
+        use sqlx::Executor;
+        conn.execute(sqlx::raw_sql(sql)).await.map(|r| r.rows_affected())
+    })
+}
+
+/// One text-protocol query on a MySQL connection; several statements
+/// joined with ';' run in order and stop at the first error.
+fn my_raw<'c>(conn: &'c mut MySqlConnection, sql: &'c str) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
+        use sqlx::Executor;
+        conn.execute(sqlx::raw_sql(sql)).await.map(|r| r.rows_affected())
+    })
+}
+
+/// Statements on PostgreSQL. Simple-query protocol: DDL takes no
+/// parameters, and a statement used once gains nothing from being prepared.
+/// PostgreSQL runs the statements of one simple query as one implicit
+/// transaction, so joining them is atomic and costs a single round trip.
+fn pg_execute<'a>(
+    pool: &'a HostPool,
+    p: &'a PgPool,
+    statements: &'a [String],
+    atomic: bool,
+) -> BoxFuture<'a, Result<u64, Error>> {
+    Box::pin(async move {
+        let mut conn = p.acquire().await.map_err(sql_error)?;
+        let result = async {
+            if atomic {
+                return run(&mut conn, &statements.join(";\n")).await;
+            }
+            let mut affected = 0;
+            for s in statements {
+                affected += run(&mut conn, s).await?;
+            }
+            Ok(affected)
+        }
+        .await;
+        release(conn, p, pool.max_idle).await;
+        result.map_err(sql_error)
+    })
+}
+
+/// Statements on MySQL. Its multi-statement text is not atomic, so an
+/// atomic batch runs as START TRANSACTION; ...; COMMIT in one round trip
+/// (the server stops at the first failing statement) and is rolled back on
+/// failure. As in Vault's driver, which runs them in a transaction too:
+/// MySQL commits DDL such as CREATE USER implicitly, so the driver cleans
+/// up users a failed creation left behind.
+fn my_execute<'a>(
+    pool: &'a HostPool,
+    p: &'a MySqlPool,
+    statements: &'a [String],
+    atomic: bool,
+) -> BoxFuture<'a, Result<u64, Error>> {
+    Box::pin(async move {
+        let mut conn = p.acquire().await.map_err(sql_error)?;
+        let mut affected = 0;
+        let mut poisoned = false;
+        let result = if atomic {
+            let batch = format!("START TRANSACTION;\n{};\nCOMMIT", statements.join(";\n"));
+            let r = my_raw(&mut conn, &batch).await;
+            if r.is_err() && my_raw(&mut conn, "ROLLBACK").await.is_err() {
+                poisoned = true;
+            }
+            r
+        } else {
+            let mut r = Ok(0);
+            for s in statements {
+                match my_raw(&mut conn, s).await {
+                    Ok(n) => affected += n,
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
+            r.map(|_| affected)
+        };
+        if poisoned {
+            // A connection that cannot roll back may hold an open
+            // transaction: never hand it to the next caller.
+            let _ = conn.close().await;
+        } else {
+            release(conn, p, pool.max_idle).await;
+        }
+        result.map_err(sql_error)
+    })
+}
+
+/// Hand a connection back to its pool, or close it when the pool already
+/// holds `max_idle` idle connections (Vault's max_idle_connections, which
+/// sqlx's pool has no setting for). Two connections handed back at once
+/// may both see room; the surplus is then taken out of the pool and closed.
+async fn release<DB: sqlx::Database>(conn: PoolConnection<DB>, pool: &sqlx::Pool<DB>, max_idle: Option<usize>) {
+    let Some(max) = max_idle else {
+        drop(conn);
+        return;
+    };
+    if pool.num_idle() >= max {
+        let _ = conn.close().await;
+    } else {
+        drop(conn);
+    }
+    while pool.num_idle() > max {
+        match pool.try_acquire() {
+            Some(surplus) => {
+                let _ = surplus.close().await;
+            }
+            None => break,
         }
     }
 }
@@ -167,7 +429,7 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 /// A handle on a pool, as the component's `connection` resource.
 pub struct Connection {
-    pool: PgPool,
+    pool: HostPool,
 }
 
 impl Host for CallState {}
@@ -183,8 +445,9 @@ impl HostConnection for CallState {
             Some(pool) => pool,
             None => {
                 let grant = self.grant.sql.as_ref().ok_or_else(|| denied("database"))?;
-                let target = host_port(&url)
-                    .ok_or_else(|| Error::BadParameter("connection URL must be a postgres:// URL".into()))?;
+                let target = host_port(&url).ok_or_else(|| {
+                    Error::BadParameter("connection URL must be a postgres:// or mysql:// URL".into())
+                })?;
                 if target != grant.target {
                     return Err(Error::NotPermitted(format!(
                         "{}:{} is not the host this connection is configured for",
@@ -205,13 +468,24 @@ impl HostConnection for CallState {
         // A fresh connection rather than the pool's: the pool retries a
         // refused connection until its acquire timeout, and a verify should
         // report the database's own error at once.
-        let pool = self.pool(&conn)?;
-        let mut c = sqlx::PgConnection::connect_with(&pool.connect_options())
-            .await
-            .map_err(sql_error)?;
-        let pinged = c.ping().await.map_err(sql_error);
-        let _ = c.close().await;
-        pinged
+        match self.pool(&conn)?.db {
+            Db::Pg(pool) => {
+                let mut c = PgConnection::connect_with(&pool.connect_options())
+                    .await
+                    .map_err(sql_error)?;
+                let pinged = c.ping().await.map_err(sql_error);
+                let _ = c.close().await;
+                pinged
+            }
+            Db::My(pool) => {
+                let mut c = MySqlConnection::connect_with(&pool.connect_options())
+                    .await
+                    .map_err(sql_error)?;
+                let pinged = c.ping().await.map_err(sql_error);
+                let _ = c.close().await;
+                pinged
+            }
+        }
     }
 
     async fn execute(
@@ -221,19 +495,10 @@ impl HostConnection for CallState {
         atomic: bool,
     ) -> Result<u64, Error> {
         let pool = self.pool(&conn)?;
-        // Simple-query protocol: DDL takes no parameters, and a statement
-        // used once gains nothing from being prepared. PostgreSQL runs the
-        // statements of one simple query as one implicit transaction, so
-        // joining them is atomic and costs a single round trip.
-        let mut affected = 0;
-        if atomic {
-            affected += run(&pool, &statements.join(";\n")).await.map_err(sql_error)?;
-        } else {
-            for s in &statements {
-                affected += run(&pool, s).await.map_err(sql_error)?;
-            }
+        match &pool.db {
+            Db::Pg(p) => pg_execute(&pool, p, &statements, atomic).await,
+            Db::My(p) => my_execute(&pool, p, &statements, atomic).await,
         }
-        Ok(affected)
     }
 
     async fn query(
@@ -242,13 +507,24 @@ impl HostConnection for CallState {
         statement: String,
         params: Vec<String>,
     ) -> Result<Vec<Vec<Option<String>>>, Error> {
-        let pool = self.pool(&conn)?;
-        let mut q = sqlx::query(&statement);
-        for p in &params {
-            q = q.bind(p);
+        match self.pool(&conn)?.db {
+            Db::Pg(pool) => {
+                let mut q = sqlx::query(&statement);
+                for p in &params {
+                    q = q.bind(p);
+                }
+                let rows = q.fetch_all(&pool).await.map_err(sql_error)?;
+                rows.iter().map(row_as_text).collect()
+            }
+            Db::My(pool) => {
+                let mut q = sqlx::query(&statement);
+                for p in &params {
+                    q = q.bind(p);
+                }
+                let rows = q.fetch_all(&pool).await.map_err(sql_error)?;
+                rows.iter().map(my_row_as_text).collect()
+            }
         }
-        let rows = q.fetch_all(&pool).await.map_err(sql_error)?;
-        rows.iter().map(row_as_text).collect()
     }
 
     async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
@@ -258,7 +534,7 @@ impl HostConnection for CallState {
 }
 
 impl CallState {
-    fn pool(&self, conn: &Resource<Connection>) -> Result<PgPool, Error> {
+    fn pool(&self, conn: &Resource<Connection>) -> Result<HostPool, Error> {
         self.table
             .get(conn)
             .map(|c| c.pool.clone())
@@ -292,6 +568,31 @@ fn row_as_text(row: &PgRow) -> Result<Vec<Option<String>>, Error> {
         .collect()
 }
 
+/// Every MySQL column as text; binary strings (which MySQL's catalog
+/// tables use for names) as UTF-8.
+fn my_row_as_text(row: &MySqlRow) -> Result<Vec<Option<String>>, Error> {
+    (0..row.len())
+        .map(|i| {
+            if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+                return Ok(v);
+            }
+            if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
+                return Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()));
+            }
+            if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+                return Ok(v.map(|n| n.to_string()));
+            }
+            if let Ok(v) = row.try_get::<Option<u64>, _>(i) {
+                return Ok(v.map(|n| n.to_string()));
+            }
+            if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+                return Ok(v.map(|f| f.to_string()));
+            }
+            Err(Error::QueryFailed(format!("column {i} is not text: CAST it AS CHAR")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,7 +613,36 @@ mod tests {
 
     #[test]
     fn other_schemes_get_no_grant() {
-        assert!(host_port("mysql://u:p@h:3306/").is_none());
+        assert!(host_port("redis://u:p@h:3306/").is_none());
         assert!(host_port("host=foo user=bar").is_none());
+        assert!(go_dsn_host_port("u:p@unix(/tmp/mysql.sock)/db").is_none());
+        assert!(go_dsn_host_port("host=foo user=bar").is_none());
+    }
+
+    #[test]
+    fn mysql_urls_and_go_dsns_name_their_host_and_port() {
+        let pools = Arc::new(SqlPools::default());
+        let grant = |t: &str| SqlGrant::for_template(pools.clone(), "s".into(), t).map(|g| g.target);
+        let at = |h: &str, p| Some((h.to_string(), p));
+        assert_eq!(grant("mysql://{{username}}:{{password}}@DB:3307/x"), at("db", 3307));
+        assert_eq!(grant("mysql://u@db/"), at("db", 3306));
+        assert_eq!(
+            grant("{{username}}:{{password}}@tcp(127.0.0.1:3306)/"),
+            at("127.0.0.1", 3306)
+        );
+        assert_eq!(grant("{{username}}:{{password}}@tcp(db)/app?tls=true"), at("db", 3306));
+        assert_eq!(grant("u:p@w:x@tcp([::1]:3310)/"), at("::1", 3310));
+        assert_eq!(grant("tcp(db:1)/"), at("db", 1));
+        assert_eq!(grant("{{username}}:{{password}}@unix(/run/mysqld.sock)/"), None);
+    }
+
+    #[test]
+    fn mysql_urls_may_not_name_host_files() {
+        for key in HOST_FILE_KEYS {
+            let e = mysql_options(&format!("mysql://u:p@h/?{key}=/etc/passwd")).err();
+            assert!(matches!(e, Some(Error::NotPermitted(_))), "{key}");
+        }
+        let ok = mysql_options("mysql://u:p@h/?ssl-mode=REQUIRED&ssl-ca-pem=x&charset=utf8mb4");
+        assert!(ok.is_ok());
     }
 }

@@ -202,7 +202,14 @@ impl Runtime {
     /// Compile every registered component now, in the background threads
     /// of the blocking pool, so the first request does not wait for it.
     pub fn warm_up(self: &Arc<Self>) {
+        // One component may be registered under several names (Vault's
+        // four MySQL plugin names): compile it once; the other names load
+        // it from the disk cache on first use.
+        let mut seen = std::collections::HashSet::new();
         for plugin in self.plugins() {
+            if !seen.insert(plugin.sha256.clone()) {
+                continue;
+            }
             let rt = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = rt.prepare(&plugin).await {

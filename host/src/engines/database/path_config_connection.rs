@@ -46,9 +46,13 @@ fn yes() -> bool {
 }
 
 impl DbConfig {
-    /// The driver's view of the configuration (a JSON object).
+    /// The driver's view of the configuration (a JSON object): the
+    /// connection details, plus `plugin_name`, so one component registered
+    /// under several names (mysql, mysql-legacy, ...) knows which it serves.
     pub fn details_json(&self) -> String {
-        Value::Object(self.connection_details.clone()).to_string()
+        let mut details = self.connection_details.clone();
+        details.insert("plugin_name".into(), self.plugin_name.clone().into());
+        Value::Object(details).to_string()
     }
 
     /// Vault's allowed_roles: names, or globs with '*'.

@@ -391,7 +391,7 @@ async fn pools_honour_max_open_idle_and_lifetime() -> Result<()> {
     // At rest, at most max_idle_connections are kept (a closed session
     // leaves the process list a moment later).
     let mut idle = env.scratch.sessions_of(&admin).await?;
-    for _ in 0..20 {
+    for _ in 0..80 {
         if idle <= 1 {
             break;
         }
@@ -405,7 +405,7 @@ async fn pools_honour_max_open_idle_and_lifetime() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(4)).await;
     env.creds("pool").await?;
     let mut now = session_ids(&env.scratch, &admin).await?;
-    for _ in 0..20 {
+    for _ in 0..80 {
         if ids.is_disjoint(&now) {
             break;
         }

@@ -169,6 +169,7 @@ impl Core {
                 expire_time: now + chrono::Duration::seconds(secret.ttl),
                 last_renewal: None,
                 renewable: secret.renewable,
+                revoke: Default::default(),
             };
             if let Err(e) = self.expiration.save(&entry).await {
                 // No lease, no secret: undo what the engine created.
@@ -350,6 +351,43 @@ impl Core {
         }
     }
 
+    /// Vault's revoke-force: forget every lease below a prefix. Each secret
+    /// is still revoked through its engine where that works, but an engine
+    /// error is only logged: the lease goes regardless, and the secret may
+    /// stay in the database. Returns how many leases were removed.
+    pub async fn revoke_force(&self, prefix: &str) -> Result<usize> {
+        // As Vault: a prefix that is itself a lease id names that lease too.
+        let mut ids = match self.expiration.get(prefix).await? {
+            Some(lease) => vec![lease.lease_id],
+            None => Vec::new(),
+        };
+        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        ids.extend(self.expiration.ids_under(&prefix).await?);
+        let results: Vec<Result<bool>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let Some(lease) = self.expiration.get(&id).await? else {
+                    return Ok(false);
+                };
+                let revoked = match self.lease_mount(&lease) {
+                    Ok(mount) => mount.engine.revoke(&mount, &lease).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = revoked {
+                    tracing::warn!(lease_id = %id, error = %e, "revoke-force: the engine could not revoke the secret; removing the lease anyway");
+                }
+                self.expiration.remove(&id).await?;
+                Ok(true)
+            })
+            .buffer_unordered(REVOKE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut removed = 0;
+        for r in results {
+            removed += usize::from(r?);
+        }
+        Ok(removed)
+    }
+
     /// Renew a lease by `increment` seconds (0: the role's default).
     pub async fn renew_lease(&self, lease_id: &str, increment: i64) -> Result<(LeaseEntry, i64, Vec<String>)> {
         let mut lease = self
@@ -412,8 +450,17 @@ async fn expiry_loop(core: Arc<Core>) {
         let core = core.clone();
         tokio::spawn(async move {
             if let Err(e) = core.revoke_lease(&id).await {
-                let wait = core.expiration.retry_later(&id);
-                tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed");
+                match core.expiration.revocation_failed(&id, &e.to_string()).await {
+                    Ok(Some(wait)) => {
+                        tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed")
+                    }
+                    Ok(None) => {
+                        tracing::error!(lease_id = %id, error = %e, "revoking an expired lease failed too often: the lease is now irrevocable (sys/leases?type=irrevocable lists it)")
+                    }
+                    Err(store) => {
+                        tracing::warn!(lease_id = %id, error = %e, store_error = %store, "revoking an expired lease failed, and so did recording the attempt")
+                    }
+                }
             } else {
                 tracing::debug!(lease_id = %id, "expired lease revoked");
             }

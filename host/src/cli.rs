@@ -155,6 +155,22 @@ mod tests {
     }
 
     #[test]
+    fn revoke_retry_flags() {
+        let Command::Server(o) = parse(&args("server -dev")).unwrap() else {
+            panic!("not a server command")
+        };
+        assert_eq!(o.revoke_retry, crate::core::expiration::RetryPolicy::default());
+        let Command::Server(o) = parse(&args("server -dev -revoke-retry-base=2s -revoke-retry-limit 3")).unwrap()
+        else {
+            panic!("not a server command")
+        };
+        assert_eq!(o.revoke_retry.base, Duration::from_secs(2));
+        assert_eq!(o.revoke_retry.limit, 3);
+        assert!(parse(&args("server -dev -revoke-retry-base=0s")).is_err());
+        assert!(parse(&args("server -dev -revoke-retry-limit=many")).is_err());
+    }
+
+    #[test]
     fn unknown_flags_are_refused() {
         assert!(parse(&args("server -dev -bogus")).is_err());
         assert!(parse(&args("server")).is_err());

@@ -260,3 +260,71 @@ async fn a_role_deleted_after_issuing_still_revokes_its_leases() -> Result<()> {
     assert!(gone, "the expired lease of a deleted role was not revoked");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_hung_database_fails_its_own_requests_without_blocking_other_mounts() -> Result<()> {
+    // A "database" that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let other = TestPostgres::shared().scratch("hung_other").await?;
+    let server = WardenServer::start().await?;
+    let client = server.client();
+    mount(&client, "dbb", &other, "1h").await?;
+    client
+        .expect("POST", "/v1/sys/mounts/hung", Some(json!({"type": "database"})), 204)
+        .await?;
+    client
+        .expect(
+            "POST",
+            "/v1/hung/config/pg",
+            Some(json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{port}/db"),
+                "username": "admin", "password": "secret",
+                "allowed_roles": ["app"], "verify_connection": false,
+            })),
+            204,
+        )
+        .await?;
+    client
+        .expect(
+            "POST",
+            "/v1/hung/roles/app",
+            Some(json!({"db_name": "pg", "creation_statements": [CREATE_ROLE]})),
+            204,
+        )
+        .await?;
+
+    let hung_client = client.clone();
+    let hung = tokio::spawn(async move {
+        let t = Instant::now();
+        let r = hung_client.get("/v1/hung/creds/app").await;
+        (r, t.elapsed())
+    });
+    let mut slowest = Duration::ZERO;
+    let start = Instant::now();
+    while !hung.is_finished() && start.elapsed() < Duration::from_secs(60) {
+        let t = Instant::now();
+        creds(&client, "dbb")
+            .await
+            .context("mount B while the other database hangs")?;
+        client.expect("GET", "/v1/sys/health", None, 200).await?;
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (result, took) = hung.await?;
+    let (status, body) = result?;
+    println!("the hung database's request failed after {took:?}; other mount's slowest round trip {slowest:?}");
+    check_error("creds from a hung database", &(status, body), 0)?;
+    // Bounded by the pool's acquire timeout, well inside the plugin timeout.
+    assert!(took < Duration::from_secs(30), "the request waited {took:?}");
+    assert!(slowest < Duration::from_secs(5), "mount B was blocked: {slowest:?}");
+    hold.abort();
+    Ok(())
+}

@@ -315,6 +315,35 @@ impl TestPostgres {
         run_logged(&mut stop, &cluster.dir.join("pg_ctl-pause.log")).context("pg_ctl stop (pause)")
     }
 
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) a throwaway cluster's server
+    /// and its backends: a hung database, which accepts connections and
+    /// never answers, open connections included.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let cluster = self
+            .cluster
+            .as_ref()
+            .context("only a throwaway cluster can be frozen")?;
+        let pidfile =
+            std::fs::read_to_string(cluster.dir.join("data").join("postmaster.pid")).context("read postmaster.pid")?;
+        let postmaster = pidfile.lines().next().unwrap_or_default().trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .context("pgrep")?;
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").arg(signal).args(&pids).status().context("kill")?;
+        if !status.success() {
+            bail!("kill {signal} {pids:?} failed");
+        }
+        Ok(())
+    }
+
     /// Start a paused throwaway cluster again on the same port and data.
     pub fn resume(&self) -> Result<()> {
         let cluster = self

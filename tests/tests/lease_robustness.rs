@@ -328,3 +328,62 @@ async fn a_hung_database_fails_its_own_requests_without_blocking_other_mounts() 
     hold.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_hung_database_does_not_hold_up_the_expiry_of_another_mounts_leases() -> Result<()> {
+    let own = TestPostgres::start().context("start a throwaway cluster to freeze")?;
+    let scratch_a = own.scratch("frozen").await?;
+    let scratch_b = TestPostgres::shared().scratch("frozen_other").await?;
+    let server = WardenServer::start_with(server_options(20)).await?;
+    let client = server.client();
+    mount(&client, "dba", &scratch_a, "6s").await?;
+    mount(&client, "dbb", &scratch_b, "8s").await?;
+    // More leases on the hung mount than revocations run at once (16):
+    // with one queue for all mounts, mount B's would wait for two rounds
+    // of hung calls (10 s each, the pool's acquire timeout) or more.
+    let mut stuck = Vec::new();
+    for _ in 0..40 {
+        stuck.push(creds(&client, "dba").await?);
+    }
+    let mut other = Vec::new();
+    for _ in 0..3 {
+        other.push(creds(&client, "dbb").await?);
+    }
+    own.freeze(true)?;
+    let frozen = Instant::now();
+    // Mount A's revocations now hang; mount B's leases, due a little
+    // later, are revoked on time regardless.
+    let b_done = eventually(Duration::from_secs(15), || async {
+        for c in &other {
+            if lease_exists(&client, &c.lease_id).await? || scratch_b.role_exists(&c.username).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await;
+    own.freeze(false)?;
+    assert!(b_done?, "mount B's expired leases waited behind the hung database");
+    println!(
+        "mount B's leases revoked {:?} after mount A's database hung",
+        frozen.elapsed()
+    );
+    let all_gone = eventually(Duration::from_secs(120), || async {
+        for c in &stuck {
+            if lease_exists(&client, &c.lease_id).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    assert!(
+        all_gone,
+        "leases left after the database thawed\n{}",
+        server.log_tail(4000)
+    );
+    for c in &stuck {
+        assert!(!scratch_a.role_exists(&c.username).await?, "{} left behind", c.username);
+    }
+    Ok(())
+}

@@ -439,14 +439,38 @@ async fn recover_loop(core: Arc<Core>) {
     }
 }
 
-/// Revoke leases as they expire; a failure is retried with back-off.
+/// Revoke leases as they expire; a failure is retried with back-off. Each
+/// mount has its own queue and at most `REVOKE_CONCURRENCY` revocations at
+/// once, so a mount whose database hangs (every call waits out the pool's
+/// acquire timeout) holds up only its own leases, never another mount's.
 async fn expiry_loop(core: Arc<Core>) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(REVOKE_CONCURRENCY));
+    let mut queues: std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<String>> =
+        std::collections::HashMap::new();
     loop {
         let id = core.expiration.next_due().await;
+        // The lease id starts with its mount's path; an unknown mount gets
+        // its own queue too (its revocation fails and is retried).
+        let mount = core.mount_for(&id).map(|m| m.path().to_string()).unwrap_or_default();
+        let queue = queues.entry(mount).or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(revoke_expired(core.clone(), rx));
+            tx
+        });
+        let _ = queue.send(id);
+    }
+}
+
+/// One mount's expired leases, revoked `REVOKE_CONCURRENCY` at a time. Ends
+/// when the expiry loop is stopped (the core is sealed): the queue closes.
+async fn revoke_expired(core: Arc<Core>, mut due: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(REVOKE_CONCURRENCY));
+    while let Some(id) = due.recv().await {
         let Ok(permit) = limit.clone().acquire_owned().await else {
             return;
         };
+        if due.is_closed() {
+            return;
+        }
         let core = core.clone();
         tokio::spawn(async move {
             if let Err(e) = core.revoke_lease(&id).await {

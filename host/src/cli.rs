@@ -16,6 +16,9 @@ pub struct ServerOptions {
     pub plugin_dir: Option<PathBuf>,
     /// Deadline of one component call.
     pub plugin_timeout: Duration,
+    /// `-revoke-retry-base`, `-revoke-retry-limit`: back-off and attempts
+    /// before an expired lease that cannot be revoked becomes irrevocable.
+    pub revoke_retry: crate::core::expiration::RetryPolicy,
     pub log_level: String,
     /// Whether -log-level was given (it then wins over the file's log_level).
     pub log_level_set: bool,
@@ -38,6 +41,11 @@ pub const USAGE: &str = "Usage: warden server -dev [options]
   -dev-listen-address=ADDR      where to listen (default: 127.0.0.1:8200)
   -dev-plugin-dir=DIR           register every DIR/<name>.wasm as database plugin <name>
   -plugin-timeout=DURATION      deadline of one plugin call (default: 30s)
+  -revoke-retry-base=DURATION   first wait before retrying a failed revocation
+                                of an expired lease; doubles each time, at
+                                most 5m (default: 10s)
+  -revoke-retry-limit=N         failed revocations before the lease becomes
+                                irrevocable (default: 6; 0: retry forever)
   -log-level=LEVEL              trace, debug, info, warn or error (default: info)
 ";
 
@@ -61,6 +69,7 @@ fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
         listen: "127.0.0.1:8200".parse()?,
         plugin_dir: None,
         plugin_timeout: Duration::from_secs(30),
+        revoke_retry: Default::default(),
         log_level: "info".into(),
         log_level_set: false,
     };
@@ -94,6 +103,18 @@ fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
                     bail!("-plugin-timeout must be positive");
                 }
                 o.plugin_timeout = Duration::from_secs(secs as u64);
+            }
+            "revoke-retry-base" => {
+                let secs = crate::core::fields::parse_duration(&value()?).map_err(anyhow::Error::msg)?;
+                if secs <= 0 {
+                    bail!("-revoke-retry-base must be positive");
+                }
+                o.revoke_retry.base = Duration::from_secs(secs as u64);
+            }
+            "revoke-retry-limit" => {
+                o.revoke_retry.limit = value()?
+                    .parse()
+                    .context("-revoke-retry-limit must be a number of attempts (0: retry forever)")?;
             }
             "log-level" => {
                 o.log_level = value()?;
@@ -131,6 +152,22 @@ mod tests {
         assert!(o.dev);
         assert_eq!(o.root_token.as_deref(), Some("root"));
         assert_eq!(o.listen.port(), 9999);
+    }
+
+    #[test]
+    fn revoke_retry_flags() {
+        let Command::Server(o) = parse(&args("server -dev")).unwrap() else {
+            panic!("not a server command")
+        };
+        assert_eq!(o.revoke_retry, crate::core::expiration::RetryPolicy::default());
+        let Command::Server(o) = parse(&args("server -dev -revoke-retry-base=2s -revoke-retry-limit 3")).unwrap()
+        else {
+            panic!("not a server command")
+        };
+        assert_eq!(o.revoke_retry.base, Duration::from_secs(2));
+        assert_eq!(o.revoke_retry.limit, 3);
+        assert!(parse(&args("server -dev -revoke-retry-base=0s")).is_err());
+        assert!(parse(&args("server -dev -revoke-retry-limit=many")).is_err());
     }
 
     #[test]

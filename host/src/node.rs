@@ -396,7 +396,7 @@ fn check_seal_config(shares: i64, threshold: i64) -> Result<SealConfig> {
 /// (`keys_base64`).
 fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>> {
     let key = key.trim();
-    let bytes = if key.len() % 2 == 0 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let bytes = if key.len().is_multiple_of(2) && key.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(key).ok()
     } else {
         None

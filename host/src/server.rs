@@ -61,6 +61,7 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
     };
     init_logging(&level);
 
+    crate::core::expiration::set_retry_policy(opts.revoke_retry);
     let runtime = Runtime::new(opts.plugin_timeout)?;
     catalog::register_builtins(&runtime);
     let plugin_dir = opts

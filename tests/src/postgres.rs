@@ -300,6 +300,75 @@ impl TestPostgres {
     }
 }
 
+impl TestPostgres {
+    /// Stop a throwaway cluster's server (`pg_ctl stop -m fast`), keeping
+    /// its data: clients get "connection refused" until [`Self::resume`].
+    pub fn pause(&self) -> Result<()> {
+        let cluster = self
+            .cluster
+            .as_ref()
+            .context("only a throwaway cluster can be paused")?;
+        let mut stop = pg_command(&cluster.pg_ctl, cluster.as_postgres_user);
+        stop.arg("-D")
+            .arg(cluster.dir.join("data"))
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run_logged(&mut stop, &cluster.dir.join("pg_ctl-pause.log")).context("pg_ctl stop (pause)")
+    }
+
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) a throwaway cluster's server
+    /// and its backends: a hung database, which accepts connections and
+    /// never answers, open connections included.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let cluster = self
+            .cluster
+            .as_ref()
+            .context("only a throwaway cluster can be frozen")?;
+        let pidfile =
+            std::fs::read_to_string(cluster.dir.join("data").join("postmaster.pid")).context("read postmaster.pid")?;
+        let postmaster = pidfile.lines().next().unwrap_or_default().trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .context("pgrep")?;
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").arg(signal).args(&pids).status().context("kill")?;
+        if !status.success() {
+            bail!("kill {signal} {pids:?} failed");
+        }
+        Ok(())
+    }
+
+    /// Start a paused throwaway cluster again on the same port and data.
+    pub fn resume(&self) -> Result<()> {
+        let cluster = self
+            .cluster
+            .as_ref()
+            .context("only a throwaway cluster can be resumed")?;
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+            self.port,
+            cluster.dir.join("sock").display()
+        );
+        let mut start = pg_command(&cluster.pg_ctl, cluster.as_postgres_user);
+        start
+            .arg("-D")
+            .arg(cluster.dir.join("data"))
+            .arg("-l")
+            .arg(cluster.dir.join("postgres.log"))
+            .arg("-o")
+            .arg(options)
+            .args(["-w", "-t", "60", "start"]);
+        run_logged(&mut start, &cluster.dir.join("pg_ctl-resume.log")).context("pg_ctl start (resume)")
+    }
+}
+
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         if let Some(cluster) = self.cluster.take() {

@@ -88,7 +88,10 @@ async fn serve(
         .decode_utf8_lossy()
         .into_owned();
     let op = operation(method, uri)?;
-    let data = parse_body(body)?;
+    let mut data = parse_body(body)?;
+    if matches!(op, Operation::Read | Operation::List) {
+        add_query_params(&mut data, uri);
+    }
     // The seal's endpoints answer without a token, sealed or not, as Vault's.
     if let Some(resp) = seal::unauthenticated(node, &path, op, &data).await? {
         return Ok(resp);
@@ -115,6 +118,25 @@ async fn serve(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => return Err(e),
     })
+}
+
+/// As Vault: a GET's query parameters are request data (such as
+/// `sys/leases?type=irrevocable`); the body wins where both name a field.
+fn add_query_params(data: &mut serde_json::Map<String, serde_json::Value>, uri: &Uri) {
+    let Some(query) = uri.query() else { return };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let key = decode(k);
+        if key == "list" {
+            continue;
+        }
+        data.entry(key).or_insert_with(|| serde_json::Value::String(decode(v)));
+    }
 }
 
 fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Error> {

@@ -1,7 +1,10 @@
 //! The expiration manager: every lease Warden hands out, in storage at
 //! `sys/expire/id/<lease_id>`, and a timer that revokes each one through
 //! its engine when it expires. A revocation that fails (the database is
-//! down) is retried with exponential back-off.
+//! down) is retried with exponential back-off; past the retry limit the
+//! lease is marked irrevocable (kept, listed by `sys/leases?type=irrevocable`,
+//! no longer retried) as Vault does. The attempt count and the mark live in
+//! the stored lease, so they survive a restart.
 
 use crate::error::{Error, Result};
 use crate::storage::View;
@@ -9,12 +12,62 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Longest wait between two attempts to revoke an expired lease.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How expired leases whose revocation fails are retried: the n-th retry
+/// waits `base * 2^(n-1)` (at most `MAX_BACKOFF`); after `limit` failed
+/// attempts the lease becomes irrevocable (`limit` 0: retry forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub limit: u32,
+}
+
+impl Default for RetryPolicy {
+    /// Vault's: a 10 s base and 6 attempts (revokeRetryBase, maxRevokeAttempts).
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(10),
+            limit: 6,
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(16);
+        self.base.saturating_mul(1u32 << doublings).min(MAX_BACKOFF)
+    }
+}
+
+/// The server's retry policy, set once at start from its flags (every core
+/// of the process, across seal and unseal, uses the same).
+static RETRY_POLICY: OnceLock<RetryPolicy> = OnceLock::new();
+
+pub fn set_retry_policy(policy: RetryPolicy) {
+    let _ = RETRY_POLICY.set(policy);
+}
+
+/// Failed revocations of an expired lease so far, stored with the lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeState {
+    #[serde(default)]
+    pub attempts: u32,
+    /// Set when the lease became irrevocable: the last revocation error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RevokeState {
+    pub fn is_clean(&self) -> bool {
+        *self == RevokeState::default()
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaseEntry {
@@ -29,11 +82,18 @@ pub struct LeaseEntry {
     pub expire_time: DateTime<Utc>,
     pub last_renewal: Option<DateTime<Utc>>,
     pub renewable: bool,
+    /// Revocation attempts that failed (absent in leases never failed).
+    #[serde(default, skip_serializing_if = "RevokeState::is_clean")]
+    pub revoke: RevokeState,
 }
 
 impl LeaseEntry {
     pub fn ttl(&self, now: DateTime<Utc>) -> i64 {
         (self.expire_time - now).num_seconds().max(0)
+    }
+
+    pub fn is_irrevocable(&self) -> bool {
+        self.revoke.error.is_some()
     }
 }
 
@@ -42,22 +102,29 @@ struct Queue {
     /// (expiry in Unix milliseconds, lease id), earliest first.
     due: BTreeSet<(i64, String)>,
     when: HashMap<String, i64>,
-    /// Failed revocation attempts so far, for the back-off.
-    attempts: HashMap<String, u32>,
+    /// Leases marked irrevocable (no timer), for listing them without a
+    /// scan of every lease.
+    irrevocable: BTreeSet<String>,
 }
 
 pub struct Expiration {
     storage: View,
     queue: Mutex<Queue>,
     wake: Notify,
+    policy: RetryPolicy,
 }
 
 impl Expiration {
     pub fn new(storage: View) -> Self {
+        Self::with_policy(storage, RETRY_POLICY.get().copied().unwrap_or_default())
+    }
+
+    pub fn with_policy(storage: View, policy: RetryPolicy) -> Self {
         Expiration {
             storage,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            policy,
         }
     }
 
@@ -84,7 +151,7 @@ impl Expiration {
         if let Some(old) = q.when.remove(id) {
             q.due.remove(&(old, id.to_string()));
         }
-        q.attempts.remove(id);
+        q.irrevocable.remove(id);
     }
 
     /// Persist a new or changed lease and (re)arm its timer.
@@ -139,6 +206,10 @@ impl Expiration {
                 if q.when.contains_key(id) {
                     continue;
                 }
+                if entry.is_irrevocable() {
+                    q.irrevocable.insert(id.clone());
+                    continue;
+                }
                 let ms = entry.expire_time.timestamp_millis();
                 sooner |= earliest.is_none_or(|t| ms < t);
                 q.when.insert(id.clone(), ms);
@@ -156,17 +227,47 @@ impl Expiration {
         Ok(count)
     }
 
-    /// After a failed revocation of an expired lease: try again later.
-    pub fn retry_later(&self, id: &str) -> Duration {
-        let attempts = {
-            let mut q = self.queue();
-            let n = q.attempts.entry(id.to_string()).or_insert(0);
-            *n += 1;
-            *n
+    /// After a failed revocation of an expired lease: count the attempt in
+    /// the stored lease, then either re-arm its timer after the back-off
+    /// (returned) or, at the retry limit, mark it irrevocable (None): it is
+    /// kept and listed, and only an explicit revoke or revoke-force ends it.
+    pub async fn revocation_failed(&self, id: &str, error: &str) -> Result<Option<Duration>> {
+        let Some(mut entry) = self.get(id).await? else {
+            return Ok(None); // revoked meanwhile
         };
-        let backoff = Duration::from_secs(1u64 << attempts.min(9)).min(MAX_BACKOFF);
-        self.schedule(id, Utc::now() + backoff);
-        backoff
+        entry.revoke.attempts = entry.revoke.attempts.saturating_add(1);
+        if self.policy.limit > 0 && entry.revoke.attempts >= self.policy.limit {
+            entry.revoke.error = Some(error.to_string());
+            self.storage.put_json(id, &entry).await?;
+            let mut q = self.queue();
+            if let Some(old) = q.when.remove(id) {
+                q.due.remove(&(old, id.to_string()));
+            }
+            q.irrevocable.insert(id.to_string());
+            return Ok(None);
+        }
+        if let Err(e) = self.storage.put_json(id, &entry).await {
+            // Still retry: the timer must not lose the lease.
+            self.retry_in(id, self.policy.backoff(entry.revoke.attempts));
+            return Err(e.into());
+        }
+        let backoff = self.policy.backoff(entry.revoke.attempts);
+        self.retry_in(id, backoff);
+        Ok(Some(backoff))
+    }
+
+    /// Re-arm a lease's timer `after` from now (a failed retry bookkeeping).
+    pub fn retry_in(&self, id: &str, after: Duration) {
+        self.schedule(id, Utc::now() + after);
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// The ids of the leases marked irrevocable, in order.
+    pub fn irrevocable(&self) -> Vec<String> {
+        self.queue().irrevocable.iter().cloned().collect()
     }
 
     /// Wait for the next lease that is due and take it off the timer.
@@ -227,6 +328,7 @@ mod tests {
             expire_time: now + chrono::Duration::milliseconds(expires_in_ms),
             last_renewal: None,
             renewable: true,
+            revoke: RevokeState::default(),
         }
     }
 
@@ -249,5 +351,64 @@ mod tests {
         exp.remove("x/1").await.unwrap();
         assert!(exp.queue().due.is_empty());
         assert_eq!(exp.ids_under("").await.unwrap(), vec!["x/2"]);
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap() {
+        let p = RetryPolicy {
+            base: Duration::from_secs(10),
+            limit: 6,
+        };
+        let waits: Vec<u64> = (1..=7).map(|n| p.backoff(n).as_secs()).collect();
+        assert_eq!(waits, vec![10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(RetryPolicy::default(), p);
+    }
+
+    #[tokio::test]
+    async fn past_the_retry_limit_a_lease_becomes_irrevocable_and_survives_a_restart() {
+        let backend = Arc::new(MemoryBackend::new());
+        let policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            limit: 3,
+        };
+        let exp = Expiration::with_policy(View::new(backend.clone(), "sys/expire/id/"), policy);
+        exp.save(&lease("db/creds/app/x", 0)).await.unwrap();
+        assert_eq!(exp.next_due().await, "db/creds/app/x");
+        assert_eq!(
+            exp.revocation_failed("db/creds/app/x", "down").await.unwrap(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            exp.revocation_failed("db/creds/app/x", "down").await.unwrap(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            exp.revocation_failed("db/creds/app/x", "still down").await.unwrap(),
+            None
+        );
+        assert!(exp.queue().due.is_empty(), "an irrevocable lease has no timer");
+        assert_eq!(exp.irrevocable(), vec!["db/creds/app/x"]);
+        let stored = exp.get("db/creds/app/x").await.unwrap().unwrap();
+        assert_eq!(stored.revoke.attempts, 3);
+        assert_eq!(stored.revoke.error.as_deref(), Some("still down"));
+
+        // A new manager over the same storage (a restart) knows the mark.
+        let again = Expiration::with_policy(View::new(backend, "sys/expire/id/"), policy);
+        again.save(&lease("db/creds/app/y", 60_000)).await.unwrap();
+        assert_eq!(again.restore().await.unwrap(), 0);
+        assert_eq!(again.irrevocable(), vec!["db/creds/app/x"]);
+        assert_eq!(again.queue().due.len(), 1);
+        again.remove("db/creds/app/x").await.unwrap();
+        assert!(again.irrevocable().is_empty());
+    }
+
+    #[test]
+    fn old_lease_entries_without_the_revoke_state_still_load() {
+        let old = r#"{"lease_id":"a/b","path":"a","mount_path":"a/","internal":null,
+            "issue_time":"2026-01-01T00:00:00Z","expire_time":"2026-01-01T00:01:00Z",
+            "last_renewal":null,"renewable":true}"#;
+        let entry: LeaseEntry = serde_json::from_str(old).unwrap();
+        assert!(entry.revoke.is_clean() && !entry.is_irrevocable());
+        assert!(!serde_json::to_string(&entry).unwrap().contains("revoke"));
     }
 }

@@ -172,6 +172,7 @@ impl Core {
                 expire_time: now + chrono::Duration::seconds(secret.ttl),
                 last_renewal: None,
                 renewable: secret.renewable,
+                revoke: Default::default(),
             };
             if let Err(e) = self.expiration.save(&entry).await {
                 // No lease, no secret: undo what the engine created.
@@ -360,6 +361,43 @@ impl Core {
         }
     }
 
+    /// Vault's revoke-force: forget every lease below a prefix. Each secret
+    /// is still revoked through its engine where that works, but an engine
+    /// error is only logged: the lease goes regardless, and the secret may
+    /// stay in the database. Returns how many leases were removed.
+    pub async fn revoke_force(&self, prefix: &str) -> Result<usize> {
+        // As Vault: a prefix that is itself a lease id names that lease too.
+        let mut ids = match self.expiration.get(prefix).await? {
+            Some(lease) => vec![lease.lease_id],
+            None => Vec::new(),
+        };
+        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        ids.extend(self.expiration.ids_under(&prefix).await?);
+        let results: Vec<Result<bool>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let Some(lease) = self.expiration.get(&id).await? else {
+                    return Ok(false);
+                };
+                let revoked = match self.lease_mount(&lease) {
+                    Ok(mount) => mount.engine.revoke(&mount, &lease).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = revoked {
+                    tracing::warn!(lease_id = %id, error = %e, "revoke-force: the engine could not revoke the secret; removing the lease anyway");
+                }
+                self.expiration.remove(&id).await?;
+                Ok(true)
+            })
+            .buffer_unordered(REVOKE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut removed = 0;
+        for r in results {
+            removed += usize::from(r?);
+        }
+        Ok(removed)
+    }
+
     /// Renew a lease by `increment` seconds (0: the role's default).
     pub async fn renew_lease(&self, lease_id: &str, increment: i64) -> Result<(LeaseEntry, i64, Vec<String>)> {
         let mut lease = self
@@ -411,19 +449,52 @@ async fn recover_loop(core: Arc<Core>) {
     }
 }
 
-/// Revoke leases as they expire; a failure is retried with back-off.
+/// Revoke leases as they expire; a failure is retried with back-off. Each
+/// mount has its own queue and at most `REVOKE_CONCURRENCY` revocations at
+/// once, so a mount whose database hangs (every call waits out the pool's
+/// acquire timeout) holds up only its own leases, never another mount's.
 async fn expiry_loop(core: Arc<Core>) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(REVOKE_CONCURRENCY));
+    let mut queues: std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<String>> =
+        std::collections::HashMap::new();
     loop {
         let id = core.expiration.next_due().await;
+        // The lease id starts with its mount's path; an unknown mount gets
+        // its own queue too (its revocation fails and is retried).
+        let mount = core.mount_for(&id).map(|m| m.path().to_string()).unwrap_or_default();
+        let queue = queues.entry(mount).or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(revoke_expired(core.clone(), rx));
+            tx
+        });
+        let _ = queue.send(id);
+    }
+}
+
+/// One mount's expired leases, revoked `REVOKE_CONCURRENCY` at a time. Ends
+/// when the expiry loop is stopped (the core is sealed): the queue closes.
+async fn revoke_expired(core: Arc<Core>, mut due: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(REVOKE_CONCURRENCY));
+    while let Some(id) = due.recv().await {
         let Ok(permit) = limit.clone().acquire_owned().await else {
             return;
         };
+        if due.is_closed() {
+            return;
+        }
         let core = core.clone();
         tokio::spawn(async move {
             if let Err(e) = core.revoke_lease(&id).await {
-                let wait = core.expiration.retry_later(&id);
-                tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed");
+                match core.expiration.revocation_failed(&id, &e.to_string()).await {
+                    Ok(Some(wait)) => {
+                        tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed")
+                    }
+                    Ok(None) => {
+                        tracing::error!(lease_id = %id, error = %e, "revoking an expired lease failed too often: the lease is now irrevocable (sys/leases?type=irrevocable lists it)")
+                    }
+                    Err(store) => {
+                        tracing::warn!(lease_id = %id, error = %e, store_error = %store, "revoking an expired lease failed, and so did recording the attempt")
+                    }
+                }
             } else {
                 tracing::debug!(lease_id = %id, "expired lease revoked");
             }

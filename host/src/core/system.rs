@@ -1,5 +1,6 @@
 //! The `sys/` backend: mounts (enable, list, read, tune, disable), leases
-//! (lookup, list, renew, revoke, revoke-prefix) and the plugin catalog.
+//! (lookup, list, renew, revoke, revoke-prefix, revoke-force, the irrevocable
+//! list and count) and the plugin catalog.
 
 use super::Core;
 use super::fields;
@@ -36,6 +37,12 @@ pub async fn handle(core: &Core, path: &str, req: &Request) -> Reply {
         p if p.starts_with("renew") || p.starts_with("revoke") => format!("leases/{p}"),
         p => p.to_string(),
     };
+    if path == "leases" || path == "leases/" {
+        return match op {
+            Operation::Read | Operation::List => irrevocable_leases(core, req).await,
+            _ => Err(Error::UnsupportedOperation),
+        };
+    }
     if let Some(rest) = path.strip_prefix("leases/") {
         return leases(core, rest, req).await;
     }
@@ -268,9 +275,99 @@ async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
             core.revoke_prefix(arg).await?;
             Ok(None)
         }
-        ("lookup" | "renew" | "revoke" | "revoke-prefix", _) => Err(Error::UnsupportedOperation),
+        ("revoke-force", Operation::Update) => {
+            if arg.is_empty() {
+                return Err(Error::bad("missing prefix"));
+            }
+            core.revoke_force(arg).await?;
+            Ok(None)
+        }
+        ("count", Operation::Read) if arg.is_empty() => irrevocable_count(core, req),
+        ("lookup" | "renew" | "revoke" | "revoke-prefix" | "revoke-force" | "count", _) => {
+            Err(Error::UnsupportedOperation)
+        }
         _ => Err(Error::UnsupportedPath),
     }
+}
+
+/// Vault's `type` parameter of sys/leases and sys/leases/count: only
+/// irrevocable leases can be listed or counted.
+fn lease_type(req: &Request) -> Result<()> {
+    match fields::string(&req.data, "type")?.as_deref() {
+        Some("irrevocable") => Ok(()),
+        Some(other) => Err(Error::bad(format!(
+            "unsupported lease type {other:?}: only \"irrevocable\" is"
+        ))),
+        None => Err(Error::bad("missing lease type: type=irrevocable")),
+    }
+}
+
+/// The mount accessor a lease belongs to (Vault's `mount_id`).
+fn lease_mount_id(core: &Core, mount_path: &str) -> String {
+    core.mount_for(mount_path)
+        .filter(|m| m.path() == mount_path)
+        .map(|m| m.record.accessor.clone())
+        .unwrap_or_default()
+}
+
+/// GET|LIST sys/leases?type=irrevocable[&limit=N|none]: the leases whose
+/// revocation failed past the retry limit, with the last error.
+async fn irrevocable_leases(core: &Core, req: &Request) -> Reply {
+    lease_type(req)?;
+    let limit = match req.data.get("limit") {
+        None => 10_000,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("none") => usize::MAX,
+        Some(Value::String(s)) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::bad("limit must be a positive integer or \"none\""))?,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n > 0)
+            .map(|n| n as usize)
+            .ok_or_else(|| Error::bad("limit must be a positive integer or \"none\""))?,
+        Some(_) => return Err(Error::bad("limit must be a positive integer or \"none\"")),
+    };
+    let ids = core.expiration.irrevocable();
+    let total = ids.len();
+    let mut leases = Vec::new();
+    for id in ids.into_iter().take(limit) {
+        let Some(lease) = core.expiration.get(&id).await? else {
+            continue; // revoked meanwhile
+        };
+        leases.push(json!({
+            "lease_id": lease.lease_id,
+            "mount_id": lease_mount_id(core, &lease.mount_path),
+            "error": lease.revoke.error.unwrap_or_default(),
+        }));
+    }
+    let mut resp = Response::data(json!({"lease_count": total, "leases": leases}));
+    if total > limit {
+        resp.warnings.push(format!(
+            "showing {limit} of {total} irrevocable leases; set limit to see more (limit=none: all)"
+        ));
+    }
+    Ok(Some(resp))
+}
+
+/// GET sys/leases/count?type=irrevocable: how many, in all and per mount.
+fn irrevocable_count(core: &Core, req: &Request) -> Reply {
+    lease_type(req)?;
+    let ids = core.expiration.irrevocable();
+    let mut counts = serde_json::Map::new();
+    for id in &ids {
+        // The lease id starts with its mount's path.
+        let mount_id = core
+            .mount_for(id)
+            .map(|m| m.record.accessor.clone())
+            .unwrap_or_default();
+        let n = counts.entry(mount_id).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
+    Ok(Some(Response::data(
+        json!({"lease_count": ids.len(), "counts": counts}),
+    )))
 }
 
 fn catalog(core: &Core) -> Response {

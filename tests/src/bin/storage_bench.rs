@@ -100,6 +100,7 @@ async fn startup(leases: usize) -> Result<()> {
                 expire_time: now + chrono::Duration::seconds(3600 + (i % 86_400) as i64),
                 last_renewal: None,
                 renewable: true,
+                revoke: Default::default(),
             };
             let key = format!("sys/expire/id/{id}");
             let value = keyring.encrypt(&serde_json::to_vec(&entry)?, key.as_bytes())?;

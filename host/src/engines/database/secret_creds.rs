@@ -66,6 +66,7 @@ pub async fn recover(
             expire_time: Utc::now(),
             last_renewal: None,
             renewable: false,
+            revoke: Default::default(),
         };
         match revoke(engine, mount, &lease).await {
             Ok(()) => {

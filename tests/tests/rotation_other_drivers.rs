@@ -49,13 +49,19 @@ async fn mysql_rotate_root_and_static_roles() -> Result<()> {
     // rotate-root: the old admin password fails, the engine keeps working.
     client.expect("POST", "/v1/db/rotate-root/my", None, 204).await?;
     ensure!(
-        scratch.connect_as(&scratch.admin_user, &scratch.admin_password).await.is_err(),
+        scratch
+            .connect_as(&scratch.admin_user, &scratch.admin_password)
+            .await
+            .is_err(),
         "the old admin password still logs in after rotate-root"
     );
     let c = Creds::from_body(client.expect("GET", "/v1/db/creds/reader", None, 200).await?)?;
     scratch.connect_as(&c.username, &c.password).await?;
     let config = client.expect("GET", "/v1/db/config/my", None, 200).await?;
-    ensure!(!config.to_string().contains("\"password\""), "config read shows a password: {config}");
+    ensure!(
+        !config.to_string().contains("\"password\""),
+        "config read shows a password: {config}"
+    );
 
     // A static role over an existing MariaDB user.
     let user = format!("st_{}", random_alnum(8).to_lowercase());
@@ -74,7 +80,10 @@ async fn mysql_rotate_root_and_static_roles() -> Result<()> {
             204,
         )
         .await?;
-    ensure!(scratch.connect_as(&user, "initial-pw").await.is_err(), "the initial password survived");
+    ensure!(
+        scratch.connect_as(&user, "initial-pw").await.is_err(),
+        "the initial password survived"
+    );
     let first = client.expect("GET", "/v1/db/static-creds/st", None, 200).await?;
     let first_pw = first["data"]["password"].as_str().unwrap_or_default().to_string();
     scratch.connect_as(&user, &first_pw).await?;
@@ -83,10 +92,16 @@ async fn mysql_rotate_root_and_static_roles() -> Result<()> {
     let second_pw = second["data"]["password"].as_str().unwrap_or_default().to_string();
     ensure!(second_pw != first_pw, "rotate-role kept the password");
     scratch.connect_as(&user, &second_pw).await?;
-    ensure!(scratch.connect_as(&user, &first_pw).await.is_err(), "the old static password still logs in");
+    ensure!(
+        scratch.connect_as(&user, &first_pw).await.is_err(),
+        "the old static password still logs in"
+    );
     // A static role for a user that does not exist: 400, nothing stored.
     let (status, body) = client
-        .post("/v1/db/static-roles/ghost", json!({"db_name": "my", "username": "no_such_user", "rotation_period": "1h"}))
+        .post(
+            "/v1/db/static-roles/ghost",
+            json!({"db_name": "my", "username": "no_such_user", "rotation_period": "1h"}),
+        )
         .await?;
     ensure!(status == 400, "{status} {body}");
     let (status, _) = client.get("/v1/db/static-roles/ghost").await?;
@@ -155,8 +170,16 @@ async fn mongodb_rotate_root_changes_the_admin_password_and_the_engine_keeps_wor
     mongo.login(&after.username, &after.password, "admin").await?;
     // A lease issued before the rotation is revoked with the new password.
     client
-        .expect("PUT", "/v1/sys/leases/revoke", Some(json!({"lease_id": before.lease_id})), 204)
+        .expect(
+            "PUT",
+            "/v1/sys/leases/revoke",
+            Some(json!({"lease_id": before.lease_id})),
+            204,
+        )
         .await?;
-    ensure!(!mongo.user_exists(&before.username, "admin").await?, "revoke after rotate-root left the user");
+    ensure!(
+        !mongo.user_exists(&before.username, "admin").await?,
+        "revoke after rotate-root left the user"
+    );
     Ok(())
 }

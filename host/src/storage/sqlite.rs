@@ -11,6 +11,77 @@ use std::time::Duration;
 
 pub struct SqliteBackend {
     pool: SqlitePool,
+    /// Writes go to one writer task (group commit, see [`writer`]).
+    writes: tokio::sync::mpsc::UnboundedSender<Pending>,
+}
+
+/// One write waiting for the writer task.
+enum Write {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+struct Pending {
+    write: Write,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// Most writes committed together.
+const GROUP_MAX: usize = 256;
+
+/// Group commit. SQLite has one writer at a time and, with synchronous=FULL,
+/// every commit waits for an fsync (milliseconds). Writes from concurrent
+/// requests are queued here and the writer task commits all that are
+/// waiting in ONE transaction (one fsync), then answers each; a write
+/// returns only once it is durable. If a group fails, its writes are
+/// retried one by one, so one bad write fails alone.
+async fn writer(pool: SqlitePool, mut queue: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match queue.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&Write> = group.iter().map(|p| &p.write).collect();
+        if group.len() == 1 || commit(&pool, &writes).await.is_err() {
+            for p in group {
+                let result = commit(&pool, &[&p.write]).await;
+                let _ = p.done.send(result);
+            }
+        } else {
+            for p in group {
+                let _ = p.done.send(Ok(()));
+            }
+        }
+    }
+}
+
+async fn commit(pool: &SqlitePool, writes: &[&Write]) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(|e| err("begin", e))?;
+    for write in writes {
+        match write {
+            Write::Put(key, value) => {
+                sqlx::query(
+                    "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| err("put", e))?;
+            }
+            Write::Delete(key) => {
+                sqlx::query("DELETE FROM kv WHERE key = ?1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err("delete", e))?;
+            }
+        }
+    }
+    tx.commit().await.map_err(|e| err("commit", e))
 }
 
 fn err(op: &str, e: sqlx::Error) -> StorageError {
@@ -43,7 +114,19 @@ impl SqliteBackend {
             .execute(&pool)
             .await
             .map_err(|e| err("create table", e))?;
-        Ok(SqliteBackend { pool })
+        let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(writer(pool.clone(), queue));
+        Ok(SqliteBackend { pool, writes })
+    }
+
+    /// Queue a write for the writer task and wait until it is committed.
+    async fn write(&self, write: Write) -> Result<()> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.writes
+            .send(Pending { write, done })
+            .map_err(|_| StorageError::Backend("sqlite: the writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| StorageError::Backend("sqlite: the writer has stopped".into()))?
     }
 
     /// Closes every connection, so that the file can be reopened or removed.
@@ -63,24 +146,11 @@ impl Backend for SqliteBackend {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| err("put", e))?;
-        Ok(())
+        self.write(Write::Put(key.to_string(), value.to_vec())).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM kv WHERE key = ?1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| err("delete", e))?;
-        Ok(())
+        self.write(Write::Delete(key.to_string())).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {

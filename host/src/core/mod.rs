@@ -190,10 +190,16 @@ impl Core {
                 return Err(e);
             }
             // The lease is stored: the write-ahead record has done its job.
-            if let Some(wal) = &secret.wal
-                && let Err(e) = mount.storage.delete(wal).await
-            {
-                tracing::warn!(error = %e, "could not delete a write-ahead record (harmless: start-up recovery finds the lease)");
+            // Deleted in the background: the client need not wait for that
+            // commit, and a record that outlives a crash is harmless
+            // (start-up recovery finds its lease and just deletes it).
+            if let Some(wal) = secret.wal.clone() {
+                let storage = mount.storage.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = storage.delete(&wal).await {
+                        tracing::warn!(error = %e, "could not delete a write-ahead record (harmless: start-up recovery finds the lease)");
+                    }
+                });
             }
             resp.lease = Some(LeaseInfo {
                 lease_id: entry.lease_id,

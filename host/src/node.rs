@@ -205,10 +205,8 @@ impl Node {
             }
             _ => Vec::new(),
         };
-        match self.open_with(&config, &taken).await {
-            Ok(()) => Ok(self.seal_status()),
-            Err(e) => Err(e),
-        }
+        self.open_with(&config, &taken).await?;
+        Ok(self.seal_status())
     }
 
     /// Rebuild the unseal key from `shares`, open the root key and keyring,

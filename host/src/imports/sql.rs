@@ -10,9 +10,9 @@
 use super::{CallState, denied};
 use crate::runtime::bindings::driver::warden::plugin::sql::{Host, HostConnection, PoolOptions};
 use crate::runtime::bindings::driver::warden::plugin::types::Error;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlRow};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
 use sqlx::{ConnectOptions, Connection as _, Row};
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +25,22 @@ use wasmtime::component::Resource;
 
 /// How long to wait for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pool settings both databases share.
+fn pool_options<DB: sqlx::Database>(max_open: u32, max_lifetime: Option<Duration>) -> sqlx::pool::PoolOptions<DB> {
+    let pool = sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(max_open)
+        .min_connections(0)
+        // sqlx pings a connection before every hand-out by default: a round
+        // trip per statement. A broken connection fails its statement
+        // instead, and the pool replaces it.
+        .test_before_acquire(false)
+        .acquire_timeout(ACQUIRE_TIMEOUT);
+    match max_lifetime {
+        Some(_) => pool.max_lifetime(max_lifetime),
+        None => pool,
+    }
+}
 
 /// The host's pools, by scope (one database connection configuration of one
 /// mount) and rendered URL.
@@ -85,32 +101,13 @@ impl SqlPools {
         let max_idle = (options.max_idle > 0 && options.max_idle < max_open).then_some(options.max_idle as usize);
         let db = if is_mysql(url) {
             let connect = mysql_options(url)?;
-            let mut pool = MySqlPoolOptions::new()
-                .max_connections(max_open)
-                .min_connections(0)
-                .test_before_acquire(false)
-                .acquire_timeout(ACQUIRE_TIMEOUT);
-            if max_lifetime.is_some() {
-                pool = pool.max_lifetime(max_lifetime);
-            }
-            Db::My(pool.connect_lazy_with(connect))
+            Db::My(pool_options(max_open, max_lifetime).connect_lazy_with(connect))
         } else {
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|e| Error::BadParameter(format!("invalid connection URL: {}", scrub(&e.to_string(), url))))?
                 // Statements carry passwords: sqlx must never log them.
                 .disable_statement_logging();
-            let mut pool = PgPoolOptions::new()
-                .max_connections(max_open)
-                .min_connections(0)
-                // sqlx pings a connection before every hand-out by default: a
-                // round trip per statement. A broken connection fails its
-                // statement instead, and the pool replaces it.
-                .test_before_acquire(false)
-                .acquire_timeout(ACQUIRE_TIMEOUT);
-            if max_lifetime.is_some() {
-                pool = pool.max_lifetime(max_lifetime);
-            }
-            Db::Pg(pool.connect_lazy_with(connect))
+            Db::Pg(pool_options(max_open, max_lifetime).connect_lazy_with(connect))
         };
         let pool = HostPool {
             db,

@@ -28,18 +28,17 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pool settings both databases share.
 fn pool_options<DB: sqlx::Database>(max_open: u32, max_lifetime: Option<Duration>) -> sqlx::pool::PoolOptions<DB> {
-    let pool = sqlx::pool::PoolOptions::<DB>::new()
+    sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(max_open)
         .min_connections(0)
         // sqlx pings a connection before every hand-out by default: a round
         // trip per statement. A broken connection fails its statement
         // instead, and the pool replaces it.
         .test_before_acquire(false)
-        .acquire_timeout(ACQUIRE_TIMEOUT);
-    match max_lifetime {
-        Some(_) => pool.max_lifetime(max_lifetime),
-        None => pool,
-    }
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // None (max_connection_lifetime 0) is unlimited, as in Vault; left
+        // unset, sqlx would retire connections after 30 minutes.
+        .max_lifetime(max_lifetime)
 }
 
 /// The host's pools, by scope (one database connection configuration of one
@@ -348,7 +347,8 @@ fn pg_execute<'a>(
 /// (the server stops at the first failing statement) and is rolled back on
 /// failure. As in Vault's driver, which runs them in a transaction too:
 /// MySQL commits DDL such as CREATE USER implicitly, so the driver cleans
-/// up users a failed creation left behind.
+/// up users a failed creation left behind. A batch of nothing but such
+/// statements goes without the transaction ([`commits_implicitly`]).
 fn my_execute<'a>(
     pool: &'a HostPool,
     p: &'a MySqlPool,
@@ -359,7 +359,12 @@ fn my_execute<'a>(
         let mut conn = p.acquire().await.map_err(sql_error)?;
         let mut affected = 0;
         let mut poisoned = false;
-        let result = if atomic {
+        let implicit = statements.iter().all(|s| commits_implicitly(s));
+        let result = if atomic && implicit {
+            // Each statement commits on its own anyway: one round trip,
+            // stopping at the first failing statement.
+            my_raw(&mut conn, &statements.join(";\n")).await
+        } else if atomic {
             let batch = format!("START TRANSACTION;\n{};\nCOMMIT", statements.join(";\n"));
             let r = my_raw(&mut conn, &batch).await;
             if r.is_err() && my_raw(&mut conn, "ROLLBACK").await.is_err() {
@@ -388,6 +393,25 @@ fn my_execute<'a>(
         }
         result.map_err(sql_error)
     })
+}
+
+/// Whether MySQL commits implicitly before and after `statement`: account
+/// management (CREATE/ALTER/DROP/RENAME USER, GRANT, REVOKE, SET PASSWORD,
+/// CREATE/DROP ROLE) and FLUSH. A transaction around nothing but such
+/// statements covers none of them, so an atomic batch of them is sent
+/// without START TRANSACTION/COMMIT (two fewer commits per credential);
+/// the driver drops a user a failed creation left behind either way.
+/// Anything else, or anything unrecognised, keeps the transaction.
+fn commits_implicitly(statement: &str) -> bool {
+    let mut words = statement.split_whitespace().map(str::to_ascii_uppercase);
+    let first = words.next().unwrap_or_default();
+    let second = words.next().unwrap_or_default();
+    match first.as_str() {
+        "GRANT" | "REVOKE" | "FLUSH" => true,
+        "CREATE" | "ALTER" | "DROP" | "RENAME" => matches!(second.as_str(), "USER" | "ROLE"),
+        "SET" => second == "PASSWORD",
+        _ => false,
+    }
 }
 
 /// Hand a connection back to its pool, or close it when the pool already
@@ -593,6 +617,31 @@ fn my_row_as_text(row: &MySqlRow) -> Result<Vec<Option<String>>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_account_statements_commit_implicitly() {
+        for s in [
+            "CREATE USER 'a'@'%' IDENTIFIED BY 'p'",
+            "  grant SELECT ON db.* TO 'a'@'%'",
+            "DROP USER IF EXISTS 'a'@'%'",
+            "ALTER USER 'a'@'%' IDENTIFIED BY 'p'",
+            "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'a'@'%'",
+            "SET PASSWORD FOR 'a'@'%' = PASSWORD('p')",
+            "RENAME USER 'a' TO 'b'",
+            "FLUSH PRIVILEGES",
+        ] {
+            assert!(commits_implicitly(s), "{s}");
+        }
+        for s in [
+            "INSERT INTO t VALUES ('GRANT')",
+            "CREATE TABLE t (a int)",
+            "SET @x = 1",
+            "/* c */ CREATE USER 'a'",
+            "",
+        ] {
+            assert!(!commits_implicitly(s), "{s}");
+        }
+    }
 
     #[test]
     fn grant_names_the_templates_host_and_port() {

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod log;
 pub mod mongo;
 pub mod sql;
+mod sql_pool;
 pub mod storage;
 
 use crate::runtime::bindings::driver::{DatabaseDriver, warden::plugin::types};

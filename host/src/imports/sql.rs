@@ -2,44 +2,26 @@
 //! A component opens a URL (postgres:// or mysql://); the host checks it
 //! against the grant (the host and port of the mount's configured
 //! connection_url, a URL or a Go MySQL DSN), and hands back a handle on a
-//! pool shared by every call for that configuration. The pools honour
-//! Vault's max_open_connections, max_idle_connections (sqlx has no idle cap:
-//! a connection handed back while enough are idle is closed instead) and
-//! max_connection_lifetime.
+//! pool shared by every call for that configuration (`sql_pool`: Vault's
+//! max_open_connections, max_idle_connections and max_connection_lifetime).
 
+use super::sql_pool::{ConnPool, Pooled, reusable_after};
 use super::{CallState, denied};
 use crate::runtime::bindings::driver::warden::plugin::sql::{Host, HostConnection, PoolOptions};
 use crate::runtime::bindings::driver::warden::plugin::types::Error;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlRow};
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{ConnectOptions, Connection as _, Row};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::Resource;
 
 /// How long to wait for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The pool settings both databases share.
-fn pool_options<DB: sqlx::Database>(max_open: u32, max_lifetime: Option<Duration>) -> sqlx::pool::PoolOptions<DB> {
-    sqlx::pool::PoolOptions::<DB>::new()
-        .max_connections(max_open)
-        .min_connections(0)
-        // sqlx pings a connection before every hand-out by default: a round
-        // trip per statement. A broken connection fails its statement
-        // instead, and the pool replaces it.
-        .test_before_acquire(false)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        // None (max_connection_lifetime 0) is unlimited, as in Vault; left
-        // unset, sqlx would retire connections after 30 minutes.
-        .max_lifetime(max_lifetime)
-}
 
 /// The host's pools, by scope (one database connection configuration of one
 /// mount) and rendered URL.
@@ -51,38 +33,28 @@ pub struct SqlPools {
 /// One of the host's pools, of either database.
 #[derive(Clone)]
 enum Db {
-    Pg(PgPool),
-    My(MySqlPool),
+    Pg(Arc<ConnPool<PgConnection>>),
+    My(Arc<ConnPool<MySqlConnection>>),
 }
 
-/// A pool and the idle cap the host applies to it.
+/// A pool of one database configuration.
 #[derive(Clone)]
 pub struct HostPool {
     db: Db,
-    /// Close a connection handed back while this many are idle; `None` when
-    /// the cap is at least max_open (the pool can never hold more idle).
-    max_idle: Option<usize>,
-    /// Set at once when the pool's configuration goes away: sqlx marks a
-    /// pool closed only when its (spawned) close runs, and until then an
-    /// instance's cached handle must not be reused.
-    retired: Arc<AtomicBool>,
 }
 
 impl HostPool {
     pub fn is_closed(&self) -> bool {
-        if self.retired.load(Ordering::Relaxed) {
-            return true;
-        }
         match &self.db {
             Db::Pg(p) => p.is_closed(),
             Db::My(p) => p.is_closed(),
         }
     }
 
-    async fn close(&self) {
+    fn close(&self) {
         match &self.db {
-            Db::Pg(p) => p.close().await,
-            Db::My(p) => p.close().await,
+            Db::Pg(p) => p.close(),
+            Db::My(p) => p.close(),
         }
     }
 }
@@ -94,25 +66,32 @@ impl SqlPools {
         if let Some(pool) = by_url.get(url) {
             return Ok(pool.clone());
         }
-        let max_open = options.max_open.max(1);
         let max_lifetime =
             (options.max_lifetime_seconds > 0).then(|| Duration::from_secs(options.max_lifetime_seconds));
-        let max_idle = (options.max_idle > 0 && options.max_idle < max_open).then_some(options.max_idle as usize);
+        let (max_open, max_idle) = (options.max_open, options.max_idle);
         let db = if is_mysql(url) {
             let connect = mysql_options(url)?;
-            Db::My(pool_options(max_open, max_lifetime).connect_lazy_with(connect))
+            Db::My(ConnPool::new(
+                connect,
+                max_open,
+                max_idle,
+                max_lifetime,
+                ACQUIRE_TIMEOUT,
+            ))
         } else {
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|e| Error::BadParameter(format!("invalid connection URL: {}", scrub(&e.to_string(), url))))?
                 // Statements carry passwords: sqlx must never log them.
                 .disable_statement_logging();
-            Db::Pg(pool_options(max_open, max_lifetime).connect_lazy_with(connect))
+            Db::Pg(ConnPool::new(
+                connect,
+                max_open,
+                max_idle,
+                max_lifetime,
+                ACQUIRE_TIMEOUT,
+            ))
         };
-        let pool = HostPool {
-            db,
-            max_idle,
-            retired: Arc::default(),
-        };
+        let pool = HostPool { db };
         by_url.insert(url.to_string(), pool.clone());
         Ok(pool)
     }
@@ -122,8 +101,7 @@ impl SqlPools {
     pub fn close_scope(&self, scope: &str) {
         let removed = self.pools.lock().unwrap_or_else(|p| p.into_inner()).remove(scope);
         for pool in removed.into_iter().flat_map(|m| m.into_values()) {
-            pool.retired.store(true, Ordering::Relaxed);
-            tokio::spawn(async move { pool.close().await });
+            pool.close();
         }
     }
 
@@ -319,8 +297,7 @@ fn my_raw<'c>(conn: &'c mut MySqlConnection, sql: &'c str) -> BoxFuture<'c, Resu
 /// PostgreSQL runs the statements of one simple query as one implicit
 /// transaction, so joining them is atomic and costs a single round trip.
 fn pg_execute<'a>(
-    pool: &'a HostPool,
-    p: &'a PgPool,
+    p: &'a Arc<ConnPool<PgConnection>>,
     statements: &'a [String],
     atomic: bool,
 ) -> BoxFuture<'a, Result<u64, Error>> {
@@ -337,9 +314,17 @@ fn pg_execute<'a>(
             Ok(affected)
         }
         .await;
-        release(conn, p, pool.max_idle).await;
+        hand_back(conn, &result);
         result.map_err(sql_error)
     })
+}
+
+/// Return a connection to its pool unless `result` says it may be unsound.
+fn hand_back<C: sqlx::Connection + 'static, T>(conn: Pooled<C>, result: &Result<T, sqlx::Error>) {
+    match result {
+        Err(e) if !reusable_after(e) => drop(conn),
+        _ => conn.release(),
+    }
 }
 
 /// Statements on MySQL. Its multi-statement text is not atomic, so an
@@ -350,8 +335,7 @@ fn pg_execute<'a>(
 /// up users a failed creation left behind. A batch of nothing but such
 /// statements goes without the transaction ([`commits_implicitly`]).
 fn my_execute<'a>(
-    pool: &'a HostPool,
-    p: &'a MySqlPool,
+    p: &'a Arc<ConnPool<MySqlConnection>>,
     statements: &'a [String],
     atomic: bool,
 ) -> BoxFuture<'a, Result<u64, Error>> {
@@ -387,9 +371,9 @@ fn my_execute<'a>(
         if poisoned {
             // A connection that cannot roll back may hold an open
             // transaction: never hand it to the next caller.
-            let _ = conn.close().await;
+            drop(conn);
         } else {
-            release(conn, p, pool.max_idle).await;
+            hand_back(conn, &result);
         }
         result.map_err(sql_error)
     })
@@ -411,30 +395,6 @@ fn commits_implicitly(statement: &str) -> bool {
         "CREATE" | "ALTER" | "DROP" | "RENAME" => matches!(second.as_str(), "USER" | "ROLE"),
         "SET" => second == "PASSWORD",
         _ => false,
-    }
-}
-
-/// Hand a connection back to its pool, or close it when the pool already
-/// holds `max_idle` idle connections (Vault's max_idle_connections, which
-/// sqlx's pool has no setting for). Two connections handed back at once
-/// may both see room; the surplus is then taken out of the pool and closed.
-async fn release<DB: sqlx::Database>(conn: PoolConnection<DB>, pool: &sqlx::Pool<DB>, max_idle: Option<usize>) {
-    let Some(max) = max_idle else {
-        drop(conn);
-        return;
-    };
-    if pool.num_idle() >= max {
-        let _ = conn.close().await;
-    } else {
-        drop(conn);
-    }
-    while pool.num_idle() > max {
-        match pool.try_acquire() {
-            Some(surplus) => {
-                let _ = surplus.close().await;
-            }
-            None => break,
-        }
     }
 }
 
@@ -491,15 +451,13 @@ impl HostConnection for CallState {
         // report the database's own error at once.
         match self.pool(&conn)?.db {
             Db::Pg(pool) => {
-                let mut c = PgConnection::connect_with(&pool.connect_options())
-                    .await
-                    .map_err(sql_error)?;
+                let mut c = PgConnection::connect_with(&pool.options()).await.map_err(sql_error)?;
                 let pinged = c.ping().await.map_err(sql_error);
                 let _ = c.close().await;
                 pinged
             }
             Db::My(pool) => {
-                let mut c = MySqlConnection::connect_with(&pool.connect_options())
+                let mut c = MySqlConnection::connect_with(&pool.options())
                     .await
                     .map_err(sql_error)?;
                 let pinged = c.ping().await.map_err(sql_error);
@@ -515,10 +473,9 @@ impl HostConnection for CallState {
         statements: Vec<String>,
         atomic: bool,
     ) -> Result<u64, Error> {
-        let pool = self.pool(&conn)?;
-        match &pool.db {
-            Db::Pg(p) => pg_execute(&pool, p, &statements, atomic).await,
-            Db::My(p) => my_execute(&pool, p, &statements, atomic).await,
+        match &self.pool(&conn)?.db {
+            Db::Pg(p) => pg_execute(p, &statements, atomic).await,
+            Db::My(p) => my_execute(p, &statements, atomic).await,
         }
     }
 
@@ -534,7 +491,7 @@ impl HostConnection for CallState {
                 for p in &params {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(&pool).await.map_err(sql_error)?;
+                let rows = pg_fetch(&pool, q).await.map_err(sql_error)?;
                 rows.iter().map(row_as_text).collect()
             }
             Db::My(pool) => {
@@ -542,7 +499,7 @@ impl HostConnection for CallState {
                 for p in &params {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(&pool).await.map_err(sql_error)?;
+                let rows = my_fetch(&pool, q).await.map_err(sql_error)?;
                 rows.iter().map(my_row_as_text).collect()
             }
         }
@@ -552,6 +509,34 @@ impl HostConnection for CallState {
         self.table.delete(conn)?;
         Ok(())
     }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+type MyQuery<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
+
+/// Every row of a query, on a pooled connection.
+fn pg_fetch<'q>(
+    pool: &'q Arc<ConnPool<PgConnection>>,
+    q: PgQuery<'q>,
+) -> BoxFuture<'q, Result<Vec<PgRow>, sqlx::Error>> {
+    Box::pin(async move {
+        let mut conn = pool.acquire().await?;
+        let result = q.fetch_all(&mut *conn).await;
+        hand_back(conn, &result);
+        result
+    })
+}
+
+fn my_fetch<'q>(
+    pool: &'q Arc<ConnPool<MySqlConnection>>,
+    q: MyQuery<'q>,
+) -> BoxFuture<'q, Result<Vec<MySqlRow>, sqlx::Error>> {
+    Box::pin(async move {
+        let mut conn = pool.acquire().await?;
+        let result = q.fetch_all(&mut *conn).await;
+        hand_back(conn, &result);
+        result
+    })
 }
 
 impl CallState {

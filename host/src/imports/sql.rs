@@ -451,15 +451,13 @@ impl HostConnection for CallState {
         // report the database's own error at once.
         match self.pool(&conn)?.db {
             Db::Pg(pool) => {
-                let mut c = PgConnection::connect_with(&pool.options()).await.map_err(sql_error)?;
+                let mut c = PgConnection::connect_with(pool.options()).await.map_err(sql_error)?;
                 let pinged = c.ping().await.map_err(sql_error);
                 let _ = c.close().await;
                 pinged
             }
             Db::My(pool) => {
-                let mut c = MySqlConnection::connect_with(&pool.options())
-                    .await
-                    .map_err(sql_error)?;
+                let mut c = MySqlConnection::connect_with(pool.options()).await.map_err(sql_error)?;
                 let pinged = c.ping().await.map_err(sql_error);
                 let _ = c.close().await;
                 pinged

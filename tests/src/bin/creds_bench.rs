@@ -25,7 +25,7 @@ use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres, WardenServer};
 
 const ROLE: &str = "bench";
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = match args.next() {

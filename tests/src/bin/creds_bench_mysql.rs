@@ -22,7 +22,7 @@ use warden_tests::{Client, MyScratch, TestMariaDb, WardenServer};
 
 const ROLE: &str = "bench";
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut next = |default: usize| -> Result<usize> {

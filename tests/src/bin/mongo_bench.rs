@@ -24,7 +24,7 @@ use warden_tests::{Client, TestMongo, WardenServer};
 const ROLE: &str = "bench";
 const BENCH_DB: &str = "benchdb";
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut arg = |default: usize, what: &str| -> Result<usize> {

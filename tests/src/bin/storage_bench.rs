@@ -26,7 +26,7 @@ use warden_tests::configured::{Node, NodeStorage};
 use warden_tests::fixtures::postgres_config;
 use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres};
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

@@ -484,22 +484,18 @@ impl HostConnection for CallState {
         params: Vec<String>,
     ) -> Result<Vec<Vec<Option<String>>>, Error> {
         match self.pool(&conn)?.db {
-            Db::Pg(pool) => {
-                let mut q = sqlx::query(&statement);
-                for p in &params {
-                    q = q.bind(p);
-                }
-                let rows = pg_fetch(&pool, q).await.map_err(sql_error)?;
-                rows.iter().map(row_as_text).collect()
-            }
-            Db::My(pool) => {
-                let mut q = sqlx::query(&statement);
-                for p in &params {
-                    q = q.bind(p);
-                }
-                let rows = my_fetch(&pool, q).await.map_err(sql_error)?;
-                rows.iter().map(my_row_as_text).collect()
-            }
+            Db::Pg(pool) => fetch::<sqlx::Postgres>(&pool, &statement, &params)
+                .await
+                .map_err(sql_error)?
+                .iter()
+                .map(row_as_text)
+                .collect(),
+            Db::My(pool) => fetch::<sqlx::MySql>(&pool, &statement, &params)
+                .await
+                .map_err(sql_error)?
+                .iter()
+                .map(my_row_as_text)
+                .collect(),
         }
     }
 
@@ -509,27 +505,23 @@ impl HostConnection for CallState {
     }
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-type MyQuery<'q> = sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>;
-
-/// Every row of a query, on a pooled connection.
-fn pg_fetch<'q>(
-    pool: &'q Arc<ConnPool<PgConnection>>,
-    q: PgQuery<'q>,
-) -> BoxFuture<'q, Result<Vec<PgRow>, sqlx::Error>> {
+/// Every row of a query with text parameters, on a pooled connection.
+fn fetch<'q, DB>(
+    pool: &'q Arc<ConnPool<DB::Connection>>,
+    statement: &'q str,
+    params: &'q [String],
+) -> BoxFuture<'q, Result<Vec<DB::Row>, sqlx::Error>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
     Box::pin(async move {
-        let mut conn = pool.acquire().await?;
-        let result = q.fetch_all(&mut *conn).await;
-        hand_back(conn, &result);
-        result
-    })
-}
-
-fn my_fetch<'q>(
-    pool: &'q Arc<ConnPool<MySqlConnection>>,
-    q: MyQuery<'q>,
-) -> BoxFuture<'q, Result<Vec<MySqlRow>, sqlx::Error>> {
-    Box::pin(async move {
+        let mut q = sqlx::query::<DB>(statement);
+        for p in params {
+            q = q.bind(p);
+        }
         let mut conn = pool.acquire().await?;
         let result = q.fetch_all(&mut *conn).await;
         hand_back(conn, &result);

@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod mongodb;
+pub mod pending_creds;
 
 use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;

@@ -49,6 +49,7 @@ async fn main() -> Result<()> {
 
     let pid = server.pid().context("server has no pid")?;
     let (mut ratios, mut split_ratios, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let mut switches = Vec::new();
     let (mut warden_rates, mut direct_rates, mut split_rates) = (Vec::new(), Vec::new(), Vec::new());
     // MariaDB's CREATE USER slows down as accounts pile up (it rewrites
     // its in-memory ACL lists), so every run starts from the same state:
@@ -70,8 +71,10 @@ async fn main() -> Result<()> {
         );
         drop_direct(&db, &batch).await?;
         let before = cpu_ticks(pid)?;
+        let switches_before = context_switches(pid);
         let warden = run_warden(&client, n, clients).await?;
         cpu.push((cpu_ticks(pid)? - before) as f64 * 10.0 / n as f64);
+        switches.push(context_switches(pid).saturating_sub(switches_before) as f64 / n as f64);
         warden.print(&format!("round {round}: warden ({clients} clients)"), "creds");
         revoke_all(&client).await?;
         ratios.push(warden.rate() / direct.rate());
@@ -100,6 +103,11 @@ async fn main() -> Result<()> {
         "warden server CPU: median {:.3} ms/cred (per round {})",
         median(&cpu),
         show(&cpu)
+    );
+    println!(
+        "warden server context switches: median {:.1} per cred (per round {})",
+        median(&switches),
+        show(&switches)
     );
     let left = scratch.users_like("v-token-bench-%").await?;
     if !left.is_empty() {
@@ -287,6 +295,26 @@ fn exec_raw(
         conn.execute(sqlx::raw_sql(&sql)).await?;
         Ok(())
     })
+}
+
+/// Context switches (voluntary and not) of all a process's threads so
+/// far, from /proc: each is a thread going to sleep or being preempted,
+/// the cost that CPU time alone does not show on a shared machine.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// utime + stime of a process in clock ticks (1/100 s), from /proc.

@@ -178,7 +178,7 @@ impl SecretsEngine for DatabaseEngine {
     }
 
     async fn recover(&self, mount: &MountEntry, expiration: &Expiration) -> Result<(usize, usize)> {
-        secret_creds::recover(self, mount, expiration).await
+        crate::engines::pending_creds::recover::<secret_creds::PendingCreds>(self, mount, expiration).await
     }
 
     fn start(&self, mount: Arc<MountEntry>) {

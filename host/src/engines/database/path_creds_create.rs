@@ -7,7 +7,7 @@
 //! connection} is stored before the user is created. The core deletes the
 //! record once the lease is stored; a record found at start-up whose lease
 //! does not exist means the server died in between, and the user is dropped
-//! (`secret_creds::recover`).
+//! (`engines::pending_creds`).
 
 use super::{DatabaseEngine, credentials, path_roles, plugin_error};
 use crate::core::catalog::PASSWORD_GENERATOR;
@@ -79,7 +79,7 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
         role: name.to_string(),
         db_name: role.db_name.clone(),
     };
-    let wal_key = wal.write(mount).await?;
+    let wal_key = crate::engines::pending_creds::write(mount, &wal).await?;
     let created = driver
         .new_user(&details, &request)
         .await

@@ -2,15 +2,23 @@
 //! with a UUID password (as Vault's legacy engine makes them), created in
 //! the role's `db` with its roles, under a renewable lease whose TTL comes
 //! from `config/lease`. Revoking the lease drops the user.
+//!
+//! Crash safety as in the database engine: the driver names the user first,
+//! a write-ahead record `wal/creds/<uuid>` {lease id, username, db} is
+//! stored before createUser, and the core deletes it once the lease is
+//! stored. At start-up a record without its lease means the server died in
+//! between: the user is dropped (`engines::pending_creds`).
 
 use super::{MongoDbEngine, config, driver_config, plugin_error, roles};
 use crate::core::expiration::LeaseEntry;
 use crate::core::mounts::MountEntry;
 use crate::core::ttl;
+use crate::engines::pending_creds::{self, Pending};
 use crate::error::{Error, Result};
 use crate::logical::{Reply, Request, Response, Secret};
 use crate::runtime::bindings::db;
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
@@ -52,11 +60,27 @@ pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &
         expiration: (Utc::now() + chrono::Duration::seconds(granted.ttl)).timestamp(),
         username: None,
     };
+    let config = driver_config(&conn.uri);
     let mut driver = engine.driver(mount, &conn.uri).await?;
-    let username = driver
-        .new_user(&driver_config(&conn.uri), &request)
-        .await
-        .map_err(|e| redact(plugin_error(e), &password))?;
+    let mut request = request;
+    let username = driver.new_username(&config, &request).await.map_err(plugin_error)?;
+    request.username = Some(username.clone());
+    let record = PendingUser {
+        lease_id: req.lease_id.clone(),
+        username,
+        db: role.db.clone(),
+    };
+    let wal_key = pending_creds::write(mount, &record).await?;
+    let username = match driver.new_user(&config, &request).await {
+        Ok(u) => u,
+        Err(e) => {
+            // The driver created nothing (or dropped it again).
+            if let Err(d) = mount.storage.delete(&wal_key).await {
+                tracing::warn!(error = %d, "could not delete the write-ahead record of a failed creation");
+            }
+            return Err(redact(plugin_error(e), &password));
+        }
+    };
 
     let mut resp = Response::data(json!({
         "db": role.db,
@@ -67,15 +91,31 @@ pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &
         internal: json!({ "username": username, "db": role.db, "role": name }),
         ttl: granted.ttl,
         renewable: true,
-        // No write-ahead record yet in the legacy engine (the database
-        // engine has one): a crash between createUser and the lease write
-        // can leave a user behind.
-        wal: None,
+        wal: Some(wal_key),
     });
     if let Some(w) = granted.warning {
         resp.warnings.push(w);
     }
     Ok(Some(resp))
+}
+
+/// The write-ahead record of a user being created
+/// ([`crate::engines::pending_creds`]).
+#[derive(Serialize, Deserialize)]
+pub(super) struct PendingUser {
+    lease_id: String,
+    username: String,
+    db: String,
+}
+
+impl Pending for PendingUser {
+    fn lease_id(&self) -> &str {
+        &self.lease_id
+    }
+
+    fn internal(&self) -> serde_json::Value {
+        json!({ "username": self.username, "db": self.db })
+    }
 }
 
 /// Drop the lease's user from the database it was created in. A user

@@ -22,7 +22,7 @@ mod creds;
 mod roles;
 
 use crate::core::catalog::MONGODB_PLUGIN;
-use crate::core::expiration::LeaseEntry;
+use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
@@ -128,5 +128,9 @@ impl SecretsEngine for MongoDbEngine {
 
     async fn unmount(&self, mount: &MountEntry) {
         self.release(mount);
+    }
+
+    async fn recover(&self, mount: &MountEntry, expiration: &Expiration) -> Result<(usize, usize)> {
+        crate::engines::pending_creds::recover::<creds::PendingUser>(self, mount, expiration).await
     }
 }

@@ -1,4 +1,4 @@
-//! `warden:plugin/sql`: SQL databases through sqlx pools that the host owns.
+//! `warden:plugin/sql`: SQL databases through connection pools the host owns.
 //! A component opens a URL (postgres:// or mysql://); the host checks it
 //! against the grant (the host and port of the mount's configured
 //! connection_url, a URL or a Go MySQL DSN), and hands back a handle on a

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod configured;
 pub mod fixtures;
+pub mod in_process;
 pub mod mariadb;
 pub mod mongo;
 pub mod postgres;

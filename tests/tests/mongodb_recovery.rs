@@ -9,27 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use warden::core::{Core, catalog};
-use warden::logical::{Operation, Request, Response};
+use warden::logical::{Operation, Response};
 use warden::runtime::Runtime;
 use warden::storage::{MemoryBackend, Storage};
-use warden_tests::TestMongo;
 use warden_tests::util::random_alnum;
+use warden_tests::{TestMongo, in_process};
 
 const TOKEN: &str = "mongo-recovery-root";
 
 async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Option<Response>> {
-    let req = Request {
-        operation: op,
-        path: path.to_string(),
-        data: data.as_object().cloned().unwrap_or_else(Map::new),
-        display_name: "token".into(),
-        lease_id: String::new(),
-    };
-    core.handle(&req, TOKEN)
-        .await
-        .map_err(|e| anyhow::anyhow!("{op:?} {path}: {e}"))
+    in_process::call(core, TOKEN, op, path, data).await
 }
 
 async fn records(storage: &Storage, prefix: &str) -> Result<Vec<String>> {

@@ -9,29 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::Connection;
 use warden::core::{Core, catalog};
-use warden::logical::{Operation, Request};
+use warden::logical::Operation;
 use warden::runtime::Runtime;
 use warden::storage::{MemoryBackend, Storage};
-use warden_tests::{Scratch, TestPostgres};
+use warden_tests::{Scratch, TestPostgres, in_process};
 
 const TOKEN: &str = "recovery-root";
 
 async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Option<Value>> {
-    let req = Request {
-        operation: op,
-        path: path.to_string(),
-        data: data.as_object().cloned().unwrap_or_else(Map::new),
-        display_name: "token".into(),
-        lease_id: String::new(),
-    };
-    let resp = core
-        .handle(&req, TOKEN)
-        .await
-        .map_err(|e| anyhow::anyhow!("{op:?} {path}: {e}"))?;
-    Ok(resp.and_then(|r| r.data))
+    Ok(in_process::call(core, TOKEN, op, path, data)
+        .await?
+        .and_then(|r| r.data))
 }
 
 async fn logs_in(scratch: &Scratch, user: &str, password: &str) -> bool {

@@ -11,7 +11,7 @@ use crate::runtime::bindings::driver::warden::plugin::sql::{Host, HostConnection
 use crate::runtime::bindings::driver::warden::plugin::types::Error;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::{ConnectOptions, Connection as _, Row};
+use sqlx::{ConnectOptions, Row};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -343,8 +343,7 @@ fn my_execute<'a>(
         let mut conn = p.acquire().await.map_err(sql_error)?;
         let mut affected = 0;
         let mut poisoned = false;
-        let implicit = statements.iter().all(|s| commits_implicitly(s));
-        let result = if atomic && implicit {
+        let result = if atomic && statements.iter().all(|s| commits_implicitly(s)) {
             // Each statement commits on its own anyway: one round trip,
             // stopping at the first failing statement.
             my_raw(&mut conn, &statements.join(";\n")).await
@@ -446,22 +445,12 @@ impl HostConnection for CallState {
     }
 
     async fn ping(&mut self, conn: Resource<Connection>) -> Result<(), Error> {
-        // A fresh connection rather than the pool's: the pool retries a
-        // refused connection until its acquire timeout, and a verify should
-        // report the database's own error at once.
+        // A fresh connection rather than a pooled one: a verify must show
+        // that connecting and logging in work now, with the database's own
+        // error if not.
         match self.pool(&conn)?.db {
-            Db::Pg(pool) => {
-                let mut c = PgConnection::connect_with(pool.options()).await.map_err(sql_error)?;
-                let pinged = c.ping().await.map_err(sql_error);
-                let _ = c.close().await;
-                pinged
-            }
-            Db::My(pool) => {
-                let mut c = MySqlConnection::connect_with(pool.options()).await.map_err(sql_error)?;
-                let pinged = c.ping().await.map_err(sql_error);
-                let _ = c.close().await;
-                pinged
-            }
+            Db::Pg(pool) => ping_fresh::<PgConnection>(pool.options()).await,
+            Db::My(pool) => ping_fresh::<MySqlConnection>(pool.options()).await,
         }
     }
 
@@ -503,6 +492,14 @@ impl HostConnection for CallState {
         self.table.delete(conn)?;
         Ok(())
     }
+}
+
+/// Connect anew with `options`, ping, close.
+async fn ping_fresh<C: sqlx::Connection>(options: &C::Options) -> Result<(), Error> {
+    let mut c = C::connect_with(options).await.map_err(sql_error)?;
+    let pinged = c.ping().await.map_err(sql_error);
+    let _ = c.close().await;
+    pinged
 }
 
 /// Every row of a query with text parameters, on a pooled connection.

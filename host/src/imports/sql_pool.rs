@@ -38,7 +38,8 @@ struct Idle<C> {
     since: Instant,
 }
 
-/// A connection taken from a pool. Dropped without [`Pooled::release`], it
+/// A connection taken from a pool. Dropped without [`Pooled::release`]
+/// (the use was interrupted or failed; it may be mid-protocol), its socket
 /// is closed and its slot freed.
 pub struct Pooled<C: Connection> {
     conn: Option<C>,
@@ -63,14 +64,6 @@ impl<C: Connection> std::ops::DerefMut for Pooled<C> {
         self.conn
             .as_mut()
             .expect("a pooled connection is present until released")
-    }
-}
-
-impl<C: Connection> Drop for Pooled<C> {
-    fn drop(&mut self) {
-        // Not released: the use was interrupted or failed; the connection
-        // may be mid-protocol. Dropping it closes the socket.
-        self.conn.take();
     }
 }
 

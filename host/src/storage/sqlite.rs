@@ -46,28 +46,31 @@ const GROUP_MAX: usize = 256;
 /// is durable. If a group fails, its writes are retried one by one, so one
 /// bad write fails alone.
 ///
-/// The writer has a connection of its own, and a group costs at most two
-/// statements, whatever its size: one multi-row upsert and one multi-key
-/// delete (each statement is a hop to sqlx's connection thread, and on a
-/// small machine those hops, not the fsync, were most of the cost).
+/// The writer has a connection of its own, and a group is at most two
+/// statements whatever its size (one multi-row upsert, one multi-key
+/// delete), plus BEGIN/COMMIT when it holds both. The fsync is what a group
+/// costs (docs/testing.md); the statements are kept few so that it is.
 async fn writer(mut conn: SqliteConnection, mut queue: tokio::sync::mpsc::UnboundedReceiver<Job>) {
     let mut closing = None;
     while closing.is_none() {
-        let mut group = Vec::new();
-        match queue.recv().await {
-            Some(Job::Write(p)) => group.push(p),
-            Some(Job::Close(done)) => closing = Some(done),
+        let first = match queue.recv().await {
+            Some(Job::Write(p)) => p,
+            Some(Job::Close(done)) => {
+                closing = Some(done);
+                break;
+            }
             None => break,
-        }
-        while closing.is_none() && !group.is_empty() && group.len() < GROUP_MAX {
+        };
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
             match queue.try_recv() {
                 Ok(Job::Write(p)) => group.push(p),
-                Ok(Job::Close(done)) => closing = Some(done),
+                Ok(Job::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
-        }
-        if group.is_empty() {
-            continue;
         }
         let writes: Vec<&Write> = group.iter().map(|p| &p.write).collect();
         if group.len() == 1 || commit(&mut conn, &writes).await.is_err() {

@@ -13,17 +13,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, rss_kib, warden_gets};
 use warden_tests::fixtures::postgres_config;
 use warden_tests::util::random_alnum;
 use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres, WardenServer};
 
 const ROLE: &str = "bench";
+const CREDS: &str = "/v1/db/creds/bench";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
@@ -64,9 +66,9 @@ async fn main() -> Result<()> {
     setup(&client, &scratch, clients).await?;
     // Warm-up: pools open, component instances created, caches filled.
     let warmup = n.clamp(1, 20);
-    run_warden(&client, warmup, 1).await?;
+    warden_gets(&client, CREDS, warmup, 1).await?;
 
-    let seq = run_warden(&client, n, 1).await?;
+    let seq = warden_gets(&client, CREDS, n, 1).await?;
     seq.print("warden sequential (1 client)", "creds");
     let direct_names_1 = names(n);
     let direct_1 = run_direct(&scratch, &direct_names_1, 1).await?;
@@ -80,19 +82,23 @@ async fn main() -> Result<()> {
     let mut cpu_per_cred = Vec::new();
     for round in 1..=rounds {
         let batch = names(n);
+        let machine = MachineCpu::now();
         let direct = run_direct(&scratch, &batch, clients).await?;
         direct_names_c.extend(batch);
         direct.print(
-            &format!("round {round}: direct sqlx ({clients} sessions)"),
+            &format!("round {round}: direct sqlx ({clients} sessions; {})", machine.since()),
             "CREATE ROLE",
         );
-        let cpu_before = cpu_ticks(pid)?;
-        let conc = run_warden(&client, n, clients).await?;
+        let (machine, cpu_before) = (MachineCpu::now(), cpu_ticks(pid)?);
+        let conc = warden_gets(&client, CREDS, n, clients).await?;
         let ticks = cpu_ticks(pid)?.saturating_sub(cpu_before);
         cpu_ticks_total += ticks;
-        cpu_per_cred.push(ticks as f64 * 1000.0 / CLK_TCK / n as f64);
+        cpu_per_cred.push(ticks as f64 * 10.0 / n as f64);
         conc.print(
-            &format!("round {round}: warden concurrent ({clients} clients)"),
+            &format!(
+                "round {round}: warden concurrent ({clients} clients; {})",
+                machine.since()
+            ),
             "creds",
         );
         ratios.push(conc.rate() / direct.rate());
@@ -101,7 +107,7 @@ async fn main() -> Result<()> {
     }
     let n_conc = n * rounds;
     let ticks = cpu_ticks_total;
-    let cpu_ms = ticks as f64 * 1000.0 / CLK_TCK;
+    let cpu_ms = ticks as f64 * 10.0;
     println!(
         "warden server CPU: {:.3} ms/cred (utime+stime {} ticks = {cpu_ms:.0} ms over {n_conc} creds, {clients} clients)",
         cpu_ms / n_conc as f64,
@@ -110,11 +116,7 @@ async fn main() -> Result<()> {
     println!(
         "warden server CPU per round: median {:.3} ms/cred (per round {})",
         median(&cpu_per_cred),
-        cpu_per_cred
-            .iter()
-            .map(|c| format!("{c:.3}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        list(&cpu_per_cred)
     );
     if let Some(rss) = rss_kib(pid) {
         println!("warden server RSS: {} MiB after the runs", rss / 1024);
@@ -123,7 +125,7 @@ async fn main() -> Result<()> {
         "ratio warden {clients} clients / direct {clients} sessions: median {:.3} over {rounds} rounds \
          (per round {}; median rates {:.1} vs {:.1} per s)",
         median(&ratios),
-        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
+        list(&ratios),
         median(&warden_rates),
         median(&direct_rates)
     );
@@ -199,92 +201,6 @@ async fn setup(client: &Client, scratch: &Scratch, clients: usize) -> Result<()>
     Ok(())
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-struct Run {
-    count: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.count as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let idx = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
-        self.latencies[idx]
-    }
-
-    fn print(&self, label: &str, unit: &str) {
-        println!(
-            "{label}: {} {unit} in {:.2} s = {:.1}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            self.count,
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            ms(self.percentile(0.50)),
-            ms(self.percentile(0.99)),
-            ms(self.latencies.last().copied().unwrap_or_default())
-        );
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// `n` GET db/creds/bench requests spread over `clients` concurrent workers.
-async fn run_warden(client: &Client, n: usize, clients: usize) -> Result<Run> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let path = format!("/v1/db/creds/{ROLE}");
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let client = client.clone();
-        let next = next.clone();
-        let path = path.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let t = Instant::now();
-                let (status, body) = client.req("GET", &path, None).await?;
-                if status != 200 {
-                    bail!("GET {path}: expected 200, got {status} {body}");
-                }
-                latencies.push(t.elapsed());
-            }
-            Ok(latencies)
-        }));
-    }
-    collect(tasks, n, started).await
-}
-
-async fn collect(
-    tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>,
-    n: usize,
-    started: Instant,
-) -> Result<Run> {
-    let mut latencies = Vec::with_capacity(n);
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Ok(Run {
-        count: latencies.len(),
-        elapsed,
-        latencies,
-    })
-}
-
 /// Role names shaped like Warden's: v-<who>-<role>-<20 random>-<unix time>.
 fn names(n: usize) -> Vec<String> {
     let now = unix_now();
@@ -326,7 +242,7 @@ async fn run_direct(scratch: &Scratch, names: &[String], sessions: usize) -> Res
             Ok(latencies)
         }));
     }
-    collect(tasks, names.len(), started).await
+    collect(tasks, started).await
 }
 
 async fn drop_direct(scratch: &Scratch, names: &[String], sessions: usize) -> Result<()> {
@@ -371,30 +287,6 @@ async fn admin_connection(scratch: &Scratch) -> Result<PgConnection> {
         .connect_as(&scratch.admin_user, &scratch.admin_password)
         .await
         .context("connect as the scratch admin")
-}
-
-/// Linux's USER_HZ; 100 on every architecture Warden runs on.
-const CLK_TCK: f64 = 100.0;
-
-/// utime + stime of a process in clock ticks, from /proc/<pid>/stat.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
-    // Fields after "(comm)": state is field 3; utime and stime are 14 and 15.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("malformed /proc/<pid>/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn unix_now() -> i64 {

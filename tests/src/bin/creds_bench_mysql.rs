@@ -2,25 +2,29 @@
 //! (mysql-database-plugin, a throwaway MariaDB), against the same CREATE
 //! USER and GRANT statements sent straight to the server.
 //!
-//! Usage: creds_bench_mysql [N=1000] [CLIENTS=8] [ROUNDS=3]
+//! Usage: creds_bench_mysql [N=1000] [CLIENTS=8] [ROUNDS=7]
 //!
 //! As creds_bench does for PostgreSQL: ROUNDS alternated pairs of a direct
 //! run (CLIENTS sessions, each sending both statements as one batch, one
 //! round trip per user) and a Warden run (CLIENTS concurrent HTTP clients),
-//! reporting the median ratio. Everything shares this machine's cores.
+//! reporting the median ratio. Everything shares this machine's cores, and
+//! single rounds swing by 20% or more on a virtual machine (each line shows
+//! the CPU time the hypervisor stole during it), hence the many rounds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
+use warden_tests::bench::{MachineCpu, Run, collect, context_switches, cpu_ticks, list, median, warden_gets};
 use warden_tests::util::random_alnum;
 use warden_tests::{Client, MyScratch, TestMariaDb, WardenServer};
 
 const ROLE: &str = "bench";
+const CREDS: &str = "/v1/db/creds/bench";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
@@ -31,7 +35,7 @@ async fn main() -> Result<()> {
             None => Ok(default),
         }
     };
-    let (n, clients, rounds) = (next(1000)?, next(8)?, next(3)?);
+    let (n, clients, rounds) = (next(1000)?, next(8)?, next(7)?);
     if n == 0 || clients == 0 || rounds == 0 {
         bail!("usage: creds_bench_mysql [N>0] [CLIENTS>0] [ROUNDS>0]");
     }
@@ -45,7 +49,7 @@ async fn main() -> Result<()> {
         server.addr()
     );
     setup(&client, &scratch, clients).await?;
-    run_warden(&client, n.clamp(1, 20), 1).await?;
+    warden_gets(&client, CREDS, n.clamp(1, 20), 1).await?;
 
     let pid = server.pid().context("server has no pid")?;
     let (mut ratios, mut split_ratios, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
@@ -57,25 +61,35 @@ async fn main() -> Result<()> {
     revoke_all(&client).await?;
     for round in 1..=rounds {
         let batch = names(n);
+        let machine = MachineCpu::now();
         let direct = run_direct(&scratch, &batch, clients, true).await?;
         direct.print(
-            &format!("round {round}: direct, one batch per user ({clients} sessions)"),
+            &format!(
+                "round {round}: direct, one batch per user ({clients} sessions; {})",
+                machine.since()
+            ),
             "users",
         );
         drop_direct(&db, &batch).await?;
         let batch = names(n);
+        let machine = MachineCpu::now();
         let split = run_direct(&scratch, &batch, clients, false).await?;
         split.print(
-            &format!("round {round}: direct, one statement at a time ({clients} sessions)"),
+            &format!(
+                "round {round}: direct, one statement at a time ({clients} sessions; {})",
+                machine.since()
+            ),
             "users",
         );
         drop_direct(&db, &batch).await?;
-        let before = cpu_ticks(pid)?;
-        let switches_before = context_switches(pid);
-        let warden = run_warden(&client, n, clients).await?;
+        let (machine, before, switches_before) = (MachineCpu::now(), cpu_ticks(pid)?, context_switches(pid));
+        let warden = warden_gets(&client, CREDS, n, clients).await?;
         cpu.push((cpu_ticks(pid)? - before) as f64 * 10.0 / n as f64);
         switches.push(context_switches(pid).saturating_sub(switches_before) as f64 / n as f64);
-        warden.print(&format!("round {round}: warden ({clients} clients)"), "creds");
+        warden.print(
+            &format!("round {round}: warden ({clients} clients; {})", machine.since()),
+            "creds",
+        );
         revoke_all(&client).await?;
         ratios.push(warden.rate() / direct.rate());
         split_ratios.push(warden.rate() / split.rate());
@@ -83,12 +97,11 @@ async fn main() -> Result<()> {
         direct_rates.push(direct.rate());
         split_rates.push(split.rate());
     }
-    let show = |v: &[f64]| v.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ");
     println!(
         "ratio warden {clients} clients / direct one batch per user, {clients} sessions: median {:.3} over {rounds} rounds \
          (per round {}; median rates {:.1} vs {:.1} per s)",
         median(&ratios),
-        show(&ratios),
+        list(&ratios),
         median(&warden_rates),
         median(&direct_rates)
     );
@@ -96,18 +109,18 @@ async fn main() -> Result<()> {
         "ratio warden {clients} clients / direct one statement at a time, {clients} sessions: median {:.3} \
          (per round {}; median direct rate {:.1} per s)",
         median(&split_ratios),
-        show(&split_ratios),
+        list(&split_ratios),
         median(&split_rates)
     );
     println!(
         "warden server CPU: median {:.3} ms/cred (per round {})",
         median(&cpu),
-        show(&cpu)
+        list(&cpu)
     );
     println!(
         "warden server context switches: median {:.1} per cred (per round {})",
         median(&switches),
-        show(&switches)
+        list(&switches)
     );
     let left = scratch.users_like("v-token-bench-%").await?;
     if !left.is_empty() {
@@ -165,72 +178,6 @@ async fn setup(client: &Client, scratch: &MyScratch, clients: usize) -> Result<(
         .expect("POST", &format!("/v1/db/roles/{ROLE}"), Some(role), 204)
         .await?;
     Ok(())
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-struct Run {
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn print(&self, label: &str, unit: &str) {
-        let at = |p: f64| {
-            let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len().max(1)) - 1;
-            self.latencies.get(i).copied().unwrap_or_default().as_secs_f64() * 1000.0
-        };
-        println!(
-            "{label}: {} {unit} in {:.2} s = {:.1}/s, p50 {:.2} ms, p99 {:.2} ms",
-            self.latencies.len(),
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            at(0.5),
-            at(0.99)
-        );
-    }
-}
-
-async fn collect(tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>, started: Instant) -> Result<Run> {
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Ok(Run { elapsed, latencies })
-}
-
-async fn run_warden(client: &Client, n: usize, clients: usize) -> Result<Run> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks = (0..clients)
-        .map(|_| {
-            let (client, next) = (client.clone(), next.clone());
-            tokio::spawn(async move {
-                let path = format!("/v1/db/creds/{ROLE}");
-                let mut latencies = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let t = Instant::now();
-                    let (status, body) = client.req("GET", &path, None).await?;
-                    if status != 200 {
-                        bail!("GET {path}: expected 200, got {status} {body}");
-                    }
-                    latencies.push(t.elapsed());
-                }
-                Ok(latencies)
-            })
-        })
-        .collect();
-    collect(tasks, started).await
 }
 
 /// User names shaped like Warden's (32 characters).
@@ -295,34 +242,4 @@ fn exec_raw(
         conn.execute(sqlx::raw_sql(&sql)).await?;
         Ok(())
     })
-}
-
-/// Context switches (voluntary and not) of all a process's threads so
-/// far, from /proc: each is a thread going to sleep or being preempted,
-/// the cost that CPU time alone does not show on a shared machine.
-fn context_switches(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
-/// utime + stime of a process in clock ticks (1/100 s), from /proc.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("read /proc/<pid>/stat")?;
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
 }

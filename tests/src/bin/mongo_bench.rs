@@ -13,16 +13,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use mongodb::bson::doc;
 use serde_json::json;
+use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, warden_gets};
 use warden_tests::util::random_alnum;
 use warden_tests::{Client, TestMongo, WardenServer};
 
 const ROLE: &str = "bench";
 const BENCH_DB: &str = "benchdb";
+const CREDS: &str = "/v1/db/creds/bench";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
@@ -50,7 +52,7 @@ async fn main() -> Result<()> {
         server.addr()
     );
     setup(&client, &mongo, clients).await?;
-    run_warden(&client, n.clamp(1, 20), 1).await?;
+    warden_gets(&client, CREDS, n.clamp(1, 20), 1).await?;
 
     let mut direct_users = Vec::new();
     let (mut ratios, mut warden_rates, mut direct_rates, mut cpu) = (vec![], vec![], vec![], vec![]);
@@ -58,17 +60,24 @@ async fn main() -> Result<()> {
         let names: Vec<String> = (0..n)
             .map(|_| format!("v-direct-{ROLE}-{}", random_alnum(20)))
             .collect();
+        let machine = MachineCpu::now();
         let direct = run_direct(&mongo, &names, clients).await?;
         direct_users.extend(names);
         direct.print(
-            &format!("round {round}: direct createUser ({clients} clients)"),
+            &format!(
+                "round {round}: direct createUser ({clients} clients; {})",
+                machine.since()
+            ),
             "createUser",
         );
-        let before = cpu_ticks(pid)?;
-        let warden = run_warden(&client, n, clients).await?;
+        let (machine, before) = (MachineCpu::now(), cpu_ticks(pid)?);
+        let warden = warden_gets(&client, CREDS, n, clients).await?;
         let ticks = cpu_ticks(pid)?.saturating_sub(before);
         cpu.push(ticks as f64 * 10.0 / n as f64);
-        warden.print(&format!("round {round}: warden creds ({clients} clients)"), "creds");
+        warden.print(
+            &format!("round {round}: warden creds ({clients} clients; {})", machine.since()),
+            "creds",
+        );
         ratios.push(warden.rate() / direct.rate());
         warden_rates.push(warden.rate());
         direct_rates.push(direct.rate());
@@ -79,7 +88,7 @@ async fn main() -> Result<()> {
         median(&warden_rates),
         median(&direct_rates),
         median(&ratios),
-        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+        list(&ratios)
     );
     println!("warden server CPU: median {:.3} ms/cred", median(&cpu));
 
@@ -139,72 +148,6 @@ async fn setup(client: &Client, mongo: &TestMongo, clients: usize) -> Result<()>
     Ok(())
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-struct Run {
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn print(&self, label: &str, unit: &str) {
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len().max(1)) - 1;
-            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
-        println!(
-            "{label}: {} {unit} in {:.2} s = {:.1}/s, p50 {:.2} ms, p99 {:.2} ms",
-            self.latencies.len(),
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            pct(0.5),
-            pct(0.99)
-        );
-    }
-}
-
-async fn collect(tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>, started: Instant) -> Result<Run> {
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Ok(Run { elapsed, latencies })
-}
-
-async fn run_warden(client: &Client, n: usize, clients: usize) -> Result<Run> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let path = format!("/v1/db/creds/{ROLE}");
-    let started = Instant::now();
-    let tasks = (0..clients)
-        .map(|_| {
-            let (client, next, path) = (client.clone(), next.clone(), path.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let t = Instant::now();
-                    let (status, body) = client.req("GET", &path, None).await?;
-                    if status != 200 {
-                        bail!("GET {path}: expected 200, got {status} {body}");
-                    }
-                    latencies.push(t.elapsed());
-                }
-                Ok(latencies)
-            })
-        })
-        .collect();
-    collect(tasks, started).await
-}
-
 /// The same createUser as the driver sends, over `clients` clients.
 async fn run_direct(mongo: &TestMongo, names: &[String], clients: usize) -> Result<Run> {
     let next = Arc::new(AtomicUsize::new(0));
@@ -237,14 +180,4 @@ async fn run_direct(mongo: &TestMongo, names: &[String], clients: usize) -> Resu
         })
         .collect();
     collect(tasks, started).await
-}
-
-/// utime + stime of a process in clock ticks (10 ms), from /proc/<pid>/stat.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
 }

@@ -13,8 +13,6 @@
 //! a node on in-memory, SQLite and PostgreSQL storage, in turn, ROUNDS times;
 //! prints medians and each persistent backend's ratio to in-memory.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -22,9 +20,10 @@ use serde_json::json;
 use sqlx::ConnectOptions;
 use warden::core::expiration::LeaseEntry;
 use warden::storage::barrier;
+use warden_tests::bench::{self, median};
 use warden_tests::configured::{Node, NodeStorage};
 use warden_tests::fixtures::postgres_config;
-use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres};
+use warden_tests::{CREATE_ROLE, Scratch, TestPostgres};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
@@ -52,12 +51,7 @@ async fn main() -> Result<()> {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    bench::rss_kib(pid).map_or(0.0, |kib| kib as f64 / 1024.0)
 }
 
 async fn startup(leases: usize) -> Result<()> {
@@ -188,11 +182,6 @@ async fn creds(n: usize, clients: usize, rounds: usize) -> Result<()> {
             results.push(rate);
         }
     }
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let base = median(&rates[0].1);
     for (kind, results) in &rates {
         println!(
@@ -228,26 +217,9 @@ async fn one_run(storage: NodeStorage, scratch: &Scratch, n: usize, clients: usi
     for _ in 0..clients * 2 {
         client.expect("GET", "/v1/db/creds/bench", None, 200).await?;
     }
-    let left = Arc::new(AtomicUsize::new(n));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let c: Client = node.client(Some(&root));
-        let left = left.clone();
-        tasks.push(tokio::spawn(async move {
-            while left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
-                .is_ok()
-            {
-                c.expect("GET", "/v1/db/creds/bench", None, 200).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let rate = bench::warden_gets(&client, "/v1/db/creds/bench", n, clients)
+        .await?
+        .rate();
     client
         .expect("PUT", "/v1/sys/leases/revoke-prefix/db/creds", None, 204)
         .await?;

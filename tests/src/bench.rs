@@ -1,0 +1,232 @@
+//! What the benchmark programs (src/bin/*_bench*.rs) share: a timed run of
+//! concurrent requests and its statistics, the Warden side of a run
+//! (`GET creds` from CLIENTS concurrent clients), and readings of a
+//! process's and the machine's CPU from /proc.
+//!
+//! The machine's stolen time matters on a virtual machine: a hypervisor
+//! that takes the CPU away mid-run slows whichever run it hits, so each
+//! program prints it beside its rates.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::Client;
+
+/// The middle value (the upper one of an even count); 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Values as "0.912, 1.003, ..." for a per-round line.
+pub fn list(values: &[f64]) -> String {
+    values.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One timed run: how long it took and each operation's latency (sorted).
+pub struct Run {
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Run {
+    pub fn count(&self) -> usize {
+        self.latencies.len()
+    }
+
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        self.count() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[i]
+    }
+
+    pub fn print(&self, label: &str, unit: &str) {
+        println!(
+            "{label}: {} {unit} in {:.2} s = {:.1}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.count(),
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            ms(self.percentile(0.50)),
+            ms(self.percentile(0.99)),
+            ms(self.latencies.last().copied().unwrap_or_default())
+        );
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Wait for workers that each return their latencies; the run ends when
+/// the last one does.
+pub async fn collect(tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>, started: Instant) -> Result<Run> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Ok(Run { elapsed, latencies })
+}
+
+/// `n` GET `path` requests (each must answer 200) spread over `clients`
+/// concurrent clients, each sending its next request when the last is
+/// answered.
+pub async fn warden_gets(client: &Client, path: &str, n: usize, clients: usize) -> Result<Run> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks = (0..clients)
+        .map(|_| {
+            let (client, next, path) = (client.clone(), next.clone(), path.to_string());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let t = Instant::now();
+                    let (status, body) = client.req("GET", &path, None).await?;
+                    if status != 200 {
+                        bail!("GET {path}: expected 200, got {status} {body}");
+                    }
+                    latencies.push(t.elapsed());
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    collect(tasks, started).await
+}
+
+/// utime + stime of a process in clock ticks (USER_HZ, 1/100 s on every
+/// architecture Warden runs on), from /proc/<pid>/stat.
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
+    // Fields after "(comm)": utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+/// Context switches (voluntary and not) of all a process's threads so
+/// far: each is a thread going to sleep or being preempted, the cost that
+/// CPU time alone does not show on a shared machine.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The machine's CPU time so far, all cores, from the first line of
+/// /proc/stat: (total, idle + iowait, steal) in ticks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineCpu {
+    total: u64,
+    idle: u64,
+    steal: u64,
+}
+
+impl MachineCpu {
+    pub fn now() -> MachineCpu {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| parse_cpu_line(s.lines().next()?))
+            .unwrap_or_default()
+    }
+
+    /// "idle 41%, stolen 12%" of the time since `self`.
+    pub fn since(&self) -> String {
+        let now = MachineCpu::now();
+        let total = now.total.saturating_sub(self.total).max(1) as f64;
+        format!(
+            "idle {:.0}%, stolen {:.0}%",
+            100.0 * now.idle.saturating_sub(self.idle) as f64 / total,
+            100.0 * now.steal.saturating_sub(self.steal) as f64 / total
+        )
+    }
+}
+
+/// "cpu  user nice system idle iowait irq softirq steal guest guest_nice";
+/// guest time is already counted in user, so it is left out of the total.
+fn parse_cpu_line(line: &str) -> Option<MachineCpu> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let v: Vec<u64> = fields.map(|f| f.parse().unwrap_or(0)).collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    Some(MachineCpu {
+        total: (0..8).map(get).sum(),
+        idle: get(3) + get(4),
+        steal: get(7),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_the_middle_value() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn percentiles_of_a_run() {
+        let run = Run {
+            elapsed: Duration::from_secs(2),
+            latencies: (1..=100).map(Duration::from_millis).collect(),
+        };
+        assert_eq!(run.rate(), 50.0);
+        assert_eq!(run.percentile(0.5), Duration::from_millis(50));
+        assert_eq!(run.percentile(0.99), Duration::from_millis(99));
+    }
+
+    #[test]
+    fn reads_the_cpu_line_of_proc_stat() {
+        let cpu = parse_cpu_line("cpu  209191 0 22727 138375 3819 0 2115 763 0 0").unwrap();
+        assert_eq!(cpu.total, 209191 + 22727 + 138375 + 3819 + 2115 + 763);
+        assert_eq!(cpu.idle, 138375 + 3819);
+        assert_eq!(cpu.steal, 763);
+        assert!(parse_cpu_line("cpu0 1 2 3").is_none());
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        assert!(cpu_ticks(pid).is_ok());
+        assert!(rss_kib(pid).unwrap_or(0) > 0);
+        assert!(context_switches(pid) > 0);
+    }
+}

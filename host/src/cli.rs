@@ -54,6 +54,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
         return Ok(Command::Help);
     };
     match first.as_str() {
+        // `warden server -h` asks for the usage, as `vault server -h` does.
+        "server" if rest.iter().any(|a| matches!(a.as_str(), "-h" | "-help" | "--help")) => Ok(Command::Help),
         "server" => parse_server(rest).map(Command::Server),
         "version" | "-version" | "--version" => Ok(Command::Version),
         "help" | "-h" | "-help" | "--help" => Ok(Command::Help),
@@ -121,7 +123,6 @@ fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
                 o.log_level_set = true;
             }
             "config" => o.config = Some(PathBuf::from(value()?)),
-            "h" | "help" => bail!("{USAGE}"),
             _ => bail!("unknown flag {arg:?}\n\n{USAGE}"),
         }
     }
@@ -174,5 +175,14 @@ mod tests {
     fn unknown_flags_are_refused() {
         assert!(parse(&args("server -dev -bogus")).is_err());
         assert!(parse(&args("server")).is_err());
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        for a in ["-h", "--help", "help"] {
+            assert!(matches!(parse(&args(a)), Ok(Command::Help)), "{a}");
+        }
+        assert!(matches!(parse(&args("server -h")), Ok(Command::Help)));
+        assert!(matches!(parse(&args("server -dev -help")), Ok(Command::Help)));
     }
 }

@@ -106,8 +106,17 @@ pub async fn warden_gets(client: &Client, path: &str, n: usize, clients: usize) 
     collect(tasks, started).await
 }
 
-/// utime + stime of a process in clock ticks (USER_HZ, 1/100 s on every
-/// architecture Warden runs on), from /proc/<pid>/stat.
+/// Linux's USER_HZ, the unit of /proc's CPU times: 100 on every
+/// architecture Warden runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Milliseconds of CPU in `ticks` (from [`cpu_ticks`]).
+pub fn ticks_ms(ticks: u64) -> f64 {
+    ticks as f64 * 1000.0 / TICKS_PER_SECOND
+}
+
+/// utime + stime of a process in clock ticks (see [`ticks_ms`]), from
+/// /proc/<pid>/stat.
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;

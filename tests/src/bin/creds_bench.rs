@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, rss_kib, warden_gets};
+use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, rss_kib, ticks_ms, warden_gets};
 use warden_tests::fixtures::postgres_config;
 use warden_tests::util::random_alnum;
 use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres, WardenServer};
@@ -93,7 +93,7 @@ async fn main() -> Result<()> {
         let conc = warden_gets(&client, CREDS, n, clients).await?;
         let ticks = cpu_ticks(pid)?.saturating_sub(cpu_before);
         cpu_ticks_total += ticks;
-        cpu_per_cred.push(ticks as f64 * 10.0 / n as f64);
+        cpu_per_cred.push(ticks_ms(ticks) / n as f64);
         conc.print(
             &format!(
                 "round {round}: warden concurrent ({clients} clients; {})",
@@ -107,7 +107,7 @@ async fn main() -> Result<()> {
     }
     let n_conc = n * rounds;
     let ticks = cpu_ticks_total;
-    let cpu_ms = ticks as f64 * 10.0;
+    let cpu_ms = ticks_ms(ticks);
     println!(
         "warden server CPU: {:.3} ms/cred (utime+stime {} ticks = {cpu_ms:.0} ms over {n_conc} creds, {clients} clients)",
         cpu_ms / n_conc as f64,

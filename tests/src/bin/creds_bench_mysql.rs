@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
-use warden_tests::bench::{MachineCpu, Run, collect, context_switches, cpu_ticks, list, median, warden_gets};
+use warden_tests::bench::{MachineCpu, Run, collect, context_switches, cpu_ticks, list, median, ticks_ms, warden_gets};
 use warden_tests::util::random_alnum;
 use warden_tests::{Client, MyScratch, TestMariaDb, WardenServer};
 
@@ -84,7 +84,7 @@ async fn main() -> Result<()> {
         drop_direct(&db, &batch).await?;
         let (machine, before, switches_before) = (MachineCpu::now(), cpu_ticks(pid)?, context_switches(pid));
         let warden = warden_gets(&client, CREDS, n, clients).await?;
-        cpu.push((cpu_ticks(pid)? - before) as f64 * 10.0 / n as f64);
+        cpu.push(ticks_ms(cpu_ticks(pid)? - before) / n as f64);
         switches.push(context_switches(pid).saturating_sub(switches_before) as f64 / n as f64);
         warden.print(
             &format!("round {round}: warden ({clients} clients; {})", machine.since()),

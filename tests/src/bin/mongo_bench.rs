@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use mongodb::bson::doc;
 use serde_json::json;
-use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, warden_gets};
+use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, ticks_ms, warden_gets};
 use warden_tests::util::random_alnum;
 use warden_tests::{Client, TestMongo, WardenServer};
 
@@ -73,7 +73,7 @@ async fn main() -> Result<()> {
         let (machine, before) = (MachineCpu::now(), cpu_ticks(pid)?);
         let warden = warden_gets(&client, CREDS, n, clients).await?;
         let ticks = cpu_ticks(pid)?.saturating_sub(before);
-        cpu.push(ticks as f64 * 10.0 / n as f64);
+        cpu.push(ticks_ms(ticks) / n as f64);
         warden.print(
             &format!("round {round}: warden creds ({clients} clients; {})", machine.since()),
             "creds",

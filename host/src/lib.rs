@@ -16,6 +16,7 @@ pub mod error;
 pub mod imports;
 pub mod logical;
 pub mod node;
+pub mod panic_guard;
 pub mod runtime;
 pub mod server;
 pub mod storage;

@@ -169,43 +169,47 @@ impl Node {
     }
 
     /// `sys/unseal`: add one share (hex or base64), or `reset` the progress.
+    /// On a node that is already unsealed (one more key holder than the
+    /// threshold) it just answers the seal status, as Vault does.
     pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<Value> {
         let _t = self.transition.lock().await;
-        let config = match &mut *self.state() {
-            State::Uninitialized => return Err(Error::bad("Vault is not initialized")),
-            State::Unsealed { .. } => return Ok(self.seal_status()),
-            State::Sealed { shares, nonce, config } => {
-                if reset {
-                    shares.clear();
-                    nonce.clear();
-                    None
-                } else {
-                    let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
-                        Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
-                    })?;
-                    let bytes = decode_key(key)?;
-                    if shares.is_empty() {
-                        *nonce = uuid::Uuid::new_v4().to_string();
+        // The state lock is taken in this block only: `seal_status` and
+        // `open_with` take it again, and a std mutex is not re-entrant.
+        let ready = {
+            let mut state = self.state();
+            match &mut *state {
+                State::Uninitialized => return Err(Error::bad("Vault is not initialized")),
+                State::Unsealed { .. } => None,
+                State::Sealed { shares, nonce, config } => {
+                    if reset {
+                        shares.clear();
+                        nonce.clear();
+                        None
+                    } else {
+                        let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
+                            Error::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
+                        })?;
+                        let bytes = decode_key(key)?;
+                        if shares.is_empty() {
+                            *nonce = uuid::Uuid::new_v4().to_string();
+                        }
+                        // Vault ignores a share entered twice.
+                        if !shares.iter().any(|s| s.as_slice() == bytes.as_slice()) {
+                            shares.push(bytes);
+                        }
+                        if shares.len() >= config.secret_threshold as usize {
+                            nonce.clear();
+                            Some((*config, std::mem::take(shares)))
+                        } else {
+                            None
+                        }
                     }
-                    // Vault ignores a share entered twice.
-                    if !shares.iter().any(|s| s.as_slice() == bytes.as_slice()) {
-                        shares.push(bytes);
-                    }
-                    (shares.len() >= config.secret_threshold as usize).then_some(*config)
                 }
             }
         };
-        let Some(config) = config else {
-            return Ok(self.seal_status());
-        };
-        let taken: Vec<Zeroizing<Vec<u8>>> = match &mut *self.state() {
-            State::Sealed { shares, nonce, .. } => {
-                nonce.clear();
-                std::mem::take(shares)
-            }
-            _ => Vec::new(),
-        };
-        self.open_with(&config, &taken).await?;
+        if let Some((config, taken)) = ready {
+            self.open_with(&config, &taken).await?;
+        }
         Ok(self.seal_status())
     }
 

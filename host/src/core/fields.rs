@@ -9,8 +9,24 @@ fn convert_err(field: &str, msg: impl std::fmt::Display) -> Error {
     Error::bad(format!("error converting input for field {field:?}: {msg}"))
 }
 
+/// The longest duration Vault can hold, in seconds: Go's `time.Duration`
+/// is an int64 of nanoseconds (about 292 years). Longer input is refused
+/// where it is parsed, so every TTL, period and window stored is in range
+/// and no timestamp computed from one can overflow later.
+pub const MAX_DURATION_SECS: i64 = i64::MAX / 1_000_000_000;
+
+/// The error for a duration past [`MAX_DURATION_SECS`] either way.
+fn out_of_range(input: impl std::fmt::Display) -> String {
+    format!(
+        "duration {input} is out of range: at most {MAX_DURATION_SECS} seconds ({}) either way",
+        super::ttl::human(MAX_DURATION_SECS)
+    )
+}
+
 /// Parse a Go duration ("1h30m", "300ms", "-2s") into whole seconds, or a
 /// bare number as seconds; "d" is accepted as 24h as Vault's parseutil does.
+/// Anything longer than [`MAX_DURATION_SECS`] is an error (Go's
+/// `time.ParseDuration` refuses what overflows its int64 too).
 pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
     let s = input.trim();
     let invalid = || format!("time: invalid duration {input:?}");
@@ -18,7 +34,7 @@ pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
         return Ok(0);
     }
     if let Ok(n) = s.parse::<i64>() {
-        return Ok(n);
+        return in_range(n).ok_or_else(|| out_of_range(format!("{input:?}")));
     }
     let (neg, mut rest) = match s.as_bytes()[0] {
         b'-' => (true, &s[1..]),
@@ -54,19 +70,34 @@ pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
         nanos += value * unit;
         rest = &rest[unit_end..];
     }
-    let secs = (nanos / 1e9).trunc() as i64;
+    let secs = (nanos / 1e9).trunc();
+    // Also catches an infinite sum (a number too long for f64).
+    if !secs.is_finite() || secs > MAX_DURATION_SECS as f64 {
+        return Err(out_of_range(format!("{input:?}")));
+    }
+    let secs = secs as i64;
     Ok(if neg { -secs } else { secs })
+}
+
+fn in_range(secs: i64) -> Option<i64> {
+    (-MAX_DURATION_SECS..=MAX_DURATION_SECS).contains(&secs).then_some(secs)
 }
 
 /// A duration field in seconds; absent means `None`.
 pub fn duration(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     match data.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| convert_err(field, "not a number of seconds")),
+        Some(Value::Number(n)) => {
+            let secs = match n.as_i64() {
+                Some(i) => in_range(i),
+                // A float (or an integer past i64) counts in whole seconds.
+                None => n
+                    .as_f64()
+                    .filter(|f| f.abs() <= MAX_DURATION_SECS as f64)
+                    .map(|f| f.trunc() as i64),
+            };
+            secs.map(Some).ok_or_else(|| convert_err(field, out_of_range(n)))
+        }
         Some(Value::String(s)) => parse_duration(s).map(Some).map_err(|e| convert_err(field, e)),
         Some(other) => Err(convert_err(field, format!("cannot parse {other} as a duration"))),
     }
@@ -183,6 +214,45 @@ mod tests {
             Err("time: invalid duration \"banana\"".into())
         );
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn durations_past_gos_int64_nanoseconds_are_refused() {
+        assert_eq!(parse_duration("9223372036"), Ok(MAX_DURATION_SECS));
+        assert_eq!(parse_duration("-9223372036"), Ok(-MAX_DURATION_SECS));
+        for bad in [
+            "9223372037",
+            "10000000000000",
+            "9223372036854775807",
+            "9999999999999h",
+            "2562048h",
+            "-2562048h",
+            &"9".repeat(400),
+            &format!("{}s", "9".repeat(400)),
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("out of range"), "{bad}: {e}");
+        }
+        assert_eq!(parse_duration("2562047h"), Ok(2562047 * 3600));
+        for (body, ok) in [
+            (serde_json::json!({"t": 10000000000000i64}), false),
+            (serde_json::json!({"t": i64::MAX}), false),
+            (serde_json::json!({"t": u64::MAX}), false),
+            (serde_json::json!({"t": 1e308}), false),
+            (serde_json::json!({"t": -1e13}), false),
+            (serde_json::json!({"t": 9223372036i64}), true),
+            (serde_json::json!({"t": 1.5}), true),
+        ] {
+            let got = duration(body.as_object().unwrap(), "t");
+            assert_eq!(got.is_ok(), ok, "{body}: {got:?}");
+            if let Err(e) = got {
+                assert!(
+                    e.to_string()
+                        .starts_with("error converting input for field \"t\": duration"),
+                    "{e}"
+                );
+            }
+        }
     }
 
     #[test]

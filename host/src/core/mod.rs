@@ -163,18 +163,25 @@ impl Core {
         };
         if let Some(secret) = resp.secret.take() {
             let now = Utc::now();
+            // Engines cap their TTLs; an out-of-range one would be a bug, and
+            // is refused rather than stored (the secret is undone below).
+            let expiry = ttl::expiry(now, secret.ttl);
             let entry = LeaseEntry {
                 lease_id: inner.lease_id.clone(),
                 path: req.path.trim_end_matches('/').to_string(),
                 mount_path: mount.path().to_string(),
                 internal: secret.internal,
                 issue_time: now,
-                expire_time: now + chrono::Duration::seconds(secret.ttl),
+                expire_time: *expiry.as_ref().unwrap_or(&now),
                 last_renewal: None,
                 renewable: secret.renewable,
                 revoke: Default::default(),
             };
-            if let Err(e) = self.expiration.save(&entry).await {
+            let saved = match expiry {
+                Ok(_) => self.expiration.save(&entry).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = saved {
                 // No lease, no secret: undo what the engine created.
                 match mount.engine.revoke(&mount, &entry).await {
                     Ok(()) => {
@@ -434,7 +441,7 @@ impl Core {
                 ttl::human(granted.ttl)
             ));
         }
-        let expires = now + chrono::Duration::seconds(granted.ttl);
+        let expires = ttl::expiry(now, granted.ttl)?;
         mount.engine.renew(&mount, &lease, expires).await?;
         lease.expire_time = expires;
         lease.last_renewal = Some(now);

@@ -2,7 +2,8 @@
 //! `framework.CalculateTTL`): a requested TTL, capped by the effective max
 //! TTL and, for renewals, by the time left until issue time + max TTL.
 
-use chrono::{DateTime, Utc};
+use crate::error::{Error, Result};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// Vault's built-in default and maximum lease TTL: 32 days.
 pub const SYSTEM_DEFAULT_TTL: i64 = 768 * 3600;
@@ -72,7 +73,9 @@ pub fn calculate(
     };
     let mut warning = None;
     let cap = match issued {
-        Some(issued) => (issued + chrono::Duration::seconds(max) - now).num_seconds().max(0),
+        // Past the end of time (only a value stored before durations were
+        // bounded can get there) nothing caps it but `max` itself.
+        Some(issued) => add_secs(issued, max).map_or(max, |end| (end - now).num_seconds().clamp(0, max)),
         None => max,
     };
     if ttl > cap {
@@ -86,6 +89,19 @@ pub fn calculate(
         ttl = cap;
     }
     Granted { ttl, warning }
+}
+
+/// `t` plus `secs` seconds, or None past what a timestamp can hold. Every
+/// timestamp computed from a TTL, period or window goes through here (or
+/// [`expiry`]): chrono's `+` panics on overflow.
+pub fn add_secs(t: DateTime<Utc>, secs: i64) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(TimeDelta::try_seconds(secs)?)
+}
+
+/// When something granted `ttl` seconds at `now` expires; a TTL too long
+/// for a timestamp is refused (400) rather than wrapped or panicked on.
+pub fn expiry(now: DateTime<Utc>, ttl: i64) -> Result<DateTime<Utc>> {
+    add_secs(now, ttl).ok_or_else(|| Error::bad(format!("TTL of {ttl} seconds is out of range")))
 }
 
 /// A duration the way Vault prints it in warnings: "2h", "1h30m", "45s".
@@ -136,6 +152,21 @@ mod tests {
         assert_eq!(g.ttl, 600);
         let g = calculate(1200, 3600, 3600, 0, 0, Some(issued), now);
         assert_eq!(g.ttl, 600);
+    }
+
+    #[test]
+    fn extreme_ttls_never_overflow() {
+        let now = Utc::now();
+        for v in [i64::MAX, i64::MIN, 10_000_000_000_000, -1, 0] {
+            let g = calculate(v, v, v, v, v, Some(now), now);
+            assert!(g.ttl >= 0, "{v}: {g:?}");
+            let g = calculate(v, v, v, v, v, None, now);
+            assert!(g.ttl <= v.max(SYSTEM_DEFAULT_TTL), "{v}: {g:?}");
+        }
+        assert!(expiry(now, i64::MAX).is_err());
+        assert!(expiry(now, 10_000_000_000_000).is_err());
+        assert_eq!(expiry(now, 60).unwrap(), now + TimeDelta::seconds(60));
+        assert_eq!(add_secs(DateTime::<Utc>::MAX_UTC, 1), None);
     }
 
     #[test]

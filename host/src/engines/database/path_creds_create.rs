@@ -41,6 +41,8 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
         None,
         Utc::now(),
     );
+    // Checked before anything is created: a TTL past the end of time is a 400.
+    let expiration = ttl::expiry(Utc::now(), granted.ttl)?;
     // The role's own policy first, then the connection's (as Vault).
     let policy = role
         .credential_config
@@ -49,7 +51,6 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
         .filter(|p| !p.is_empty())
         .unwrap_or(&config.password_policy);
     let password = generate_password(engine, policy).await?;
-    let expiration = Utc::now() + chrono::Duration::seconds(granted.ttl);
 
     let request = db::NewUserRequest {
         username_config: db::UsernameMetadata {

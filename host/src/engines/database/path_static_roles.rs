@@ -7,8 +7,8 @@
 
 use super::cron::Schedule;
 use super::{DatabaseEngine, multierror, path_roles, scheduler};
-use crate::core::fields;
 use crate::core::mounts::MountEntry;
+use crate::core::{fields, ttl};
 use crate::error::{Error, Result};
 use crate::logical::{Operation, Reply, Request, Response};
 use chrono::{DateTime, Utc};
@@ -64,10 +64,11 @@ impl StaticRole {
             .flatten()
     }
 
-    /// The rotation due after one at `t`.
+    /// The rotation due after one at `t` (None: never, or past the end of
+    /// time, which a checked write never stores).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.uses_period() {
-            Some(t + chrono::Duration::seconds(self.rotation_period))
+            ttl::add_secs(t, self.rotation_period)
         } else {
             self.schedule().and_then(|s| s.next(t))
         }
@@ -82,7 +83,9 @@ impl StaticRole {
     /// True when a schedule-based role's window for the rotation due at
     /// `due` has closed by `now` (Vault then skips to the next time).
     pub fn window_closed(&self, due: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        !self.uses_period() && self.rotation_window > 0 && now >= due + chrono::Duration::seconds(self.rotation_window)
+        !self.uses_period()
+            && self.rotation_window > 0
+            && ttl::add_secs(due, self.rotation_window).is_some_and(|end| now >= end)
     }
 
     /// Seconds until the password changes (Vault's CredentialTTL): from the
@@ -90,7 +93,7 @@ impl StaticRole {
     fn ttl(&self, now: DateTime<Utc>) -> i64 {
         let next = if self.uses_period() {
             self.last_vault_rotation
-                .map(|l| l + chrono::Duration::seconds(self.rotation_period))
+                .and_then(|l| ttl::add_secs(l, self.rotation_period))
         } else {
             self.next_scheduled(now)
         };
@@ -262,6 +265,12 @@ fn parse(existing: Option<&StaticRole>, d: &Map<String, Value>) -> Result<Static
         }
         role.rotation_window = window;
     }
+    // Everything a rotation will compute is computed once here, before the
+    // database is touched: a rotation that changed the password and then
+    // failed to schedule the next one would lose it.
+    if role.uses_period() && role.next_after(Utc::now()).is_none() {
+        return Err(Error::bad("rotation_period is out of range"));
+    }
     if let Some(v) = fields::string_list(d, "rotation_statements")? {
         role.rotation_statements = v;
     }
@@ -295,13 +304,26 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
     }
 
     if existing.is_none() {
-        // Creating: take over the user by setting a password now. On failure
-        // nothing is stored (the rotation wrote no role, and its write-ahead
-        // record is removed here).
-        if let Err(e) = scheduler::rotate(engine, mount, name, &mut role).await {
-            mount.storage.delete(&scheduler::wal_key(name)).await?;
-            return Err(Error::bad(format!("error setting credentials: {}", message(&e))));
-        }
+        // Creating: take over the user by setting a password now. If the
+        // database refuses, nothing is stored (its write-ahead record is
+        // removed here).
+        let password = match scheduler::change_password(engine, mount, name, &role).await {
+            Ok(password) => password,
+            Err(e) => {
+                mount.storage.delete(&scheduler::wal_key(name)).await?;
+                return Err(Error::bad(format!("error setting credentials: {}", message(&e))));
+            }
+        };
+        // The database has the new password: from here a failure keeps the
+        // write-ahead record, and writing the role again reuses it.
+        scheduler::commit_rotation(mount, name, &mut role, password)
+            .await
+            .map_err(|e| {
+                Error::internal(format!(
+                    "the password was changed but the role could not be stored ({}); write the role again to finish",
+                    message(&e)
+                ))
+            })?;
     } else {
         // Updating: no rotation; a new period or schedule counts from the
         // last rotation (as Vault does).

@@ -193,7 +193,11 @@ async fn run(engine: &DatabaseEngine, mount: &MountEntry) {
             Some(_) => {}
         }
         for (name, due) in statics.due(Utc::now()) {
-            process(engine, mount, &name, &due).await;
+            // One role's failure, even a panic, must not stop the others.
+            if let Err(panic) = crate::panic_guard::guard(process(engine, mount, &name, &due)).await {
+                let delay = statics.retry_later(&name);
+                tracing::error!(role = %name, panic = %panic, retry_in_s = delay.as_secs(), "static role rotation panicked; retrying later");
+            }
         }
     }
 }
@@ -266,6 +270,20 @@ async fn process(engine: &DatabaseEngine, mount: &MountEntry, name: &str, due: &
 /// the database sees it; a recorded one is reused, because a failed attempt
 /// may have reached the database. On failure the role is unchanged.
 pub async fn rotate(engine: &DatabaseEngine, mount: &MountEntry, name: &str, role: &mut StaticRole) -> Result<()> {
+    let password = change_password(engine, mount, name, role).await?;
+    commit_rotation(mount, name, role, password).await
+}
+
+/// The first half of a rotation: record a new password (or reuse the
+/// recorded one) and have the database take it. Returns the password, which
+/// from now on lives only in the write-ahead record until
+/// [`commit_rotation`] stores it in the role.
+pub async fn change_password(
+    engine: &DatabaseEngine,
+    mount: &MountEntry,
+    name: &str,
+    role: &StaticRole,
+) -> Result<String> {
     let config = engine.config(mount, &role.db_name).await?;
     let recorded: Option<StaticWal> = mount.storage.get_json(&wal_key(name)).await?;
     let password = match recorded {
@@ -291,11 +309,20 @@ pub async fn rotate(engine: &DatabaseEngine, mount: &MountEntry, name: &str, rol
         &role.rotation_statements,
     )
     .await?;
+    Ok(password)
+}
+
+/// The second half: the role takes the password the database now has, and
+/// only then is the write-ahead record dropped. If storing fails the record
+/// stays, so the next attempt (or start-up recovery) reuses the password.
+pub async fn commit_rotation(mount: &MountEntry, name: &str, role: &mut StaticRole, password: String) -> Result<()> {
     let now = Utc::now();
-    role.password = password;
-    role.last_vault_rotation = Some(now);
-    role.next_vault_rotation = role.next_after(now);
-    path_static_roles::store(mount, name, role).await?;
+    let mut rotated = role.clone();
+    rotated.password = password;
+    rotated.last_vault_rotation = Some(now);
+    rotated.next_vault_rotation = role.next_after(now);
+    path_static_roles::store(mount, name, &rotated).await?;
+    *role = rotated;
     mount.storage.delete(&wal_key(name)).await?;
     Ok(())
 }
@@ -369,10 +396,13 @@ async fn recover(engine: &DatabaseEngine, mount: &MountEntry) -> Result<()> {
             );
         }
     }
-    // Records of roles deleted since are of no use.
+    // A record without a role is a creation that was interrupted (deleting
+    // a role deletes its record). The database may already have the
+    // recorded password, so the record is kept: writing the role again with
+    // the same username reuses it.
     for name in mount.storage.list("wal/static/").await? {
         if !roles.contains(&name) {
-            mount.storage.delete(&wal_key(&name)).await?;
+            tracing::warn!(mount = %mount.path(), role = %name, "a static role's creation was interrupted after its new password was recorded; write the role again to finish it");
         }
     }
     let count = queue.len();

@@ -57,7 +57,7 @@ pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &
         creation_statements: vec![statement],
         rollback_statements: vec![],
         credential: db::Credential::Password(password.clone()),
-        expiration: (Utc::now() + chrono::Duration::seconds(granted.ttl)).timestamp(),
+        expiration: ttl::expiry(Utc::now(), granted.ttl)?.timestamp(),
         username: None,
     };
     let config = driver_config(&conn.uri);

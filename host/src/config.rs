@@ -244,7 +244,15 @@ impl Value {
     /// A Go duration string ("768h", "30m") or a number of seconds.
     fn duration(&self, key: &str, line: usize) -> Result<i64> {
         match self {
-            Value::Num(n) if *n >= 0.0 && n.fract() == 0.0 => Ok(*n as i64),
+            Value::Num(n) if *n >= 0.0 && n.fract() == 0.0 => {
+                if *n > crate::core::fields::MAX_DURATION_SECS as f64 {
+                    bail!(
+                        "{line}: {key} is out of range: at most {} seconds",
+                        crate::core::fields::MAX_DURATION_SECS
+                    );
+                }
+                Ok(*n as i64)
+            }
             Value::Str(s) => match crate::core::fields::parse_duration(s) {
                 Ok(secs) if secs >= 0 => Ok(secs),
                 Ok(_) => bail!("{line}: {key} cannot be negative"),
@@ -566,6 +574,8 @@ disable_mlock     = true
         assert!(error(&format!("{base}bogus = 1\n")).starts_with("3: unknown setting \"bogus\""));
         assert!(error(&format!("{base}\n\nlog_level = \"loud\"")).starts_with("5: log_level"));
         assert!(error(&format!("{base}max_lease_ttl = \"1x\"")).starts_with("3: max_lease_ttl"));
+        assert!(error(&format!("{base}max_lease_ttl = \"9999999999h\"")).starts_with("3: max_lease_ttl"));
+        assert!(error(&format!("{base}max_lease_ttl = 10000000000000")).starts_with("3: max_lease_ttl"));
         assert!(error("storage \"sqlite\" {\n  path = \"x\"\n  paht = \"y\"\n}").starts_with("3: unknown sqlite"));
         assert!(error("listener \"tcp\" {\n address = \"nope\"\n tls_disable = true\n}").starts_with("2: address"));
         assert!(error("storage \"s3\" {}").starts_with("1: unsupported storage"));

@@ -99,7 +99,12 @@ impl Core {
     async fn recover(&self) -> usize {
         let mut pending = 0;
         for mount in self.mounts() {
-            match mount.engine.recover(&mount, &self.expiration).await {
+            // A panic in one mount's recovery counts as a failure of that
+            // mount alone: retried later like a database that was down.
+            let recovered = crate::panic_guard::guard(mount.engine.recover(&mount, &self.expiration))
+                .await
+                .unwrap_or_else(|panic| Err(Error::internal(format!("recovery panicked: {panic}"))));
+            match recovered {
                 Ok((0, 0)) => {}
                 Ok((rolled_back, left)) => {
                     tracing::warn!(

@@ -83,6 +83,7 @@ impl SqlPools {
                 .map_err(|e| Error::BadParameter(format!("invalid connection URL: {}", scrub(&e.to_string(), url))))?
                 // Statements carry passwords: sqlx must never log them.
                 .disable_statement_logging();
+            check_pg_username(connect.get_username()).map_err(Error::BadParameter)?;
             Db::Pg(ConnPool::new(
                 connect,
                 max_open,
@@ -221,6 +222,18 @@ fn mysql_options(url: &str) -> Result<MySqlConnectOptions, Error> {
 }
 
 /// Remove a URL (which holds a password) from an error text.
+/// A PostgreSQL login name that SCRAM authentication can carry. SCRAM
+/// sends the name through SASLprep (RFC 4013), which refuses some
+/// characters (unassigned code points, some symbols and controls); sqlx
+/// panics on such a name instead of failing the connection, so it is
+/// refused here, before any connection is tried.
+pub fn check_pg_username(username: &str) -> Result<(), String> {
+    // sqlx prepares "n=<name>"; the prefix never changes the outcome.
+    stringprep::saslprep(username).map(drop).map_err(|_| {
+        "the username cannot be used to log in to PostgreSQL: SASLprep (RFC 4013), which SCRAM authentication applies to it, refuses one of its characters".to_string()
+    })
+}
+
 fn scrub(msg: &str, url: &str) -> String {
     if url.is_empty() {
         msg.to_string()

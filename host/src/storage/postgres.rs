@@ -45,6 +45,8 @@ impl PostgresBackend {
             .map_err(|_| StorageError::Backend("postgres: invalid connection URL".into()))?
             // Statement logging would print every query, with its timing, at info level.
             .disable_statement_logging();
+        crate::imports::sql::check_pg_username(options.get_username())
+            .map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             // A broken connection fails its query and is dropped; pinging

@@ -72,6 +72,58 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// A connection URL with a password written into it literally, with the
+/// password shown as `***` (`postgresql://u:***@host/db`; a Go MySQL DSN
+/// `u:***@tcp(host)/db` likewise). The `{{password}}` placeholder is no
+/// secret and stays. Reads must never return a password, wherever it was put.
+fn mask_url_password(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    // Where the user information ends: a URL's authority ends at its path,
+    // query or fragment; a DSN's at its last '/' (as Go's MySQL driver reads it).
+    let authority_end = if scheme.is_empty() {
+        rest.rfind('/').unwrap_or(rest.len())
+    } else {
+        rest.find(['/', '?', '#']).unwrap_or(rest.len())
+    };
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return url.to_string();
+    };
+    let password = &rest[colon + 1..at];
+    if password.is_empty() || password == "{{password}}" {
+        return url.to_string();
+    }
+    format!("{scheme}{}***{}", &rest[..=colon], &rest[at..])
+}
+
+/// Login names the database cannot take are refused when the connection is
+/// written, even unverified, rather than failing (or worse) at first use.
+fn check_login_names(details: &Map<String, Value>) -> Result<()> {
+    let url = details.get("connection_url").and_then(Value::as_str).unwrap_or("");
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    let mut names: Vec<String> = Vec::new();
+    if let Some(Value::String(u)) = details.get("username") {
+        names.push(u.clone());
+    }
+    if let Ok(parsed) = url::Url::parse(url) {
+        let user = percent_encoding::percent_decode_str(parsed.username()).decode_utf8_lossy();
+        if !user.is_empty() && user != "{{username}}" && !user.contains("%7B%7B") {
+            names.push(user.into_owned());
+        }
+    }
+    for name in names {
+        crate::imports::sql::check_pg_username(&name).map_err(|e| Error::bad(format!("username: {e}")))?;
+    }
+    Ok(())
+}
+
 fn key(name: &str) -> String {
     format!("config/{name}")
 }
@@ -104,6 +156,9 @@ pub async fn handle(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req
             let mut details = config.connection_details.clone();
             for secret in SECRET_DETAILS {
                 details.remove(*secret);
+            }
+            if let Some(Value::String(url)) = details.get_mut("connection_url") {
+                *url = mask_url_password(url);
             }
             Ok(Some(Response::data(json!({
                 "allowed_roles": config.allowed_roles,
@@ -160,6 +215,7 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
         connection_details: details,
         verify_connection,
     };
+    check_login_names(&config.connection_details)?;
     let created = |e: Error| Error::bad(format!("error creating database object: {e}"));
     let mut driver = engine.driver(mount, name, &config).await.map_err(created)?;
     driver
@@ -174,7 +230,51 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{check_login_names, glob_match, mask_url_password};
+    use serde_json::json;
+
+    #[test]
+    fn a_password_written_into_the_url_is_masked() {
+        for (url, shown) in [
+            ("postgresql://u:secret@host/db", "postgresql://u:***@host/db"),
+            (
+                "postgres://u:p%40ss@h:5432/db?sslmode=disable",
+                "postgres://u:***@h:5432/db?sslmode=disable",
+            ),
+            (
+                "postgresql://{{username}}:{{password}}@h/db",
+                "postgresql://{{username}}:{{password}}@h/db",
+            ),
+            ("postgresql://u@h/db", "postgresql://u@h/db"),
+            ("postgresql://h/db?user=a@b", "postgresql://h/db?user=a@b"),
+            ("u:pw@tcp(127.0.0.1:3306)/db", "u:***@tcp(127.0.0.1:3306)/db"),
+            (
+                "{{username}}:{{password}}@tcp(h:3306)/",
+                "{{username}}:{{password}}@tcp(h:3306)/",
+            ),
+            (
+                "mongodb://admin:s3cr3t@h:27017/admin",
+                "mongodb://admin:***@h:27017/admin",
+            ),
+            ("", ""),
+            ("@:", "@:"),
+        ] {
+            assert_eq!(mask_url_password(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn login_names_scram_cannot_carry_are_refused() {
+        let ok = json!({"connection_url": "postgresql://{{username}}:{{password}}@h/db", "username": "app"});
+        assert!(check_login_names(ok.as_object().unwrap()).is_ok());
+        let bad = json!({"connection_url": "postgresql://{{username}}:{{password}}@h/db", "username": "app\u{1F511}"});
+        assert!(check_login_names(bad.as_object().unwrap()).is_err());
+        let in_url = json!({"connection_url": "postgresql://app%F0%9F%94%91:pw@h/db"});
+        assert!(check_login_names(in_url.as_object().unwrap()).is_err());
+        // Not PostgreSQL: not its rule.
+        let my = json!({"connection_url": "{{username}}:{{password}}@tcp(h:3306)/", "username": "app\u{1F511}"});
+        assert!(check_login_names(my.as_object().unwrap()).is_ok());
+    }
 
     #[test]
     fn allowed_roles_match_names_and_globs() {

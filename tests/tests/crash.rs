@@ -87,11 +87,17 @@ async fn sigkill_while_issuing_leaves_no_role_without_a_lease() -> Result<()> {
         ensure!(status == 200, "a received credential lost its lease: {status} {body}");
     }
     // Every generated role has a lease: as many roles as leases (one user per
-    // lease), and every received user among them.
-    let roles = scratch.roles_like("v-token-crash-%").await?;
+    // lease), and every received user among them. Crash recovery drops the
+    // users whose lease was never stored in the background, so wait for it.
     let (status, body) = client.list("/v1/sys/leases/lookup/db/creds/crash/").await?;
     ensure!(status == 200, "{status} {body}");
     let leases = keys_of(&body)?;
+    let mut roles = scratch.roles_like("v-token-crash-%").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while roles.len() != leases.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        roles = scratch.roles_like("v-token-crash-%").await?;
+    }
     ensure!(
         roles.len() == leases.len(),
         "{} generated roles but {} leases after the crash (received {})",

@@ -11,7 +11,7 @@ use crate::storage::View;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -112,6 +112,26 @@ pub struct Expiration {
     queue: Mutex<Queue>,
     wake: Notify,
     policy: RetryPolicy,
+    /// Lease ids of requests being handled right now, which may be issuing
+    /// a secret whose lease is not stored yet: crash recovery, which runs
+    /// while requests are served, must leave their write-ahead records alone.
+    issuing: Mutex<HashSet<String>>,
+}
+
+/// Marks a lease id as being issued until dropped ([`Expiration::issuing`]).
+pub struct Issuing<'a> {
+    expiration: &'a Expiration,
+    lease_id: String,
+}
+
+impl Drop for Issuing<'_> {
+    fn drop(&mut self) {
+        self.expiration
+            .issuing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.lease_id);
+    }
 }
 
 impl Expiration {
@@ -125,7 +145,32 @@ impl Expiration {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             policy,
+            issuing: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Mark `lease_id` as being issued by a request in flight, until the
+    /// guard is dropped (after its lease is stored, or the request failed).
+    pub fn issuing(&self, lease_id: &str) -> Issuing<'_> {
+        self.issuing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lease_id.to_string());
+        Issuing {
+            expiration: self,
+            lease_id: lease_id.to_string(),
+        }
+    }
+
+    /// True while a request that may issue `lease_id` is in flight. Check
+    /// it before looking the lease up: a request unmarks its id only after
+    /// its lease is stored, so "not issuing, and no lease" means no lease
+    /// will come.
+    pub fn is_issuing(&self, lease_id: &str) -> bool {
+        self.issuing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(lease_id)
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -330,6 +375,16 @@ mod tests {
             renewable: true,
             revoke: RevokeState::default(),
         }
+    }
+
+    #[test]
+    fn a_lease_id_is_issuing_until_its_guard_drops() {
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), "sys/expire/id/"));
+        let guard = exp.issuing("db/creds/app/x");
+        assert!(exp.is_issuing("db/creds/app/x"));
+        assert!(!exp.is_issuing("db/creds/app/y"));
+        drop(guard);
+        assert!(!exp.is_issuing("db/creds/app/x"));
     }
 
     #[tokio::test]

@@ -46,9 +46,10 @@ pub struct Core {
 
 impl Core {
     /// Build the core over the (unsealed) storage: load the mount table,
-    /// settle what a crash left half done, then re-arm the lease timers in
-    /// the background (requests are served meanwhile: lookups, renewals and
-    /// revocations read storage, not the timer) and start the expiry loop.
+    /// then, in the background while requests are served, settle what a
+    /// crash left half done and re-arm the lease timers (lookups, renewals
+    /// and revocations read storage, not the timer), and start the expiry
+    /// loop.
     pub async fn start(storage: Storage, runtime: Arc<Runtime>) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let core = Arc::new(Core {
@@ -70,7 +71,6 @@ impl Core {
             let entry = core.insert_mount(entry);
             entry.engine.start(entry.clone());
         }
-        let pending = core.recover().await;
         let restore = tokio::spawn({
             let core = core.clone();
             async move {
@@ -86,10 +86,11 @@ impl Core {
             }
         });
         let expiry = tokio::spawn(expiry_loop(core.clone()));
-        let mut tasks = vec![restore, expiry];
-        if pending > 0 {
-            tasks.push(tokio::spawn(recover_loop(core.clone())));
-        }
+        // Crash recovery talks to databases, which may be down: it runs in
+        // the background (as Vault's rollback manager does), never holding
+        // up the unseal that started this core.
+        let recovery = tokio::spawn(recover_loop(core.clone()));
+        let tasks = vec![restore, expiry, recovery];
         *core.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         Ok(core)
     }
@@ -162,6 +163,9 @@ impl Core {
             display_name: req.display_name.clone(),
             lease_id: expiration::new_lease_id(req.path.trim_end_matches('/')),
         };
+        // Until this request's lease is stored (or it failed), crash
+        // recovery leaves its write-ahead record alone.
+        let _issuing = self.expiration.issuing(&inner.lease_id);
         let mut resp = match mount.engine.handle(&mount, &inner).await? {
             None => return Ok(None),
             Some(r) => r,
@@ -455,14 +459,12 @@ impl Core {
     }
 }
 
-/// Retry crash recovery until nothing is pending (a database was down).
+/// Crash recovery: one pass at start-up, then retries with back-off until
+/// nothing is pending (a database was down).
 async fn recover_loop(core: Arc<Core>) {
     let mut wait = std::time::Duration::from_secs(5);
-    loop {
+    while core.recover().await > 0 {
         tokio::time::sleep(wait).await;
-        if core.recover().await == 0 {
-            return;
-        }
         wait = (wait * 2).min(std::time::Duration::from_secs(300));
     }
 }

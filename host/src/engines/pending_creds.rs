@@ -4,7 +4,9 @@
 //! created; the core deletes it once the lease is stored. At start-up
 //! ([`recover`]) a record whose lease exists is finished and just deleted;
 //! one without a lease means the server died in between and nobody holds
-//! the user, so it is revoked as its lease would have been.
+//! the user, so it is revoked as its lease would have been. Recovery runs
+//! in the background while requests are served, so records of requests in
+//! flight are skipped.
 
 use super::SecretsEngine;
 use crate::core::expiration::{Expiration, LeaseEntry};
@@ -47,6 +49,12 @@ pub async fn recover<P: Pending>(
         let Some(record) = mount.storage.get_json::<P>(&key).await? else {
             continue;
         };
+        // Recovery runs while requests are served: a record of a request in
+        // flight is not a leftover (checked before the lease lookup, see
+        // `Expiration::is_issuing`).
+        if expiration.is_issuing(record.lease_id()) {
+            continue;
+        }
         if expiration.get(record.lease_id()).await?.is_some() {
             mount.storage.delete(&key).await?;
             continue;

@@ -26,6 +26,8 @@ pub struct Listener {
     pub tls_disable: bool,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// Timeouts, request size and duration, connection cap.
+    pub http: crate::api::HttpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +144,12 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
         tls_disable: false,
         tls_cert_file: None,
         tls_key_file: None,
+        http: crate::api::HttpLimits::default(),
+    };
+    let secs = |value: &Value, key: &str, line: usize| -> Result<std::time::Duration> {
+        Ok(std::time::Duration::from_secs(
+            value.duration(key, line)?.unsigned_abs(),
+        ))
     };
     for (key, value, line) in attrs(body, "listener")? {
         match key.as_str() {
@@ -155,6 +163,24 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
             "tls_disable" => l.tls_disable = value.boolean(&key, line)?,
             "tls_cert_file" => l.tls_cert_file = Some(PathBuf::from(value.string(&key, line)?)),
             "tls_key_file" => l.tls_key_file = Some(PathBuf::from(value.string(&key, line)?)),
+            "http_read_header_timeout" => l.http.read_header_timeout = secs(&value, &key, line)?,
+            "http_read_timeout" => l.http.read_timeout = secs(&value, &key, line)?,
+            "http_write_timeout" => l.http.write_timeout = secs(&value, &key, line)?,
+            "http_idle_timeout" => l.http.idle_timeout = secs(&value, &key, line)?,
+            // As Vault: 0 is the default (90s).
+            "max_request_duration" => match secs(&value, &key, line)? {
+                d if d.is_zero() => {}
+                d => l.http.max_request_duration = d,
+            },
+            // As Vault: 0 is the default (32 MiB), a negative size no limit.
+            "max_request_size" => match value.integer(&key, line)? {
+                0 => {}
+                n => l.http.max_request_size = usize::try_from(n).ok(),
+            },
+            "max_connections" => match value.integer(&key, line)? {
+                n if n >= 1 => l.http.max_connections = usize::try_from(n).unwrap_or(usize::MAX),
+                _ => bail!("{line}: max_connections must be at least 1"),
+            },
             other => bail!("{line}: unknown listener setting {other:?}"),
         }
     }
@@ -238,6 +264,19 @@ impl Value {
             Value::Num(n) if *n == 1.0 => Ok(true),
             Value::Num(n) if *n == 0.0 => Ok(false),
             _ => bail!("{line}: {key} must be true or false"),
+        }
+    }
+
+    /// A whole number, written as a number or a string ("1024").
+    fn integer(&self, key: &str, line: usize) -> Result<i64> {
+        let n = match self {
+            Value::Num(n) => Some(*n),
+            Value::Str(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(n as i64),
+            _ => bail!("{line}: {key} must be a whole number"),
         }
     }
 
@@ -562,6 +601,31 @@ disable_mlock     = true
                 table: DEFAULT_PG_TABLE.into()
             }
         );
+    }
+
+    #[test]
+    fn listener_http_settings_take_vaults_names() {
+        let cfg = parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n http_read_header_timeout = \"2s\"\n \
+             http_read_timeout = 5\n http_write_timeout = \"1m\"\n http_idle_timeout = \"0\"\n \
+             max_request_size = -1\n max_request_duration = \"0s\"\n max_connections = \"16\"\n}",
+        )
+        .unwrap();
+        let http = &cfg.listeners[0].http;
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(http.read_header_timeout, secs(2));
+        assert_eq!(http.read_timeout, secs(5));
+        assert_eq!(http.write_timeout, secs(60));
+        assert_eq!(http.idle_timeout, secs(0));
+        assert_eq!(http.max_request_size, None, "a negative size is no limit, as in Vault");
+        assert_eq!(http.max_request_duration, secs(90), "0 is the default, as in Vault");
+        assert_eq!(http.max_connections, 16);
+        let defaults = parse("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }").unwrap();
+        assert_eq!(defaults.listeners[0].http, crate::api::HttpLimits::default());
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n";
+        assert!(error(&format!("{base} max_connections = 0\n}}")).starts_with("4: max_connections"));
+        assert!(error(&format!("{base} max_request_size = 1.5\n}}")).starts_with("4: max_request_size"));
+        assert!(error(&format!("{base} http_read_timeout = \"soon\"\n}}")).starts_with("4: http_read_timeout"));
     }
 
     fn error(text: &str) -> String {

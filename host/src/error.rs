@@ -38,6 +38,10 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The HTTP layer refused the request before the API read it (408, 413,
+    /// 414, 431): the status and the reason.
+    #[error("{1}")]
+    Http(StatusCode, String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -59,6 +63,7 @@ impl Error {
             Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Http(status, _) => *status,
         }
     }
 

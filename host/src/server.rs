@@ -110,9 +110,17 @@ async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>) -> anyhow::Result
          Root Token: {}\n",
         init.root_token
     );
-    axum::serve(listener, crate::api::router(node))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::api::listener::serve(
+        listener,
+        None,
+        crate::api::HttpLimits::default(),
+        crate::api::router(node),
+        stopped,
+    ));
+    shutdown().await;
+    let _ = stop.send(true);
+    let _ = server.await;
     Ok(())
 }
 
@@ -139,9 +147,10 @@ async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
         .await
         .context("reading the storage")?;
     let router = crate::api::router(node.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for l in &cfg.listeners {
-        servers.push(listen(l, router.clone()).await?);
+        servers.push(listen(l, router.clone(), stopped.clone()).await?);
     }
     println!(
         "==> Warden server started: storage {}, {}\n",
@@ -153,42 +162,42 @@ async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
         }
     );
     shutdown().await;
+    let _ = stop.send(true);
     for s in servers {
-        s.abort();
+        let _ = s.await;
     }
     Ok(())
 }
 
-/// Bind one listener and serve on it in the background.
-async fn listen(l: &Listener, router: axum::Router) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// Bind one listener and serve on it in the background (api::listener:
+/// the same timeouts and connection cap for plain and TLS listeners).
+async fn listen(
+    l: &Listener,
+    router: axum::Router,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let addr: std::net::SocketAddr = l.address.parse().context("listener address")?;
-    if l.tls_disable {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        println!("    Listener: tcp (addr: {:?}, tls: disabled)", listener.local_addr()?);
-        return Ok(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "listener failed");
-            }
-        }));
-    }
-    let (Some(cert), Some(key)) = (&l.tls_cert_file, &l.tls_key_file) else {
-        anyhow::bail!("listener {addr}: TLS needs tls_cert_file and tls_key_file");
+    let tls = match (l.tls_disable, &l.tls_cert_file, &l.tls_key_file) {
+        (true, _, _) => None,
+        (false, Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => anyhow::bail!("listener {addr}: TLS needs tls_cert_file and tls_key_file"),
     };
-    let tls = crate::tls::server_config(cert, key)?;
-    let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    std_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     println!(
-        "    Listener: tcp (addr: {:?}, tls: enabled)",
-        std_listener.local_addr()?
+        "    Listener: tcp (addr: {:?}, tls: {}, max_connections: {})",
+        listener.local_addr()?,
+        if tls.is_some() { "enabled" } else { "disabled" },
+        l.http.max_connections
     );
-    let server = axum_server::from_tcp_rustls(std_listener, tls);
-    Ok(tokio::spawn(async move {
-        if let Err(e) = server.serve(router.into_make_service()).await {
-            tracing::error!(error = %e, "TLS listener failed");
-        }
-    }))
+    Ok(tokio::spawn(crate::api::listener::serve(
+        listener,
+        tls,
+        l.http.clone(),
+        router,
+        stopped,
+    )))
 }
 
 async fn shutdown() {

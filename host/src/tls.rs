@@ -1,12 +1,13 @@
 //! TLS for the HTTP listeners: rustls (ring provider) from the PEM files a
-//! listener stanza names. Errors name the file, never its content.
+//! listener stanza names. Errors name the file, never its content. The
+//! handshake itself runs in api::listener, under the listener's timeouts.
 
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
 use std::path::Path;
 use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
 
-pub fn server_config(cert_file: &Path, key_file: &Path) -> anyhow::Result<RustlsConfig> {
+pub fn server_config(cert_file: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
@@ -19,7 +20,7 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> anyhow::Result<Rustls
     let key = PrivateKeyDer::from_pem_file(key_file)
         .with_context(|| format!("tls_key_file {} holds no readable private key", key_file.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
@@ -31,5 +32,7 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> anyhow::Result<Rustls
                 cert_file.display()
             )
         })?;
-    Ok(RustlsConfig::from_config(Arc::new(config)))
+    // HTTP/1.1 only, as the plain listeners serve.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

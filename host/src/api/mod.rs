@@ -1,52 +1,158 @@
 //! The HTTP API: Vault's `/v1/...` paths over axum. Turns an HTTP request
 //! into a logical [`Request`] (method → operation, LIST and `?list=true`,
-//! JSON body, token), and a logical response into Vault's envelope.
+//! JSON body, token), and a logical response into Vault's envelope. Every
+//! error status it answers carries `{"errors":[...]}`: its own limits
+//! (URI, headers, body size and read time), a plain-text answer from a layer,
+//! and a panicking request (500; the server goes on serving).
 
 mod envelope;
+pub mod listener;
 mod seal;
+
+pub use listener::HttpLimits;
 
 use crate::error::Error;
 use crate::logical::{Operation, Request};
 use crate::node::Node;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use listener::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, RequestLimits};
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// Vault's default `max_request_size`: 32 MiB.
-const MAX_REQUEST_SIZE: usize = 32 << 20;
-/// Longest a request may take before the client gets a 504-style error.
-const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
-
 pub fn router(node: Arc<Node>) -> Router {
-    Router::new()
-        .fallback(handle)
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
-        .with_state(node)
+    with_error_layers(Router::new().fallback(handle).with_state(node))
 }
 
-async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+/// The layers that make every error answer Vault's envelope: plain-text or
+/// empty error bodies become `{"errors":[...]}`, and a panic becomes a 500.
+fn with_error_layers(router: Router) -> Router {
+    router
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+}
+
+/// A request that panicked: 500 with a fixed text. The panic's own message
+/// stays in the server log (it may quote a value; the client sees none).
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(panic = %crate::panic_guard::message(&*panic), "a request panicked; it failed with 500 and the server goes on");
+    Error::internal("internal error: the server failed on a bug while handling this request (a panic, logged)")
+        .into_response()
+}
+
+/// An error status whose body is not JSON (an axum rejection, a layer's
+/// plain-text answer, an empty body) leaves as `{"errors":[its text]}`.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match text.is_empty() {
+        true => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+        false => text,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({ "errors": [message] }).to_string();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let limits = parts.extensions.get::<RequestLimits>().cloned().unwrap_or_default();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
-        let result = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            serve(&node, &method, &uri, &headers, &body, &request_id),
-        )
-        .await;
-        let mut resp = match result {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => e.into_response(),
-            Err(_) => Error::internal("request timed out").into_response(),
+        let mut resp = match read_request(&uri, &headers, body, &limits).await {
+            Ok(body) => {
+                let result = tokio::time::timeout(
+                    limits.max_request_duration,
+                    serve(&node, &method, &uri, &headers, &body, &request_id),
+                )
+                .await;
+                match result {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => e.into_response(),
+                    Err(_) => Error::internal("request timed out").into_response(),
+                }
+            }
+            // Refused before its body was read: what is left of the body
+            // cannot be told from a next request, so the connection ends.
+            Err(e) => {
+                let mut resp = e.into_response();
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                resp
+            }
         };
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
     };
     work.instrument(span).await
+}
+
+/// The HTTP layer's limits, then the body: a URI or headers over their
+/// limits (414, 431), a body over `max_request_size` (413, before reading
+/// it when Content-Length says so) or not in by the read deadline (408).
+async fn read_request(uri: &Uri, headers: &HeaderMap, body: Body, limits: &RequestLimits) -> Result<Bytes, Error> {
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(Error::Http(
+            StatusCode::URI_TOO_LONG,
+            format!("URI too long: the limit is {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let header_bytes = headers
+        .iter()
+        .fold(0usize, |n, (k, v)| n.saturating_add(k.as_str().len() + v.len()));
+    if header_bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADER_COUNT {
+        return Err(Error::Http(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "request header fields too large: the limits are {MAX_HEADER_BYTES} bytes and {MAX_HEADER_COUNT} fields"
+            ),
+        ));
+    }
+    // Go's http.MaxBytesReader's text, which Vault answers with.
+    let too_large = || Error::Http(StatusCode::PAYLOAD_TOO_LARGE, "http: request body too large".into());
+    let max = limits.max_request_size.unwrap_or(usize::MAX);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let collect = Limited::new(body, max).collect();
+    let collected = match limits.body_deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, collect)
+            .await
+            .map_err(|_| Error::Http(StatusCode::REQUEST_TIMEOUT, "timed out reading the request body".into()))?,
+        None => collect.await,
+    };
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(Error::bad("failed to read the request body")),
+    }
 }
 
 fn operation(method: &Method, uri: &Uri) -> Result<Operation, Error> {
@@ -147,5 +253,105 @@ fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>
         Ok(serde_json::Value::Object(m)) => Ok(m),
         Ok(_) => Err(Error::bad("failed to parse JSON input: the body must be a JSON object")),
         Err(e) => Err(Error::bad(format!("failed to parse JSON input: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn call(router: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let req = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ctype = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(ctype.as_ref().and_then(|v| v.to_str().ok()), Some("application/json"));
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn boom() -> &'static str {
+        panic!("the secret is hunter2")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_json_and_the_router_goes_on() {
+        let router = with_error_layers(
+            Router::new()
+                .route("/boom", get(boom))
+                .route("/ok", get(|| async { axum::Json(serde_json::json!({"ok": true})) })),
+        );
+        let (status, body) = call(&router, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let text = body["errors"][0].as_str().unwrap();
+        assert!(text.starts_with("internal error:"), "{body}");
+        assert!(
+            !text.contains("hunter2"),
+            "the panic's message reached the client: {body}"
+        );
+        let (status, body) = call(&router, "/ok").await;
+        assert_eq!((status, body), (StatusCode::OK, serde_json::json!({"ok": true})));
+    }
+
+    #[tokio::test]
+    async fn plain_text_and_empty_errors_become_the_envelope() {
+        let router = with_error_layers(
+            Router::new()
+                .route(
+                    "/text",
+                    get(|| async { (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected JSON\n") }),
+                )
+                .route("/empty", get(|| async { StatusCode::PAYLOAD_TOO_LARGE })),
+        );
+        let (status, body) = call(&router, "/text").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(body, serde_json::json!({"errors": ["Expected JSON"]}));
+        let (status, body) = call(&router, "/empty").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body, serde_json::json!({"errors": ["payload too large"]}));
+        // No route at all: axum's empty 404 leaves as JSON too.
+        let (status, body) = call(&router, "/nowhere").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["errors"][0], "not found");
+    }
+
+    #[tokio::test]
+    async fn the_body_is_read_within_its_limits() {
+        let limits = RequestLimits {
+            max_request_size: Some(8),
+            ..RequestLimits::default()
+        };
+        let empty = HeaderMap::new();
+        let uri: Uri = "/v1/sys/health".parse().unwrap();
+        let read = |body: &'static str, limits: RequestLimits| {
+            let (uri, empty) = (uri.clone(), empty.clone());
+            async move { read_request(&uri, &empty, Body::from(body), &limits).await }
+        };
+        assert_eq!(read("12345678", limits.clone()).await.unwrap(), "12345678");
+        let err = read("123456789", limits.clone()).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // A body that never ends, past its deadline: 408.
+        let (_tx, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let stream = Body::from_stream(tokio_stream_shim(body));
+        let late = RequestLimits {
+            body_deadline: Some(tokio::time::Instant::now() + std::time::Duration::from_millis(50)),
+            ..limits
+        };
+        let err = read_request(&uri, &empty, stream, &late).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+        let long: Uri = format!("/v1/{}", "a".repeat(MAX_URI_BYTES)).parse().unwrap();
+        let err = read_request(&long, &empty, Body::empty(), &RequestLimits::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::URI_TOO_LONG);
+    }
+
+    /// A stream of a channel's items (the receiver kept open: it never ends).
+    fn tokio_stream_shim(
+        mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 }

@@ -44,38 +44,58 @@ pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
     if rest.is_empty() {
         return Err(invalid());
     }
-    let mut nanos: f64 = 0.0;
+    // Exact integer arithmetic, as Go's parser: an f64 sum loses whole
+    // seconds past 2^53 nanoseconds (about 104 days).
+    const LIMIT: u128 = i64::MAX as u128;
+    let mut nanos: u128 = 0;
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(invalid)?;
-        if num_end == 0 {
+        let (whole, frac) = match rest[..num_end].split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (&rest[..num_end], ""),
+        };
+        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
             return Err(invalid());
         }
-        let value: f64 = rest[..num_end].parse().map_err(|_| invalid())?;
         rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let unit = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86400e9,
+        let unit: u128 = match &rest[..unit_end] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
             _ => return Err(invalid()),
         };
-        nanos += value * unit;
         rest = &rest[unit_end..];
+        let too_long = || out_of_range(format!("{input:?}"));
+        let mut value: u128 = 0;
+        for d in whole.bytes() {
+            value = value * 10 + u128::from(d - b'0');
+            if value > LIMIT {
+                return Err(too_long());
+            }
+        }
+        let mut part = value * unit;
+        // The fraction's digits that can still matter (Go drops the rest).
+        let (mut f, mut scale) = (0u128, 1u128);
+        for d in frac.bytes().take(20) {
+            f = f * 10 + u128::from(d - b'0');
+            scale *= 10;
+        }
+        part += f * unit / scale;
+        nanos += part;
+        if nanos > LIMIT {
+            return Err(too_long());
+        }
     }
-    let secs = (nanos / 1e9).trunc();
-    // Also catches an infinite sum (a number too long for f64).
-    if !secs.is_finite() || secs > MAX_DURATION_SECS as f64 {
-        return Err(out_of_range(format!("{input:?}")));
-    }
-    let secs = secs as i64;
+    let secs = (nanos / 1_000_000_000) as i64;
     Ok(if neg { -secs } else { secs })
 }
 
@@ -214,6 +234,12 @@ mod tests {
             Err("time: invalid duration \"banana\"".into())
         );
         assert!(parse_duration("h").is_err());
+        // Exact past 2^53 ns (an f64 sum made this 4632596260).
+        assert_eq!(parse_duration("4632596261s"), Ok(4632596261));
+        assert_eq!(parse_duration("1.h"), Ok(3600));
+        assert_eq!(parse_duration(".5m"), Ok(30));
+        assert!(parse_duration(".h").is_err());
+        assert!(parse_duration("1.2.3h").is_err());
     }
 
     #[test]

@@ -368,7 +368,10 @@ pub struct Tally {
     pub by_status: BTreeMap<u16, u64>,
     /// Statuses per path family (to show every family was reached).
     pub by_family: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// Allowed 500s per allow-list entry: how many, and distinct messages
+    /// (digits dropped, at most 5 kept) with one example request each.
     pub allowed_500: BTreeMap<&'static str, u64>,
+    pub allowed_500_messages: BTreeMap<&'static str, BTreeMap<String, String>>,
     pub findings: BTreeMap<String, Finding>,
     pub slowest: Duration,
     pub slowest_request: String,
@@ -388,6 +391,14 @@ impl Tally {
             let mine = self.by_family.entry(family).or_default();
             for (k, v) in statuses {
                 *mine.entry(k).or_default() += v;
+            }
+        }
+        for (k, messages) in other.allowed_500_messages {
+            let mine = self.allowed_500_messages.entry(k).or_default();
+            for (m, r) in messages {
+                if mine.len() < 5 {
+                    mine.entry(m).or_insert(r);
+                }
             }
         }
         for (k, v) in other.allowed_500 {
@@ -484,7 +495,17 @@ impl Tally {
                 }
                 if status >= 500 {
                     match (status, allowed_500(req, body)) {
-                        (500, Some(entry)) => *self.allowed_500.entry(entry).or_default() += 1,
+                        (500, Some(entry)) => {
+                            *self.allowed_500.entry(entry).or_default() += 1;
+                            let messages = self.allowed_500_messages.entry(entry).or_default();
+                            let text: String = show_bytes(body, 160).chars().filter(|c| !c.is_ascii_digit()).collect();
+                            if messages.len() < 5 && !messages.contains_key(&text) {
+                                messages.insert(
+                                    text,
+                                    format!("{} {}", req.method, show_bytes(req.target.as_bytes(), 100)),
+                                );
+                            }
+                        }
                         _ => self.find(
                             format!("5xx {family} {method} {status}"),
                             &format!("{status} where Vault does not answer 5xx"),

@@ -475,6 +475,11 @@ async fn fuzz_every_path_family() -> Result<()> {
         "fuzz_http: 500s Vault also answers (fuzz::ALLOWED_500): {:?}",
         tally.allowed_500
     );
+    for (entry, messages) in &tally.allowed_500_messages {
+        for (message, example) in messages {
+            println!("fuzz_http:   500 {entry}: {message}  (e.g. {example})");
+        }
+    }
     println!(
         "fuzz_http: slowest answer {:.2}s: {}",
         tally.slowest.as_secs_f64(),

@@ -379,6 +379,9 @@ pub struct Tally {
     pub fatal: u64,
     /// Oversized requests whose connection was reset (see `check`).
     pub oversize_dropped: u64,
+    /// Values shown as `<redacted>` in reproductions (the test logins'
+    /// passwords).
+    pub secrets: Vec<String>,
 }
 
 impl Tally {
@@ -426,13 +429,25 @@ impl Tally {
         self.oversize_dropped += other.oversize_dropped;
     }
 
+    /// A tally whose reproductions hide `secrets`.
+    pub fn redacting(secrets: Vec<String>) -> Tally {
+        Tally {
+            secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
+            ..Tally::default()
+        }
+    }
+
     fn find(&mut self, key: String, kind: &str, req: &FuzzRequest, detail: String) {
+        let mut first = req.repro();
+        for secret in &self.secrets {
+            first = first.replace(secret.as_str(), "<redacted>");
+        }
         self.findings
             .entry(key)
             .or_insert_with(|| Finding {
                 first_at: Instant::now(),
                 kind: kind.to_string(),
-                first: req.repro(),
+                first,
                 detail,
                 count: 0,
             })
@@ -838,6 +853,11 @@ impl Generator {
             skip: Vec::new(),
             focus: None,
         }
+    }
+
+    /// The world this generator fuzzes.
+    pub fn world(&self) -> &World {
+        &self.world
     }
 
     /// Leave out the path families starting with any of `prefixes` (to see

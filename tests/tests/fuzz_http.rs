@@ -278,7 +278,7 @@ async fn client_run(
     deadline: Instant,
     fatal: Arc<AtomicU64>,
 ) -> Tally {
-    let mut tally = Tally::default();
+    let mut tally = Tally::redacting(vec![generator.world().admin_password.clone()]);
     for _ in 0..n {
         if Instant::now() >= deadline || fatal.load(Ordering::Relaxed) >= FATAL_CAP {
             break;

@@ -1250,7 +1250,8 @@ impl Generator {
             }
             997..=998 => {
                 // A very long URI (hyper answers 414 past 64 KiB).
-                req.target = format!("{}/{}", req.target, "u".repeat(70_000));
+                let (path, query) = req.target.split_at(req.target.find('?').unwrap_or(req.target.len()));
+                req.target = format!("{path}/{}{query}", "u".repeat(70_000));
                 json_bytes
             }
             _ => {

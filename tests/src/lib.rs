@@ -7,6 +7,7 @@ pub mod bench;
 pub mod client;
 pub mod configured;
 pub mod fixtures;
+pub mod fuzz;
 pub mod in_process;
 pub mod mariadb;
 pub mod mongo;

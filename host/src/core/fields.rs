@@ -311,3 +311,132 @@ mod tests {
         }
     }
 }
+
+/// Property tests: no input of any shape makes a field parser panic, and
+/// every duration accepted is within Go's int64 nanoseconds. Kept apart from
+/// `tests` so edits to the parsers and to these properties merge cleanly.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Strings shaped like Go durations (signs, long digit runs, fractions,
+    /// exponents, every unit, unknown units, several segments) as well as
+    /// any string at all.
+    fn duration_text() -> impl Strategy<Value = String> {
+        let unit = prop::sample::select(vec![
+            "", "ns", "us", "µs", "μs", "ms", "s", "m", "h", "d", "x", "e3s", "S", " ", "hh",
+        ]);
+        let number = prop_oneof![
+            "[0-9]{1,25}",
+            "[0-9]{0,12}\\.[0-9]{0,12}",
+            "[0-9]{300,400}",
+            Just("9223372036854775807".to_string()),
+            Just("18446744073709551616".to_string()),
+            Just("1e308".to_string()),
+            Just("NaN".to_string()),
+            Just("inf".to_string()),
+            Just(".".to_string()),
+        ];
+        let segment = (number, unit).prop_map(|(n, u)| format!("{n}{u}"));
+        prop_oneof![
+            3 => (prop::sample::select(vec!["", "-", "+", "--", " "]), prop::collection::vec(segment, 1..4))
+                .prop_map(|(sign, segs)| format!("{sign}{}", segs.concat())),
+            1 => any::<String>(),
+            1 => any::<i64>().prop_map(|n| n.to_string()),
+        ]
+    }
+
+    /// Any JSON number serde_json can hold: i64, u64, finite f64.
+    fn json_number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            prop::sample::select(vec![1e308, -1e308, 1e13, -1e13, 9.223372036854775e18, 0.5, -0.0])
+                .prop_map(|f| json!(f)),
+        ]
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            json_number(),
+            duration_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn field(v: Value) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("f".into(), v);
+        m
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parse_duration_never_panics_and_stays_in_range(s in duration_text()) {
+            if let Ok(secs) = parse_duration(&s) {
+                prop_assert!(secs.abs() <= MAX_DURATION_SECS, "{s:?} -> {secs}");
+            }
+        }
+
+        #[test]
+        fn whole_seconds_parse_to_themselves(n in -MAX_DURATION_SECS..=MAX_DURATION_SECS) {
+            prop_assert_eq!(parse_duration(&n.to_string()), Ok(n));
+            prop_assert_eq!(parse_duration(&format!("{n}s")), Ok(n));
+        }
+
+        #[test]
+        fn units_multiply(n in 0i64..100_000, unit in prop::sample::select(vec![("s", 1i64), ("m", 60), ("h", 3600), ("d", 86400)])) {
+            prop_assert_eq!(parse_duration(&format!("{n}{}", unit.0)), Ok(n * unit.1));
+        }
+
+        #[test]
+        fn duration_field_never_panics_and_stays_in_range(v in json_value()) {
+            if let Ok(Some(secs)) = duration(&field(v.clone()), "f") {
+                prop_assert!(secs.abs() <= MAX_DURATION_SECS, "{v} -> {secs}");
+            }
+        }
+
+        #[test]
+        fn integer_boolean_string_and_lists_never_panic(v in json_value()) {
+            let data = field(v);
+            let _ = integer(&data, "f");
+            let _ = boolean(&data, "f");
+            let _ = string(&data, "f");
+            let _ = comma_list(&data, "f");
+            let _ = string_list(&data, "f");
+            let _ = integer(&data, "absent");
+        }
+
+        #[test]
+        fn integer_reads_every_i64(n in any::<i64>()) {
+            prop_assert_eq!(integer(&field(json!(n)), "f").ok().flatten(), Some(n));
+            prop_assert_eq!(integer(&field(json!(n.to_string())), "f").ok().flatten(), Some(n));
+        }
+
+        #[test]
+        fn comma_list_items_are_trimmed_and_never_empty(s in any::<String>()) {
+            if let Ok(Some(items)) = comma_list(&field(Value::String(s)), "f") {
+                prop_assert!(items.iter().all(|i| !i.is_empty() && i.trim() == i));
+            }
+        }
+
+        #[test]
+        fn valid_name_never_panics(s in any::<String>()) {
+            let _ = valid_name(&s);
+        }
+    }
+}

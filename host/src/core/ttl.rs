@@ -176,3 +176,101 @@ mod tests {
         assert_eq!(human(86400), "24h");
     }
 }
+
+/// Property tests: the TTL arithmetic never panics for any i64 input and any
+/// timestamp chrono can hold, and what it grants is within the effective
+/// maximum. Kept apart from `tests` so edits to `calculate` and to these
+/// properties merge cleanly.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any i64, with the edges and the values near Go's duration limit
+    /// drawn more often than chance would.
+    fn secs() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            2 => any::<i64>(),
+            1 => prop::sample::select(vec![
+                0,
+                -1,
+                1,
+                i64::MAX,
+                i64::MIN,
+                i64::MAX / 1_000_000_000,
+                i64::MAX / 1_000_000_000 + 1,
+                10_000_000_000_000,
+                -10_000_000_000_000,
+                SYSTEM_DEFAULT_TTL,
+            ]),
+            1 => -100_000i64..100_000,
+        ]
+    }
+
+    /// Any timestamp chrono can represent, its two ends included.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        let (lo, hi) = (
+            DateTime::<Utc>::MIN_UTC.timestamp(),
+            DateTime::<Utc>::MAX_UTC.timestamp(),
+        );
+        prop_oneof![
+            3 => (lo..=hi).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+            1 => Just(DateTime::<Utc>::MIN_UTC),
+            1 => Just(DateTime::<Utc>::MAX_UTC),
+            1 => Just(Utc::now()),
+        ]
+    }
+
+    /// The cap `calculate` documents: the role's max if set (never above
+    /// the mount's), else the mount's, else the system's.
+    fn effective_max(role_max: i64, mount_max: i64) -> i64 {
+        let mount_max = if mount_max > 0 { mount_max } else { system_max_ttl() };
+        if role_max > 0 {
+            role_max.min(mount_max)
+        } else {
+            mount_max
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn calculate_never_panics_and_grants_within_the_max(
+            requested in secs(), role_default in secs(), role_max in secs(),
+            mount_default in secs(), mount_max in secs(),
+            issued in prop::option::of(instant()), now in instant(),
+        ) {
+            let g = calculate(requested, role_default, role_max, mount_default, mount_max, issued, now);
+            let max = effective_max(role_max, mount_max);
+            prop_assert!(g.ttl >= 0, "negative TTL {g:?}");
+            prop_assert!(g.ttl <= max, "TTL {} above the effective max {max}", g.ttl);
+        }
+
+        #[test]
+        fn renewal_never_passes_issue_time_plus_max(
+            requested in secs(), role_max in 1i64..=i64::MAX / 1_000_000_000,
+            age in 0i64..10_000_000,
+        ) {
+            let now = Utc::now();
+            let issued = now - TimeDelta::seconds(age);
+            let g = calculate(requested, 0, role_max, 0, i64::MAX / 1_000_000_000, Some(issued), now);
+            prop_assert!(g.ttl <= (role_max - age).max(0), "{g:?} for max {role_max}, age {age}");
+        }
+
+        #[test]
+        fn expiry_and_add_secs_never_panic(t in instant(), s in secs()) {
+            if let Some(end) = add_secs(t, s) {
+                prop_assert_eq!((end - t).num_seconds(), s);
+            }
+            if let Ok(end) = expiry(t, s) {
+                prop_assert_eq!((end - t).num_seconds(), s);
+            }
+        }
+
+        #[test]
+        fn human_never_panics(s in secs()) {
+            let _ = human(s);
+        }
+    }
+}

@@ -146,3 +146,28 @@ mod tests {
         assert!(go_duration("1x").is_err());
     }
 }
+
+/// Property tests: the legacy engine's lease parser never panics and what it
+/// accepts fits Go's int64 nanoseconds. Apart from `tests` for easy merging.
+#[cfg(test)]
+mod props {
+    use super::go_duration;
+    use crate::core::fields::MAX_DURATION_SECS;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn go_duration_never_panics_and_stays_in_range(
+            s in prop_oneof![
+                any::<String>(),
+                "[-+]?[0-9]{1,30}(\\.[0-9]{0,10})?(ns|us|µs|ms|s|m|h|d|x)?([0-9]{1,5}(s|m|h))?",
+            ]
+        ) {
+            if let Ok(secs) = go_duration(&s) {
+                prop_assert!(secs.abs() <= MAX_DURATION_SECS, "{s:?} -> {secs}");
+            }
+        }
+    }
+}

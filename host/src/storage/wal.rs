@@ -206,6 +206,51 @@ mod tests {
         assert_eq!(s.last_index().await, 4);
     }
 
+    /// Bytes the log holds in `mem`.
+    async fn log_bytes(mem: &MemoryBackend) -> usize {
+        mem.scan(LOG_PREFIX, None, usize::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum()
+    }
+
+    /// Issue 11, item 9: the log kept its newest 4,096 records whatever
+    /// their size, so large values filled memory (a dev server) or disk.
+    /// Its bytes are bounded too, and the newest record always stays.
+    #[tokio::test]
+    async fn the_log_is_bounded_in_bytes() {
+        let mem = Arc::new(MemoryBackend::new());
+        let s = Indexed::open(mem.clone() as Storage).await.unwrap();
+        let value = vec![7u8; 64 << 10];
+        for _ in 0..300 {
+            s.put("logical/m/big", &value).await.unwrap();
+        }
+        let held = log_bytes(&mem).await;
+        assert!(held <= 8 << 20, "the log holds {held} bytes");
+        assert!(
+            mem.get(&log_key(300)).await.unwrap().is_some(),
+            "the newest record stays"
+        );
+        // Reopened, it goes on counting what it holds.
+        let s = Indexed::open(mem.clone() as Storage).await.unwrap();
+        for _ in 0..300 {
+            s.put("logical/m/big", &value).await.unwrap();
+        }
+        let held = log_bytes(&mem).await;
+        assert!(held <= 8 << 20, "the log holds {held} bytes");
+        // One value larger than the bound: its record is kept (it is the
+        // newest), and the next write drops it.
+        let huge = vec![1u8; 9 << 20];
+        s.put("logical/m/huge", &huge).await.unwrap();
+        assert!(mem.get(&log_key(601)).await.unwrap().is_some());
+        s.put("logical/m/small", b"x").await.unwrap();
+        assert!(mem.get(&log_key(601)).await.unwrap().is_none());
+        let held = log_bytes(&mem).await;
+        assert!(held <= 8 << 20, "the log holds {held} bytes");
+    }
+
     #[tokio::test]
     async fn a_write_logged_but_not_applied_is_applied_at_open() {
         let mem: Storage = Arc::new(MemoryBackend::new());

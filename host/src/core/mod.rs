@@ -323,7 +323,7 @@ impl Core {
             let _changes = self.mount_changes.lock().await;
             // Gone already (a concurrent disable) or replaced: nothing to do.
             let current = self.mounts.read().unwrap_or_else(|p| p.into_inner()).get(path);
-            if !current.is_some_and(|m| m.record.uuid == mount.record.uuid) {
+            if current.is_none_or(|m| m.record.uuid != mount.record.uuid) {
                 return Ok(());
             }
             mounts::remove(&self.storage, &mount.record).await?;

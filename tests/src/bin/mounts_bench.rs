@@ -9,8 +9,10 @@
 //! connects until it is used) and a role. USED of them, spread evenly, issue
 //! one credential for real. After every STEP mounts it prints the server's
 //! RSS, RSS per mount, and the time to set up one mount (enable + config +
-//! role, sequential requests) over that step: for storage that scales, both
-//! per-mount figures stay flat as N grows.
+//! role, sequential requests) over that step, and the server's CPU time per
+//! mount (which, unlike the wall time, other work on a shared machine does
+//! not inflate; it includes the USED credentials): for storage that scales,
+//! the per-mount figures stay flat as N grows.
 //!
 //! For sqlite, the node is then restarted and the start-up time printed:
 //! process start to listening (sealed), unseal to unsealed, and to the first
@@ -69,14 +71,16 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
     );
     let config = postgres_config(&scratch, &["*"]);
     // Every (n / used)-th mount issues a credential.
-    let every = if used == 0 { usize::MAX } else { (n / used).max(1) };
+    let every = n.checked_div(used).map_or(usize::MAX, |e| e.max(1));
     let machine = bench::MachineCpu::now();
     let started = Instant::now();
     let mut issued = 0;
     let mut first_rate = None;
+    let mut last_rss = base_rss;
     for chunk_start in (0..n).step_by(step) {
         let chunk_end = (chunk_start + step).min(n);
         let mut setup_ms = Vec::with_capacity(chunk_end - chunk_start);
+        let cpu_before = bench::cpu_ticks(pid)?;
         let mut creds_ms = Vec::new();
         for i in chunk_start..chunk_end {
             let t = Instant::now();
@@ -92,12 +96,17 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
             }
         }
         let rss = rss_mib(pid);
+        // The server's CPU per mount: unlike the wall time, not inflated
+        // when other work on the machine takes the cores.
+        let cpu_ms =
+            bench::ticks_ms(bench::cpu_ticks(pid)?.saturating_sub(cpu_before)) / (chunk_end - chunk_start) as f64;
         let mean = setup_ms.iter().sum::<f64>() / setup_ms.len() as f64;
         let first = *first_rate.get_or_insert(mean);
         println!(
-            "mounts_bench {label}: {chunk_end:>6} mounts: RSS {rss:>6.0} MiB ({:>5.1} KiB/mount above start); \
-             set-up {mean:.2} ms/mount (median {:.2}, {:.2}x the first step){}",
+            "mounts_bench {label}: {chunk_end:>6} mounts: RSS {rss:>6.0} MiB ({:>5.1} KiB/mount above start, \
+             {:>5.1} KiB/mount over this step); set-up {mean:.2} ms/mount (median {:.2}, {:.2}x the first step), server CPU {cpu_ms:.2} ms/mount{}",
             (rss - base_rss) * 1024.0 / chunk_end as f64,
+            (rss - last_rss) * 1024.0 / (chunk_end - chunk_start) as f64,
             median(&setup_ms),
             mean / first,
             if creds_ms.is_empty() {
@@ -110,6 +119,7 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
                 )
             }
         );
+        last_rss = rss;
     }
     println!(
         "mounts_bench {label}: {n} mounts set up in {:.1} s ({})",

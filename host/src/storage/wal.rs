@@ -325,6 +325,34 @@ mod tests {
         assert!(held <= RETAIN_BYTES, "the log holds {held} bytes");
     }
 
+    /// A log left by an earlier version (or by a bound since lowered) is
+    /// trimmed to the bounds at open, and the sequence goes on.
+    #[tokio::test]
+    async fn an_oversized_log_is_trimmed_at_open() {
+        let mem = Arc::new(MemoryBackend::new());
+        for index in 1..=(RETAIN as u64 + 100) {
+            let record = Record {
+                index,
+                op: Op::Put,
+                key: "logical/m/k".into(),
+                value: Some(B64.encode(index.to_string())),
+            };
+            mem.put(&log_key(index), &serde_json::to_vec(&record).unwrap())
+                .await
+                .unwrap();
+        }
+        let s = Indexed::open(mem.clone() as Storage).await.unwrap();
+        assert_eq!(s.retained().await.0, RETAIN);
+        assert!(mem.get(&log_key(100)).await.unwrap().is_none());
+        assert!(mem.get(&log_key(101)).await.unwrap().is_some());
+        // The newest records were applied again.
+        let last = (RETAIN as u64 + 100).to_string();
+        assert_eq!(mem.get("logical/m/k").await.unwrap(), Some(last.into_bytes()));
+        s.put("logical/m/k", b"next").await.unwrap();
+        assert_eq!(s.last_index().await, RETAIN as u64 + 101);
+        assert_eq!(s.retained().await.0, RETAIN);
+    }
+
     #[tokio::test]
     async fn a_write_logged_but_not_applied_is_applied_at_open() {
         let mem: Storage = Arc::new(MemoryBackend::new());

@@ -3,7 +3,8 @@
 //! any 3 shares, everything kept across a restart (mounts, configs, roles,
 //! leases; a lease issued before the restart is revoked on expiry after it),
 //! rotate keeps older values readable, and the storage's raw bytes never hold
-//! a password.
+//! a password. And a mount table written by an earlier version (one
+//! `core/mounts` value) is split into one key per mount at unseal.
 
 use std::time::Duration;
 
@@ -367,5 +368,99 @@ async fn a_truncated_storage_file_is_refused_and_left_alone() -> Result<()> {
         std::fs::read(node.sqlite_path())? == half,
         "the damaged file was changed"
     );
+    Ok(())
+}
+
+/// Issue 11, item 9: a SQLite file whose mount table is the single value
+/// `core/mounts` that versions before the split wrote (made here by
+/// rewriting the file while the node is stopped, encrypted as the barrier
+/// does) unseals with every mount, its config and role intact, and holds
+/// one key per mount afterwards.
+#[tokio::test]
+async fn a_mount_table_from_an_earlier_version_is_split_at_unseal() -> Result<()> {
+    use sqlx::ConnectOptions;
+    use warden::storage::barrier;
+
+    let mut node = Node::new(NodeStorage::Sqlite)?;
+    node.start().await?;
+    let (keys, root) = node.init(1, 1).await?;
+    node.unseal(&[&keys[0]]).await?;
+    let client = node.client(Some(&root));
+    for m in ["one", "two/deep"] {
+        expect(
+            &client,
+            "POST",
+            &format!("/v1/sys/mounts/{m}"),
+            Some(json!({"type": "database"})),
+            204,
+        )
+        .await?;
+        expect(
+            &client,
+            "POST",
+            &format!("/v1/{m}/roles/r"),
+            Some(json!({"db_name": "pg", "creation_statements": [CREATE_ROLE]})),
+            204,
+        )
+        .await?;
+    }
+    node.stop();
+
+    // Fold the per-mount records back into one `core/mounts` value.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(node.sqlite_path())
+        .connect()
+        .await?;
+    let get = |key: &'static str| sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM kv WHERE key = ?1").bind(key);
+    let sealed_root = get("core/root-key").fetch_one(&mut conn).await?;
+    let sealed_keyring = get("core/keyring").fetch_one(&mut conn).await?;
+    let unseal: [u8; 32] = hex::decode(&keys[0])?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("key length"))?;
+    let keyring = barrier::open_keyring(&*barrier::open_root_key(&unseal, &sealed_root)?, &sealed_keyring)?;
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT key, value FROM kv WHERE key LIKE 'core/mounts/%' ORDER BY key")
+            .fetch_all(&mut conn)
+            .await?;
+    ensure!(rows.len() == 2, "expected one key per mount, found {}", rows.len());
+    let mut table = Vec::new();
+    for (key, value) in &rows {
+        table.push(serde_json::from_slice::<Value>(
+            &keyring.decrypt(value, key.as_bytes())?,
+        )?);
+    }
+    let legacy = keyring.encrypt(&serde_json::to_vec(&table)?, b"core/mounts")?;
+    sqlx::query("INSERT INTO kv (key, value) VALUES ('core/mounts', ?1)")
+        .bind(legacy)
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("DELETE FROM kv WHERE key LIKE 'core/mounts/%'")
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+
+    node.start().await?;
+    node.unseal(&[&keys[0]]).await?;
+    let client = node.client(Some(&root));
+    let mounts = expect(&client, "GET", "/v1/sys/mounts", None, 200).await?;
+    for m in ["one/", "two/deep/"] {
+        ensure!(
+            mounts["data"][m]["type"] == "database",
+            "{m} missing after the split: {mounts}"
+        );
+        let path = format!("/v1/{m}roles/r");
+        let role = expect(&client, "GET", &path, None, 200).await?;
+        ensure!(role["data"]["db_name"] == "pg", "{path}: {role}");
+    }
+    node.stop();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(node.sqlite_path())
+        .connect()
+        .await?;
+    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM kv WHERE key LIKE 'core/mounts%' ORDER BY key")
+        .fetch_all(&mut conn)
+        .await?;
+    let expected: Vec<String> = rows.into_iter().map(|(k, _)| k).collect();
+    ensure!(keys == expected, "after the split: {keys:?}, expected {expected:?}");
     Ok(())
 }

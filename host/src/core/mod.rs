@@ -22,7 +22,7 @@ use crate::storage::{Storage, View};
 use chrono::Utc;
 use expiration::{Expiration, LeaseEntry};
 use futures::StreamExt;
-use mounts::{MountEntry, MountRecord};
+use mounts::{MountEntry, MountRecord, MountTable};
 use std::sync::{Arc, RwLock};
 
 /// Revocations run at once by revoke-prefix and by the expiry timer.
@@ -38,8 +38,12 @@ pub struct Core {
     root_token_hash: [u8; 32],
     /// Background tasks (expiry loop, lease loading), stopped on seal.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Sorted longest path first, so the first match is the longest prefix.
-    mounts: RwLock<Vec<Arc<MountEntry>>>,
+    /// The live mounts by path (longest-prefix routing).
+    mounts: RwLock<MountTable>,
+    /// Serialises enable, tune and disable, so that a check of the table
+    /// and the write that follows it see the same table (the std lock above
+    /// cannot be held across the storage write).
+    mount_changes: tokio::sync::Mutex<()>,
     pub cluster_id: String,
     pub started: chrono::DateTime<Utc>,
 }
@@ -60,13 +64,12 @@ impl Core {
             root_token_hash,
             tasks: std::sync::Mutex::new(Vec::new()),
             mongo_clients: Arc::new(MongoClients::default()),
-            mounts: RwLock::new(Vec::new()),
+            mounts: RwLock::new(MountTable::default()),
+            mount_changes: tokio::sync::Mutex::new(()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
             started: Utc::now(),
         });
-        let table = View::new(core.storage.clone(), "");
-        let records: Vec<MountRecord> = table.get_json(mounts::TABLE_KEY).await?.unwrap_or_default();
-        for record in records {
+        for record in mounts::load(&core.storage).await? {
             let entry = core.build_mount(record)?;
             let entry = core.insert_mount(entry);
             entry.engine.start(entry.clone());
@@ -227,25 +230,23 @@ impl Core {
     }
 
     pub fn mount_for(&self, path: &str) -> Option<Arc<MountEntry>> {
-        let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
-        mounts
-            .iter()
-            .find(|m| path.starts_with(m.path()) || path == m.path().trim_end_matches('/'))
-            .cloned()
+        self.mounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .longest_match(path)
     }
 
+    /// Every mount, sorted by path.
     pub fn mounts(&self) -> Vec<Arc<MountEntry>> {
-        let mut all = self.mounts.read().unwrap_or_else(|p| p.into_inner()).clone();
-        all.sort_by(|a, b| a.path().cmp(b.path()));
-        all
+        self.mounts.read().unwrap_or_else(|p| p.into_inner()).all()
     }
 
     fn insert_mount(&self, entry: MountEntry) -> Arc<MountEntry> {
         let entry = Arc::new(entry);
-        let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
-        mounts.retain(|m| m.path() != entry.path());
-        mounts.push(entry.clone());
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.path().len()));
+        self.mounts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.clone());
         entry
     }
 
@@ -273,45 +274,50 @@ impl Core {
         })
     }
 
-    async fn persist_mounts(&self) -> Result<()> {
-        let records: Vec<MountRecord> = self.mounts().iter().map(|m| m.record.clone()).collect();
-        View::new(self.storage.clone(), "")
-            .put_json(mounts::TABLE_KEY, &records)
-            .await?;
-        Ok(())
-    }
-
+    /// Mount an engine. Its record is stored before the mount goes live,
+    /// so a failed write leaves no mount behind.
     pub async fn enable_mount(&self, record: MountRecord) -> Result<()> {
         if mounts::is_reserved(&record.path) {
             return Err(Error::bad(format!("cannot mount at reserved path {:?}", record.path)));
         }
-        {
-            let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(m) = mounts
-                .iter()
-                .find(|m| m.path().starts_with(&record.path) || record.path.starts_with(m.path()))
-            {
-                return Err(Error::bad(format!("path is already in use at {}", m.path())));
-            }
+        let _changes = self.mount_changes.lock().await;
+        let overlap = self
+            .mounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .overlapping(&record.path);
+        if let Some(path) = overlap {
+            return Err(Error::bad(format!("path is already in use at {path}")));
         }
         let entry = self.build_mount(record)?;
+        mounts::store(&self.storage, &entry.record).await?;
         let entry = self.insert_mount(entry);
         entry.engine.start(entry.clone());
-        self.persist_mounts().await
+        Ok(())
     }
 
     /// Replace a mount's record (tune), keeping its engine and data.
     pub async fn update_mount(&self, record: MountRecord) -> Result<()> {
+        let _changes = self.mount_changes.lock().await;
         let old = self
-            .mount_for(&record.path)
-            .filter(|m| m.path() == record.path)
+            .mounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&record.path)
             .ok_or(Error::NotFound)?;
+        // The uuid names the stored record and the mount's data: a tune
+        // never changes it.
+        let record = MountRecord {
+            uuid: old.record.uuid.clone(),
+            ..record
+        };
+        mounts::store(&self.storage, &record).await?;
         self.insert_mount(MountEntry {
             record,
             storage: old.storage.clone(),
             engine: old.engine.clone(),
         });
-        self.persist_mounts().await
+        Ok(())
     }
 
     /// Revoke every lease of the mount, then remove it and its data. If a
@@ -323,10 +329,15 @@ impl Core {
         self.revoke_prefix(path).await?;
         mount.engine.unmount(&mount).await;
         {
-            let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
-            mounts.retain(|m| m.path() != path);
+            let _changes = self.mount_changes.lock().await;
+            // Gone already (a concurrent disable) or replaced: nothing to do.
+            let current = self.mounts.read().unwrap_or_else(|p| p.into_inner()).get(path);
+            if current.is_none_or(|m| m.record.uuid != mount.record.uuid) {
+                return Ok(());
+            }
+            mounts::remove(&self.storage, &mount.record).await?;
+            self.mounts.write().unwrap_or_else(|p| p.into_inner()).remove(path);
         }
-        self.persist_mounts().await?;
         for key in mount.storage.walk("").await? {
             mount.storage.delete(&key).await?;
         }

@@ -291,7 +291,10 @@ impl Runtime {
     fn evict_one(&self) -> bool {
         fn pop<B>(m: &std::sync::Mutex<HashMap<String, Vec<Instance<B>>>>) -> bool {
             let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-            m.values_mut().any(|v| v.pop().is_some())
+            let Some(key) = m.keys().next().cloned() else {
+                return false;
+            };
+            Runtime::take_idle_locked(&mut m, &key).is_some()
         }
         pop(&self.idle_drivers) || pop(&self.idle_generators)
     }
@@ -304,7 +307,20 @@ impl Runtime {
     }
 
     fn take_idle<B>(map: &std::sync::Mutex<HashMap<String, Vec<Instance<B>>>>, key: &str) -> Option<Instance<B>> {
-        map.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()
+        Self::take_idle_locked(&mut map.lock().unwrap_or_else(|p| p.into_inner()), key)
+    }
+
+    /// An idle instance of `key`; a grant left with none leaves the map, so
+    /// the map holds at most as many grants as there are live instances
+    /// (not one per connection ever used: with thousands of mounts,
+    /// `evict_one` and `forget_grants` scanned them all on every call).
+    fn take_idle_locked<B>(m: &mut HashMap<String, Vec<Instance<B>>>, key: &str) -> Option<Instance<B>> {
+        let idle = m.get_mut(key)?;
+        let instance = idle.pop();
+        if idle.is_empty() {
+            m.remove(key);
+        }
+        instance
     }
 
     fn put_idle<B>(map: &std::sync::Mutex<HashMap<String, Vec<Instance<B>>>>, key: String, instance: Instance<B>) {

@@ -14,6 +14,12 @@ impl MemoryBackend {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Bytes held, keys and values: what storage growth tests measure.
+    pub fn stored_bytes(&self) -> usize {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
 }
 
 #[async_trait::async_trait]

@@ -18,8 +18,26 @@ use tracing::Instrument;
 
 /// Vault's default `max_request_size`: 32 MiB.
 const MAX_REQUEST_SIZE: usize = 32 << 20;
-/// Longest a request may take before the client gets a 504-style error.
+/// Longest a request may take before the client gets a 504-style error,
+/// unless `WARDEN_REQUEST_TIMEOUT` (a Go duration such as `90s`) says
+/// otherwise: the tests shorten it to show what outlasts it.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+fn request_timeout() -> std::time::Duration {
+    static TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        let Ok(text) = std::env::var("WARDEN_REQUEST_TIMEOUT") else {
+            return REQUEST_TIMEOUT;
+        };
+        match crate::core::fields::parse_duration(&text) {
+            Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs.unsigned_abs()),
+            _ => {
+                tracing::warn!(value = %text, "WARDEN_REQUEST_TIMEOUT is not a positive duration; using 90s");
+                REQUEST_TIMEOUT
+            }
+        }
+    })
+}
 
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
@@ -32,11 +50,12 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, headers
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
-        let result = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            serve(&node, &method, &uri, &headers, &body, &request_id),
-        )
-        .await;
+        let serving = serve(&node, &method, &uri, &headers, &body, &request_id);
+        let result = if runs_to_completion(uri.path()) {
+            Ok(serving.await)
+        } else {
+            tokio::time::timeout(request_timeout(), serving).await
+        };
         let mut resp = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => e.into_response(),
@@ -47,6 +66,16 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, headers
         resp
     };
     work.instrument(span).await
+}
+
+/// Requests exempt from the request timeout: a synchronous revoke-prefix or
+/// revoke-force of many leases takes as long as it takes (the revocations
+/// are bounded one by one), and cut off it would answer an error while its
+/// revocations go on, or stop half done.
+fn runs_to_completion(path: &str) -> bool {
+    let path = path.strip_prefix("/v1/sys/").unwrap_or_default();
+    let path = path.strip_prefix("leases/").unwrap_or(path);
+    path.starts_with("revoke-prefix/") || path.starts_with("revoke-force/")
 }
 
 fn operation(method: &Method, uri: &Uri) -> Result<Operation, Error> {
@@ -112,6 +141,11 @@ async fn serve(
     };
     let reply = core.handle(&req, token).await;
     Ok(match reply {
+        Ok(Some(resp)) if resp.accepted => {
+            let mut r = envelope::render(resp, request_id);
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
         Ok(Some(resp)) if !resp.is_empty() => envelope::render(resp, request_id),
         // A read of nothing is a 404; a write with nothing to say is a 204.
         Ok(_) if op == Operation::Read || op == Operation::List => Error::NotFound.into_response(),
@@ -147,5 +181,28 @@ fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>
         Ok(serde_json::Value::Object(m)) => Ok(m),
         Ok(_) => Err(Error::bad("failed to parse JSON input: the body must be a JSON object")),
         Err(e) => Err(Error::bad(format!("failed to parse JSON input: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_revoke_prefix_and_force_outlast_the_request_timeout() {
+        for path in [
+            "/v1/sys/leases/revoke-prefix/db/creds",
+            "/v1/sys/revoke-prefix/db/",
+            "/v1/sys/leases/revoke-force/db",
+            "/v1/sys/revoke-force/db",
+        ] {
+            assert!(super::runs_to_completion(path), "{path}");
+        }
+        for path in [
+            "/v1/sys/leases/revoke",
+            "/v1/db/creds/app",
+            "/v1/db/revoke-prefix/x",
+            "/v1/sys/mounts/db",
+        ] {
+            assert!(!super::runs_to_completion(path), "{path}");
+        }
     }
 }

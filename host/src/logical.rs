@@ -59,6 +59,9 @@ pub struct Response {
     /// Fields that Vault also copies to the top level of the body (sys/mounts
     /// and tune read do this for compatibility with old clients).
     pub top_level: Option<Map<String, Value>>,
+    /// The work was queued, not done: HTTP 202 (Vault's revoke and
+    /// revoke-prefix with `sync=false`).
+    pub accepted: bool,
 }
 
 impl Response {
@@ -75,6 +78,14 @@ impl Response {
         Response::data(serde_json::json!({ "keys": keys }))
     }
 
+    /// Vault's 202 Accepted: the work is queued.
+    pub fn accepted() -> Self {
+        Response {
+            accepted: true,
+            ..Default::default()
+        }
+    }
+
     pub fn with_warning(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
         self
@@ -87,6 +98,7 @@ impl Response {
             && self.secret.is_none()
             && self.warnings.is_empty()
             && self.top_level.is_none()
+            && !self.accepted
     }
 }
 

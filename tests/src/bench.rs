@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
 
-use crate::Client;
+use crate::util::random_alnum;
+use crate::{Client, Scratch};
 
 /// The middle value (the upper one of an even count); 0 when empty.
 pub fn median(values: &[f64]) -> f64 {
@@ -104,6 +107,97 @@ pub async fn warden_gets(client: &Client, path: &str, n: usize, clients: usize) 
         })
         .collect();
     collect(tasks, started).await
+}
+
+/// The same CREATE ROLE as Warden's standard role, as raw SQL (simple
+/// query protocol, no prepared statement), over `sessions` connections of
+/// the scratch admin: the direct side of a credentials comparison.
+pub async fn pg_create_roles(scratch: &Scratch, names: &[String], sessions: usize) -> Result<Run> {
+    let expiration = format_utc(unix_now() + 3600);
+    pg_each(scratch, names, sessions, move |name| {
+        format!(
+            "CREATE ROLE \"{name}\" WITH LOGIN PASSWORD '{}' VALID UNTIL '{expiration}';",
+            random_alnum(20)
+        )
+    })
+    .await
+}
+
+/// `DROP ROLE IF EXISTS` of each name over `sessions` connections.
+pub async fn pg_drop_roles(scratch: &Scratch, names: &[String], sessions: usize) -> Result<Run> {
+    pg_each(scratch, names, sessions, |name| {
+        format!("DROP ROLE IF EXISTS \"{name}\";")
+    })
+    .await
+}
+
+/// One statement per name, `sessions` connections taking the next name as
+/// each finishes its last.
+async fn pg_each<F>(scratch: &Scratch, names: &[String], sessions: usize, sql: F) -> Result<Run>
+where
+    F: Fn(&str) -> String + Send + Sync + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let names = Arc::new(names.to_vec());
+    let sql = Arc::new(sql);
+    let mut conns = Vec::new();
+    for _ in 0..sessions {
+        conns.push(pg_admin(scratch).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let (next, names, sql) = (next.clone(), names.clone(), sql.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let t = Instant::now();
+                pg_exec_raw(&mut conn, sql(name)).await?;
+                latencies.push(t.elapsed());
+            }
+            conn.close().await.ok();
+            Ok(latencies)
+        }));
+    }
+    collect(tasks, started).await
+}
+
+/// One raw (simple-protocol) statement. A named function returning a boxed
+/// Send future sidesteps sqlx's higher-ranked `Executor` bound inside spawn.
+pub fn pg_exec_raw(
+    conn: &mut PgConnection,
+    sql: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>> {
+    Box::pin(async move {
+        use sqlx::Executor;
+        conn.execute(sqlx::raw_sql(&sql)).await?;
+        Ok(())
+    })
+}
+
+/// A connection as the scratch database's admin (the login Warden uses).
+pub async fn pg_admin(scratch: &Scratch) -> Result<PgConnection> {
+    scratch
+        .connect_as(&scratch.admin_user, &scratch.admin_password)
+        .await
+        .context("connect as the scratch admin")
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD HH:MM:SS+00` for Unix seconds (as Vault renders {{expiration}}).
+pub fn format_utc(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S+00")
+        .to_string()
 }
 
 /// Linux's USER_HZ, the unit of /proc's CPU times: 100 on every
@@ -229,6 +323,13 @@ mod tests {
         assert_eq!(cpu.idle, 138375 + 3819);
         assert_eq!(cpu.steal, 763);
         assert!(parse_cpu_line("cpu0 1 2 3").is_none());
+    }
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00+00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00+00");
+        assert_eq!(format_utc(1_795_339_408), "2026-11-22 09:23:28+00");
     }
 
     #[test]

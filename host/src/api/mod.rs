@@ -24,6 +24,25 @@ use listener::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, RequestLimits}
 use std::sync::Arc;
 use tracing::Instrument;
 
+/// `WARDEN_REQUEST_TIMEOUT` (a Go duration such as `90s`) overrides the
+/// listener's `max_request_duration`: the tests shorten it to show what
+/// outlasts it.
+fn request_timeout(configured: std::time::Duration) -> std::time::Duration {
+    static OVERRIDE: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    OVERRIDE
+        .get_or_init(|| {
+            let text = std::env::var("WARDEN_REQUEST_TIMEOUT").ok()?;
+            match crate::core::fields::parse_duration(&text) {
+                Ok(secs) if secs > 0 => Some(std::time::Duration::from_secs(secs.unsigned_abs())),
+                _ => {
+                    tracing::warn!(value = %text, "WARDEN_REQUEST_TIMEOUT is not a positive duration; ignored");
+                    None
+                }
+            }
+        })
+        .unwrap_or(configured)
+}
+
 pub fn router(node: Arc<Node>) -> Router {
     with_error_layers(Router::new().fallback(handle).with_state(node))
 }
@@ -82,11 +101,12 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
     let work = async {
         let mut resp = match read_request(&uri, &headers, body, &limits).await {
             Ok(body) => {
-                let result = tokio::time::timeout(
-                    limits.max_request_duration,
-                    serve(&node, &method, &uri, &headers, &body, &request_id),
-                )
-                .await;
+                let serving = serve(&node, &method, &uri, &headers, &body, &request_id);
+                let result = if runs_to_completion(uri.path()) {
+                    Ok(serving.await)
+                } else {
+                    tokio::time::timeout(request_timeout(limits.max_request_duration), serving).await
+                };
                 match result {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => e.into_response(),
@@ -155,6 +175,16 @@ async fn read_request(uri: &Uri, headers: &HeaderMap, body: Body, limits: &Reque
     }
 }
 
+/// Requests exempt from the request timeout: a synchronous revoke-prefix or
+/// revoke-force of many leases takes as long as it takes (the revocations
+/// are bounded one by one), and cut off it would answer an error while its
+/// revocations go on, or stop half done.
+fn runs_to_completion(path: &str) -> bool {
+    let path = path.strip_prefix("/v1/sys/").unwrap_or_default();
+    let path = path.strip_prefix("leases/").unwrap_or(path);
+    path.starts_with("revoke-prefix/") || path.starts_with("revoke-force/")
+}
+
 fn operation(method: &Method, uri: &Uri) -> Result<Operation, Error> {
     let list_query = uri
         .query()
@@ -218,6 +248,11 @@ async fn serve(
     };
     let reply = core.handle(&req, token).await;
     Ok(match reply {
+        Ok(Some(resp)) if resp.accepted => {
+            let mut r = envelope::render(resp, request_id);
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
         Ok(Some(resp)) if !resp.is_empty() => envelope::render(resp, request_id),
         // A read of nothing is a 404; a write with nothing to say is a 204.
         Ok(_) if op == Operation::Read || op == Operation::List => Error::NotFound.into_response(),
@@ -353,5 +388,25 @@ mod tests {
         mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
+    #[test]
+    fn only_revoke_prefix_and_force_outlast_the_request_timeout() {
+        for path in [
+            "/v1/sys/leases/revoke-prefix/db/creds",
+            "/v1/sys/revoke-prefix/db/",
+            "/v1/sys/leases/revoke-force/db",
+            "/v1/sys/revoke-force/db",
+        ] {
+            assert!(super::runs_to_completion(path), "{path}");
+        }
+        for path in [
+            "/v1/sys/leases/revoke",
+            "/v1/db/creds/app",
+            "/v1/db/revoke-prefix/x",
+            "/v1/sys/mounts/db",
+        ] {
+            assert!(!super::runs_to_completion(path), "{path}");
+        }
     }
 }

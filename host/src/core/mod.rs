@@ -17,18 +17,22 @@ use crate::error::{Error, Result};
 use crate::imports::mongo::MongoClients;
 use crate::imports::sql::SqlPools;
 use crate::logical::{LeaseInfo, Reply, Request};
+use crate::panic_guard;
 use crate::runtime::Runtime;
 use crate::storage::{Storage, View};
 use chrono::Utc;
 use expiration::{Expiration, LeaseEntry};
 use futures::StreamExt;
 use mounts::{MountEntry, MountRecord, MountTable};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 /// Revocations run at once by revoke-prefix and by the expiry timer.
 const REVOKE_CONCURRENCY: usize = 16;
 
 pub struct Core {
+    /// The core itself, for work that must outlive the request that
+    /// started it (a revoke-prefix runs in a task of its own).
+    this: Weak<Core>,
     pub storage: Storage,
     pub runtime: Arc<Runtime>,
     pub sql_pools: Arc<SqlPools>,
@@ -56,7 +60,8 @@ impl Core {
     /// loop.
     pub async fn start(storage: Storage, runtime: Arc<Runtime>) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
-        let core = Arc::new(Core {
+        let core = Arc::new_cyclic(|this| Core {
+            this: this.clone(),
             expiration: Expiration::new(View::new(storage.clone(), "sys/expire/id/")),
             storage,
             runtime,
@@ -366,14 +371,27 @@ impl Core {
     }
 
     /// Revoke every lease below a prefix; returns when all are revoked.
+    /// The revocations run in a task of their own, so a request that goes
+    /// away (the client hung up) does not cancel them half done.
     pub async fn revoke_prefix(&self, prefix: &str) -> Result<()> {
+        let core = self.this.upgrade().ok_or(Error::Sealed)?;
+        let prefix = prefix.to_string();
+        tokio::spawn(async move { core.revoke_prefix_now(&prefix).await })
+            .await
+            .map_err(|e| Error::internal(format!("revoke-prefix stopped: {e}")))?
+    }
+
+    async fn revoke_prefix_now(&self, prefix: &str) -> Result<()> {
         let prefix = format!("{}/", prefix.trim_end_matches('/'));
         let ids = self.expiration.ids_under(&prefix).await?;
         let total = ids.len();
-        // `ids_under` yields whole lease ids (the prefix included).
+        // `ids_under` yields whole lease ids (the prefix included). A panic
+        // revoking one lease fails that lease, not the others.
         let results: Vec<(String, Result<()>)> = futures::stream::iter(ids)
             .map(|id| async move {
-                let r = self.revoke_lease(&id).await;
+                let r = panic_guard::guard(self.revoke_lease(&id))
+                    .await
+                    .unwrap_or_else(|panic| Err(Error::internal(format!("revocation panicked: {panic}"))));
                 (id, r)
             })
             .buffer_unordered(REVOKE_CONCURRENCY)
@@ -392,6 +410,20 @@ impl Core {
                 failed.join("; ")
             )))
         }
+    }
+
+    /// Vault's revoke-prefix with `sync=false`: every lease below the
+    /// prefix becomes due now, and the expiry timer revokes them in the
+    /// background with its concurrency, retries and irrevocable marking.
+    /// Returns how many were queued. As the timer is in memory, a restart
+    /// before they are revoked leaves them due at their own expiry.
+    pub async fn queue_revoke_prefix(&self, prefix: &str) -> Result<usize> {
+        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        let ids = self.expiration.ids_under(&prefix).await?;
+        for id in &ids {
+            self.expiration.retry_in(id, std::time::Duration::ZERO);
+        }
+        Ok(ids.len())
     }
 
     /// Vault's revoke-force: forget every lease below a prefix. Each secret
@@ -514,26 +546,91 @@ async fn revoke_expired(core: Arc<Core>, mut due: tokio::sync::mpsc::UnboundedRe
         }
         let core = core.clone();
         tokio::spawn(async move {
-            if let Err(e) = core.revoke_lease(&id).await {
-                match core.expiration.revocation_failed(&id, &e.to_string()).await {
-                    Ok(Some(wait)) => {
-                        tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed")
-                    }
-                    Ok(None) => {
-                        tracing::error!(lease_id = %id, error = %e, "revoking an expired lease failed too often: the lease is now irrevocable (sys/leases?type=irrevocable lists it)")
-                    }
-                    Err(store) => {
-                        tracing::warn!(lease_id = %id, error = %e, store_error = %store, "revoking an expired lease failed, and so did recording the attempt")
-                    }
-                }
-            } else {
-                tracing::debug!(lease_id = %id, "expired lease revoked");
-            }
+            let revocation = core.revoke_lease(&id);
+            expired_lease_job(&core.expiration, &id, revocation).await;
             drop(permit);
         });
     }
 }
 
+/// One expired lease's revocation (`job`). A failure, a panic included
+/// (a panic fails only this job: the worker and the other leases go on),
+/// is counted in the stored lease and retried after the back-off, or past
+/// the retry limit the lease is marked irrevocable.
+async fn expired_lease_job(expiration: &Expiration, id: &str, job: impl std::future::Future<Output = Result<()>>) {
+    let result = panic_guard::guard(job)
+        .await
+        .unwrap_or_else(|panic| Err(Error::internal(format!("revocation panicked: {panic}"))));
+    let Err(e) = result else {
+        tracing::debug!(lease_id = %id, "expired lease revoked");
+        return;
+    };
+    match expiration.revocation_failed(id, &e.to_string()).await {
+        Ok(Some(wait)) => {
+            tracing::warn!(lease_id = %id, error = %e, retry_in_s = wait.as_secs(), "revoking an expired lease failed")
+        }
+        Ok(None) => {
+            tracing::error!(lease_id = %id, error = %e, "revoking an expired lease failed too often: the lease is now irrevocable (sys/leases?type=irrevocable lists it)")
+        }
+        Err(store) => {
+            tracing::warn!(lease_id = %id, error = %e, store_error = %store, "revoking an expired lease failed, and so did recording the attempt")
+        }
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryBackend;
+    use expiration::RetryPolicy;
+
+    fn lease(id: &str) -> LeaseEntry {
+        let now = Utc::now();
+        LeaseEntry {
+            lease_id: id.into(),
+            path: "db/creds/app".into(),
+            mount_path: "db/".into(),
+            internal: serde_json::Value::Null,
+            issue_time: now,
+            expire_time: now,
+            last_renewal: None,
+            renewable: true,
+            revoke: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_revocation_fails_only_its_lease_which_is_retried_then_irrevocable() {
+        let policy = RetryPolicy {
+            base: std::time::Duration::from_millis(1),
+            limit: 2,
+        };
+        let exp = Expiration::with_policy(View::new(Arc::new(MemoryBackend::new()), "sys/expire/id/"), policy);
+        exp.save(&lease("db/creds/app/bad")).await.unwrap();
+        exp.save(&lease("db/creds/app/good")).await.unwrap();
+        let mut seen = Vec::new();
+        // Each due lease runs as a job; the bad one's job panics every time.
+        while seen.len() < 3 {
+            let id = tokio::time::timeout(std::time::Duration::from_secs(5), exp.next_due())
+                .await
+                .expect("the panicking lease is retried");
+            seen.push(id.clone());
+            if id.ends_with("bad") {
+                expired_lease_job(&exp, &id, async { panic!("boom") }).await;
+            } else {
+                expired_lease_job(&exp, &id, exp.remove(&id)).await;
+            }
+        }
+        assert_eq!(seen.iter().filter(|id| id.ends_with("bad")).count(), 2, "{seen:?}");
+        assert!(seen.contains(&"db/creds/app/good".to_string()));
+        assert!(exp.get("db/creds/app/good").await.unwrap().is_none());
+        let bad = exp.get("db/creds/app/bad").await.unwrap().unwrap();
+        assert_eq!(bad.revoke.attempts, 2);
+        assert_eq!(bad.revoke.error.as_deref(), Some("revocation panicked: boom"));
+        assert_eq!(exp.irrevocable(), vec!["db/creds/app/bad"]);
+    }
 }

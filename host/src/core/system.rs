@@ -263,17 +263,29 @@ async fn leases(core: &Core, rest: &str, req: &Request) -> Reply {
                 ..Default::default()
             }))
         }
+        // Vault's `sync` (default true): false queues the revocation for
+        // the expiry timer (retried on failure) and answers 202 at once.
         ("revoke", Operation::Update) => {
             let id = lease_id(req, arg)?;
-            core.revoke_lease(&id).await?;
-            Ok(None)
+            if fields::boolean(&req.data, "sync")?.unwrap_or(true) {
+                core.revoke_lease(&id).await?;
+                return Ok(None);
+            }
+            if core.expiration.get(&id).await?.is_some() {
+                core.expiration.retry_in(&id, std::time::Duration::ZERO);
+            }
+            Ok(Some(Response::accepted()))
         }
         ("revoke-prefix", Operation::Update) => {
             if arg.is_empty() {
                 return Err(Error::bad("missing prefix"));
             }
-            core.revoke_prefix(arg).await?;
-            Ok(None)
+            if fields::boolean(&req.data, "sync")?.unwrap_or(true) {
+                core.revoke_prefix(arg).await?;
+                return Ok(None);
+            }
+            core.queue_revoke_prefix(arg).await?;
+            Ok(Some(Response::accepted()))
         }
         ("revoke-force", Operation::Update) => {
             if arg.is_empty() {

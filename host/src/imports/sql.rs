@@ -262,21 +262,27 @@ fn sql_error(e: sqlx::Error) -> Error {
     }
 }
 
-/// Attempts at a statement that failed for a transient reason.
-const TRANSIENT_RETRIES: u32 = 6;
+/// How long a statement that keeps losing races with other transactions
+/// is tried again (with jittered back-off from 2 ms up to 100 ms).
+const TRANSIENT_RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// Run one simple query, again when it lost a race with another
-/// transaction. Concurrent `REVOKE ... ON SCHEMA` of different roles update
-/// the same catalog row and one fails with "tuple concurrently updated";
-/// the failed statement changed nothing, so running it again is safe.
+/// transaction. Concurrent GRANTs and REVOKEs of different roles on the
+/// same objects update the same catalog rows and one fails with "tuple
+/// concurrently updated"; the failed statement (or implicit transaction of
+/// several) changed nothing, so running it again is safe. The retries go on
+/// for a while rather than a fixed count: under load a race can be lost
+/// many times in a row, and giving up leaves a login behind.
 async fn run(conn: &mut PgConnection, sql: &str) -> Result<u64, sqlx::Error> {
-    let mut attempt = 0;
+    let started = std::time::Instant::now();
+    let mut attempt: u32 = 0;
     loop {
         match pg_raw(conn, sql).await {
-            Err(e) if attempt < TRANSIENT_RETRIES && is_transient(&e) => {
-                attempt += 1;
+            Err(e) if is_transient(&e) && started.elapsed() < TRANSIENT_RETRY_FOR => {
+                attempt = attempt.saturating_add(1);
+                let cap = (2u64 << attempt.min(6)).min(100);
                 use rand::Rng;
-                let jitter = rand::rng().random_range(0..5u64 << attempt);
+                let jitter = rand::rng().random_range(1..=cap);
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
             r => return r,

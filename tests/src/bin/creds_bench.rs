@@ -11,15 +11,13 @@
 //! starts `warden server -dev` (`WARDEN_BIN`, else target/release/warden).
 //! Prints labelled result lines; see docs/testing.md.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use sqlx::Connection;
-use sqlx::postgres::PgConnection;
-use warden_tests::bench::{MachineCpu, Run, collect, cpu_ticks, list, median, rss_kib, ticks_ms, warden_gets};
+use warden_tests::bench::{
+    MachineCpu, Run, cpu_ticks, list, median, pg_create_roles, pg_drop_roles, rss_kib, ticks_ms, unix_now, warden_gets,
+};
 use warden_tests::fixtures::postgres_config;
 use warden_tests::util::random_alnum;
 use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres, WardenServer};
@@ -209,109 +207,10 @@ fn names(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The same CREATE ROLE as the Warden role, as raw SQL (simple query
-/// protocol, no prepared statement), over `sessions` connections.
 async fn run_direct(scratch: &Scratch, names: &[String], sessions: usize) -> Result<Run> {
-    let expiration = format_utc(unix_now() + 3600);
-    let next = Arc::new(AtomicUsize::new(0));
-    let names = Arc::new(names.to_vec());
-    let mut conns = Vec::new();
-    for _ in 0..sessions {
-        conns.push(admin_connection(scratch).await?);
-    }
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for mut conn in conns {
-        let next = next.clone();
-        let names = names.clone();
-        let expiration = expiration.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(name) = names.get(i) else { break };
-                let sql = format!(
-                    "CREATE ROLE \"{name}\" WITH LOGIN PASSWORD '{}' VALID UNTIL '{expiration}';",
-                    random_alnum(20)
-                );
-                let t = Instant::now();
-                exec_raw(&mut conn, sql).await?;
-                latencies.push(t.elapsed());
-            }
-            conn.close().await.ok();
-            Ok(latencies)
-        }));
-    }
-    collect(tasks, started).await
+    pg_create_roles(scratch, names, sessions).await
 }
 
 async fn drop_direct(scratch: &Scratch, names: &[String], sessions: usize) -> Result<()> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let names = Arc::new(names.to_vec());
-    let mut tasks = Vec::new();
-    for _ in 0..sessions {
-        let mut conn = admin_connection(scratch).await?;
-        let next = next.clone();
-        let names = names.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(name) = names.get(i) else { break };
-                exec_raw(&mut conn, format!("DROP ROLE IF EXISTS \"{name}\";")).await?;
-            }
-            conn.close().await.ok();
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
-}
-
-/// One raw (simple-protocol) statement. A named function returning a boxed
-/// Send future sidesteps sqlx's higher-ranked `Executor` bound inside spawn.
-fn exec_raw(
-    conn: &mut PgConnection,
-    sql: String,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>> {
-    Box::pin(async move {
-        use sqlx::Executor;
-        conn.execute(sqlx::raw_sql(&sql)).await?;
-        Ok(())
-    })
-}
-
-async fn admin_connection(scratch: &Scratch) -> Result<PgConnection> {
-    scratch
-        .connect_as(&scratch.admin_user, &scratch.admin_password)
-        .await
-        .context("connect as the scratch admin")
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
-/// `YYYY-MM-DD HH:MM:SS+00` for Unix seconds (as Vault renders {{expiration}}).
-fn format_utc(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S+00")
-        .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_utc;
-
-    #[test]
-    fn formats_utc_timestamps() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00+00");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00+00");
-        assert_eq!(format_utc(1_795_339_408), "2026-11-22 09:23:28+00");
-    }
+    pg_drop_roles(scratch, names, sessions).await.map(drop)
 }

@@ -442,6 +442,32 @@ impl Scratch {
         PgConnection::connect_with(&self.login_options(user, password)).await
     }
 
+    /// True when `user` can log in to this database with `password`.
+    pub async fn logs_in(&self, user: &str, password: &str) -> bool {
+        match self.connect_as(user, password).await {
+            Ok(c) => {
+                c.close().await.ok();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A new login `<prefix>_<random>` with a known password, created by the
+    /// database's admin (so the admin may change its password on any
+    /// PostgreSQL version): (name, password).
+    pub async fn create_login(&self, prefix: &str) -> Result<(String, String)> {
+        let name = format!("{prefix}_{}", crate::util::random_alnum(6).to_lowercase());
+        let password = format!("initial-{}", crate::util::random_alnum(12));
+        let mut admin = self.connect_as(&self.admin_user, &self.admin_password).await?;
+        sqlx::raw_sql(&format!("CREATE ROLE \"{name}\" WITH LOGIN PASSWORD '{password}'"))
+            .execute(&mut admin)
+            .await
+            .context("create a login")?;
+        admin.close().await.ok();
+        Ok((name, password))
+    }
+
     /// A superuser connection to this database.
     pub async fn superuser(&self) -> Result<PgConnection> {
         PgConnection::connect_with(&self.pg.superuser.clone().database(&self.database))

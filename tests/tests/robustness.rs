@@ -102,33 +102,12 @@ async fn seal_and_unseal_hammered_concurrently_never_hang() -> Result<()> {
     Ok(())
 }
 
-/// A login on the scratch database with a known password.
-async fn db_user(scratch: &Scratch, label: &str) -> Result<(String, String)> {
-    let name = format!("rb_{label}_{}", warden_tests::util::random_alnum(6).to_lowercase());
-    let password = format!("initial-{}", warden_tests::util::random_alnum(12));
-    let mut admin = scratch.connect_as(&scratch.admin_user, &scratch.admin_password).await?;
-    sqlx::raw_sql(&format!("CREATE ROLE \"{name}\" WITH LOGIN PASSWORD '{password}'"))
-        .execute(&mut admin)
-        .await
-        .context("create the static user")?;
-    admin.close().await.ok();
-    Ok((name, password))
-}
 
-async fn logs_in(scratch: &Scratch, user: &str, password: &str) -> bool {
-    match scratch.connect_as(user, password).await {
-        Ok(c) => {
-            c.close().await.ok();
-            true
-        }
-        Err(_) => false,
-    }
-}
 
 #[tokio::test]
 async fn out_of_range_rotation_settings_are_refused_before_the_password_changes() -> Result<()> {
     let env = DbEnv::start("rb_static", &["*"]).await?;
-    let (user, initial) = db_user(&env.scratch, "period").await?;
+    let (user, initial) = env.scratch.create_login("rb_period").await?;
     let c = &env.client;
     for period in [
         json!(10_000_000_000_000i64),
@@ -141,7 +120,7 @@ async fn out_of_range_rotation_settings_are_refused_before_the_password_changes(
         let got = answer(c, "POST", "/v1/db/static-roles/huge", Some(body)).await?;
         check_error(&format!("rotation_period {period}"), &got, 400)?;
         ensure!(
-            logs_in(&env.scratch, &user, &initial).await,
+            env.scratch.logs_in(&user, &initial).await,
             "rotation_period {period}: the user's password was changed anyway"
         );
     }
@@ -155,7 +134,7 @@ async fn out_of_range_rotation_settings_are_refused_before_the_password_changes(
     let got = answer(c, "POST", "/v1/db/static-roles/window", Some(body)).await?;
     check_error("rotation_window 1e13", &got, 400)?;
     ensure!(
-        logs_in(&env.scratch, &user, &initial).await,
+        env.scratch.logs_in(&user, &initial).await,
         "the window write changed the password"
     );
 

@@ -25,15 +25,6 @@ async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Opt
         .and_then(|r| r.data))
 }
 
-async fn logs_in(scratch: &Scratch, user: &str, password: &str) -> bool {
-    match scratch.connect_as(user, password).await {
-        Ok(c) => {
-            c.close().await.ok();
-            true
-        }
-        Err(_) => false,
-    }
-}
 
 async fn put_json(storage: &Storage, key: &str, value: &Value) -> Result<()> {
     storage.put(key, &serde_json::to_vec(value)?).await?;
@@ -195,8 +186,8 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     }
 
     // rotate-root rolled back: the old password works again and is stored.
-    assert!(logs_in(&scratch, &scratch.admin_user, &scratch.admin_password).await);
-    assert!(!logs_in(&scratch, &scratch.admin_user, new_root).await);
+    assert!(scratch.logs_in(&scratch.admin_user, &scratch.admin_password).await);
+    assert!(!scratch.logs_in(&scratch.admin_user, new_root).await);
     let config = get_json(&storage, &format!("{base}config/pg"))
         .await?
         .context("config")?;
@@ -207,14 +198,14 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
         .await?
         .context("static-creds app")?;
     assert_eq!(creds["password"], json!("rolled-forward-pw"));
-    assert!(logs_in(&scratch, &user, "rolled-forward-pw").await);
+    assert!(scratch.logs_in(&user, "rolled-forward-pw").await);
 
     // The overdue one rotated at start-up, and its new password works.
     let late_now = call(&second, Operation::Read, "db/static-creds/late", json!({}))
         .await?
         .context("static-creds late")?;
     let password = late_now["password"].as_str().context("password")?;
-    assert!(logs_in(&scratch, &late_user, password).await);
+    assert!(scratch.logs_in(&late_user, password).await);
 
     // The gated role's roll-forward failed once: its last password stays,
     // and once the gate opens a new password (not the recorded one) is set.
@@ -242,14 +233,14 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     };
     let password = gated_after["password"].as_str().context("password")?;
     assert_ne!(password, "gated-wal-pw");
-    assert!(logs_in(&scratch, &gated_user, password).await);
-    assert!(!logs_in(&scratch, &gated_user, "gated-wal-pw").await);
+    assert!(scratch.logs_in(&gated_user, password).await);
+    assert!(!scratch.logs_in(&gated_user, "gated-wal-pw").await);
 
     // The engine works after all this.
     call(&second, Operation::Update, "db/rotate-role/app", json!({})).await?;
     let rotated = call(&second, Operation::Read, "db/static-creds/app", json!({}))
         .await?
         .context("static-creds app")?;
-    assert!(logs_in(&scratch, &user, rotated["password"].as_str().unwrap_or_default()).await);
+    assert!(scratch.logs_in(&user, rotated["password"].as_str().unwrap_or_default()).await);
     Ok(())
 }

@@ -15,29 +15,7 @@ use warden_tests::{DbEnv, Scratch, check_error, eventually, keys_of};
 
 const ALTER: &str = "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}'";
 
-/// Create a login on the scratch database (as its admin, so the admin may
-/// change its password on any PostgreSQL version) with a known password.
-async fn db_user(scratch: &Scratch, label: &str) -> Result<(String, String)> {
-    let name = format!("st_{label}_{}", warden_tests::util::random_alnum(6).to_lowercase());
-    let password = format!("initial-{}", warden_tests::util::random_alnum(12));
-    let mut admin = scratch.connect_as(&scratch.admin_user, &scratch.admin_password).await?;
-    sqlx::raw_sql(&format!("CREATE ROLE \"{name}\" WITH LOGIN PASSWORD '{password}'"))
-        .execute(&mut admin)
-        .await
-        .context("create the static user")?;
-    admin.close().await.ok();
-    Ok((name, password))
-}
 
-async fn logs_in(scratch: &Scratch, user: &str, password: &str) -> bool {
-    match scratch.connect_as(user, password).await {
-        Ok(c) => {
-            c.close().await.ok();
-            true
-        }
-        Err(_) => false,
-    }
-}
 
 async fn static_creds(env: &DbEnv, role: &str) -> Result<Value> {
     let body = env
@@ -64,7 +42,7 @@ fn time_of(v: &Value) -> Result<DateTime<Utc>> {
 #[tokio::test]
 async fn static_role_endpoints_follow_vault() -> Result<()> {
     let env = DbEnv::start("static_api", &["*"]).await?;
-    let (user, initial) = db_user(&env.scratch, "api").await?;
+    let (user, initial) = env.scratch.create_login("st_api").await?;
     let c = &env.client;
 
     c.expect(
@@ -76,7 +54,7 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     .await?;
     // Taking the user over changed its password.
     assert!(
-        !logs_in(&env.scratch, &user, &initial).await,
+        !env.scratch.logs_in(&user, &initial).await,
         "the initial password still works"
     );
 
@@ -120,7 +98,7 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     assert_eq!(time_of(&creds)?, created);
     let first = text(&creds, "password")?;
     assert!(
-        logs_in(&env.scratch, &user, &first).await,
+        env.scratch.logs_in(&user, &first).await,
         "static-creds password does not log in"
     );
 
@@ -137,9 +115,9 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
     let second = text(&rotated, "password")?;
     assert_ne!(first, second);
     assert!(time_of(&rotated)? > created);
-    assert!(logs_in(&env.scratch, &user, &second).await);
+    assert!(env.scratch.logs_in(&user, &second).await);
     assert!(
-        !logs_in(&env.scratch, &user, &first).await,
+        !env.scratch.logs_in(&user, &first).await,
         "the rotated-away password still works"
     );
 
@@ -211,14 +189,14 @@ async fn static_role_endpoints_follow_vault() -> Result<()> {
         env.scratch.role_exists(&user).await?,
         "deleting the static role dropped the user"
     );
-    assert!(logs_in(&env.scratch, &user, &second).await);
+    assert!(env.scratch.logs_in(&user, &second).await);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_five_second_period_rotates_repeatedly_and_every_password_works() -> Result<()> {
     let env = DbEnv::start("static_period", &["*"]).await?;
-    let (user, _) = db_user(&env.scratch, "period").await?;
+    let (user, _) = env.scratch.create_login("st_period").await?;
     env.client
         .expect(
             "POST",
@@ -247,14 +225,14 @@ async fn a_five_second_period_rotates_repeatedly_and_every_password_works() -> R
         if seen.last().map(|(p, _)| p) != Some(&password) {
             assert!(creds["ttl"].as_i64().is_some_and(|t| (0..=5).contains(&t)), "{creds}");
             assert!(
-                logs_in(&env.scratch, &user, &password).await,
+                env.scratch.logs_in(&user, &password).await,
                 "password of rotation {} does not log in",
                 seen.len()
             );
             if let Some((previous, previous_at)) = seen.last() {
                 assert!(at > *previous_at, "last_vault_rotation did not advance");
                 assert!(
-                    !logs_in(&env.scratch, &user, previous).await,
+                    !env.scratch.logs_in(&user, previous).await,
                     "a rotated-away password still works"
                 );
             }
@@ -273,7 +251,7 @@ async fn a_five_second_period_rotates_repeatedly_and_every_password_works() -> R
 #[tokio::test]
 async fn a_cron_schedule_rotates_at_the_minute() -> Result<()> {
     let env = DbEnv::start("static_cron", &["*"]).await?;
-    let (user, _) = db_user(&env.scratch, "cron").await?;
+    let (user, _) = env.scratch.create_login("st_cron").await?;
     env.client
         .expect(
             "POST",
@@ -315,15 +293,15 @@ async fn a_cron_schedule_rotates_at_the_minute() -> Result<()> {
     assert!(at > created && (at - created).num_seconds() <= 62, "{created} -> {at}");
     let second = text(&rotated, "password")?;
     assert_ne!(first, second);
-    assert!(logs_in(&env.scratch, &user, &second).await);
-    assert!(!logs_in(&env.scratch, &user, &first).await);
+    assert!(env.scratch.logs_in(&user, &second).await);
+    assert!(!env.scratch.logs_in(&user, &first).await);
     Ok(())
 }
 
 #[tokio::test]
 async fn bad_static_roles_are_refused_and_nothing_is_stored() -> Result<()> {
     let env = DbEnv::start("static_bad", &["*"]).await?;
-    let (user, initial) = db_user(&env.scratch, "bad").await?;
+    let (user, initial) = env.scratch.create_login("st_bad").await?;
     let cases = [
         (
             json!({"db_name": "pg", "username": user, "rotation_period": "4s"}),
@@ -381,14 +359,14 @@ async fn bad_static_roles_are_refused_and_nothing_is_stored() -> Result<()> {
     assert_eq!(status, 404);
     assert!(!env.scratch.role_exists("wt_no_such_user").await?);
     // No rotation happened either.
-    assert!(logs_in(&env.scratch, &user, &initial).await);
+    assert!(env.scratch.logs_in(&user, &initial).await);
     Ok(())
 }
 
 #[tokio::test]
 async fn static_role_on_a_connection_that_does_not_allow_it_fails() -> Result<()> {
     let env = DbEnv::start("static_notallowed", &["other"]).await?;
-    let (user, initial) = db_user(&env.scratch, "na").await?;
+    let (user, initial) = env.scratch.create_login("st_na").await?;
     let got = env
         .client
         .post(
@@ -403,7 +381,7 @@ async fn static_role_on_a_connection_that_does_not_allow_it_fails() -> Result<()
             json!({"errors": ["1 error occurred:\n\t* \"notallowed\" is not an allowed role\n\n"]})
         )
     );
-    assert!(logs_in(&env.scratch, &user, &initial).await);
+    assert!(env.scratch.logs_in(&user, &initial).await);
     let (status, _) = env.client.get("/v1/db/static-roles/notallowed").await?;
     assert_eq!(status, 404);
     Ok(())
@@ -412,7 +390,7 @@ async fn static_role_on_a_connection_that_does_not_allow_it_fails() -> Result<()
 #[tokio::test]
 async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Result<()> {
     let env = DbEnv::start("static_retry", &["*"]).await?;
-    let (user, _) = db_user(&env.scratch, "retry").await?;
+    let (user, _) = env.scratch.create_login("st_retry").await?;
     // The rotation statements divide by the rows of a gate table: with the
     // gate empty, the whole (atomic) rotation fails in PostgreSQL.
     let mut admin = env
@@ -449,7 +427,7 @@ async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Res
     assert_eq!(text(&during, "password")?, password);
     assert_eq!(time_of(&during)?, time_of(&before)?);
     assert_eq!(during["ttl"], json!(0), "{during}");
-    assert!(logs_in(&env.scratch, &user, &password).await);
+    assert!(env.scratch.logs_in(&user, &password).await);
 
     // Open the gate: a retry (back-off 5, 10, 20 s) rotates again.
     sqlx::raw_sql("INSERT INTO rotation_gate VALUES (1)")
@@ -461,7 +439,7 @@ async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Res
     .await?;
     assert!(recovered, "no rotation within 45 s of the gate opening");
     let after = static_creds(&env, "gated").await?;
-    assert!(logs_in(&env.scratch, &user, &text(&after, "password")?).await);
+    assert!(env.scratch.logs_in(&user, &text(&after, "password")?).await);
     admin.close().await.ok();
     Ok(())
 }
@@ -469,7 +447,7 @@ async fn a_failing_rotation_retries_and_keeps_the_last_working_password() -> Res
 #[tokio::test]
 async fn disabling_the_mount_keeps_the_user_and_its_last_password() -> Result<()> {
     let env = DbEnv::start("static_unmount", &["*"]).await?;
-    let (user, _) = db_user(&env.scratch, "unmount").await?;
+    let (user, _) = env.scratch.create_login("st_unmount").await?;
     env.client
         .expect(
             "POST",
@@ -485,7 +463,7 @@ async fn disabling_the_mount_keeps_the_user_and_its_last_password() -> Result<()
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(env.scratch.role_exists(&user).await?);
     assert!(
-        logs_in(&env.scratch, &user, &password).await,
+        env.scratch.logs_in(&user, &password).await,
         "the last password stopped working after unmount"
     );
     Ok(())

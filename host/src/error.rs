@@ -1,8 +1,6 @@
-//! Warden's typed errors, and the one place they become Vault-style HTTP
-//! responses (`{"errors":[...]}` with the status Vault uses).
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! Warden's typed errors, free of HTTP: what engines, the core and the
+//! node return. The API turns them into Vault's responses (api/errors.rs
+//! holds the status mapping).
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,9 +37,9 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
     /// The HTTP layer refused the request before the API read it (408, 413,
-    /// 414, 431): the status and the reason.
+    /// 414, 431): the status code and the reason.
     #[error("{1}")]
-    Http(StatusCode, String),
+    Http(u16, String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -55,18 +53,6 @@ impl Error {
         Error::Internal(msg.into())
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::PermissionDenied => StatusCode::FORBIDDEN,
-            Error::NotFound | Error::Missing(_) | Error::UnsupportedPath | Error::NoRoute(_) => StatusCode::NOT_FOUND,
-            Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Internal(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Http(status, _) => *status,
-        }
-    }
-
     /// The `errors` list of the response body.
     pub fn messages(&self) -> Vec<String> {
         match self {
@@ -78,12 +64,5 @@ impl Error {
             }
             other => vec![other.to_string()],
         }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "errors": self.messages() });
-        (self.status(), axum::Json(body)).into_response()
     }
 }

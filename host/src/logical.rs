@@ -3,26 +3,99 @@
 
 use serde_json::{Map, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Operation {
+    #[default]
     Read,
-    /// POST and PUT. Vault splits create from update only for ACLs.
+    /// POST or PUT of something that does not exist yet: the router turns
+    /// an update into a create when the path's existence check says so.
+    Create,
+    /// POST and PUT.
     Update,
+    /// PATCH.
+    Patch,
     Delete,
     List,
+    /// `?help=1`: the path's help instead of the operation.
+    Help,
 }
 
-#[derive(Debug)]
+impl Operation {
+    /// Vault's name of the operation (`logical.Operation`'s strings).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Help => "help",
+        }
+    }
+
+    /// Writes: create, update and patch.
+    pub fn is_write(self) -> bool {
+        matches!(self, Operation::Create | Operation::Update | Operation::Patch)
+    }
+}
+
+/// Who makes a request, resolved once from its token.
+#[derive(Clone, Default)]
+pub struct Auth {
+    /// The token itself (lookup-self answers with it; never logged).
+    pub client_token: String,
+    /// Vault's display name (`token` for the root token).
+    pub display_name: String,
+    pub policies: Vec<String>,
+    /// No token was checked (a path served without one).
+    pub anonymous: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("display_name", &self.display_name)
+            .field("policies", &self.policies)
+            .field("anonymous", &self.anonymous)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// The root token's context.
+    pub fn root(token: &str) -> Auth {
+        Auth {
+            client_token: token.to_string(),
+            display_name: "token".into(),
+            policies: vec!["root".into()],
+            anonymous: false,
+        }
+    }
+
+    /// A request served without a token.
+    pub fn anonymous() -> Auth {
+        Auth {
+            anonymous: true,
+            ..Auth::default()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct Request {
     pub operation: Operation,
-    /// The path below the mount (or below `sys/`), without a leading '/'.
+    /// The path (below `/v1/`; below the mount once routed), without a
+    /// leading '/'.
     pub path: String,
+    /// The raw input (body, and for reads the query); the router converts
+    /// it into typed fields before a handler sees it.
     pub data: Map<String, Value>,
-    /// The calling token's display name (Vault's `token` for the root token).
-    pub display_name: String,
+    pub auth: Auth,
     /// The id the lease will have if this request issues a secret, chosen
     /// before the engine runs so its write-ahead record can name it.
     pub lease_id: String,
+    pub request_id: String,
 }
 
 /// A secret the engine hands out; the core registers a lease for it and
@@ -62,6 +135,11 @@ pub struct Response {
     /// The work was queued, not done: HTTP 202 (Vault's revoke and
     /// revoke-prefix with `sync=false`).
     pub accepted: bool,
+    /// A body sent as is, without the envelope (help, sys/health,
+    /// sys/seal-status and the other seal endpoints, as Vault's).
+    pub raw_body: Option<Value>,
+    /// The HTTP status, where it is not the usual one (sys/health's codes).
+    pub status: Option<u16>,
 }
 
 impl Response {
@@ -86,6 +164,14 @@ impl Response {
         }
     }
 
+    /// A body sent without the envelope.
+    pub fn raw(body: Value) -> Self {
+        Response {
+            raw_body: Some(body),
+            ..Default::default()
+        }
+    }
+
     pub fn with_warning(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
         self
@@ -99,6 +185,8 @@ impl Response {
             && self.warnings.is_empty()
             && self.top_level.is_none()
             && !self.accepted
+            && self.raw_body.is_none()
+            && self.status.is_none()
     }
 }
 

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde_json::{Map, Value};
 use warden::core::Core;
-use warden::logical::{Operation, Request, Response};
+use warden::logical::{Auth, Operation, Request, Response};
 
 /// Handle `op path` with `data` (a JSON object, or anything else for none).
 pub async fn call(core: &Core, token: &str, op: Operation, path: &str, data: Value) -> Result<Option<Response>> {
@@ -13,10 +13,10 @@ pub async fn call(core: &Core, token: &str, op: Operation, path: &str, data: Val
         operation: op,
         path: path.to_string(),
         data: data.as_object().cloned().unwrap_or_else(Map::new),
-        display_name: "token".into(),
-        lease_id: String::new(),
+        auth: Auth::root(token),
+        ..Request::default()
     };
-    core.handle(&req, token)
+    core.handle(&req, &|_| Ok(()))
         .await
         .map_err(|e| anyhow::anyhow!("{op:?} {path}: {e}"))
 }

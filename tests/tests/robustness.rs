@@ -102,8 +102,6 @@ async fn seal_and_unseal_hammered_concurrently_never_hang() -> Result<()> {
     Ok(())
 }
 
-
-
 #[tokio::test]
 async fn out_of_range_rotation_settings_are_refused_before_the_password_changes() -> Result<()> {
     let env = DbEnv::start("rb_static", &["*"]).await?;

@@ -25,7 +25,6 @@ async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Opt
         .and_then(|r| r.data))
 }
 
-
 async fn put_json(storage: &Storage, key: &str, value: &Value) -> Result<()> {
     storage.put(key, &serde_json::to_vec(value)?).await?;
     Ok(())
@@ -241,6 +240,10 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     let rotated = call(&second, Operation::Read, "db/static-creds/app", json!({}))
         .await?
         .context("static-creds app")?;
-    assert!(scratch.logs_in(&user, rotated["password"].as_str().unwrap_or_default()).await);
+    assert!(
+        scratch
+            .logs_in(&user, rotated["password"].as_str().unwrap_or_default())
+            .await
+    );
     Ok(())
 }

@@ -15,8 +15,6 @@ use warden_tests::{DbEnv, Scratch, check_error, eventually, keys_of};
 
 const ALTER: &str = "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}'";
 
-
-
 async fn static_creds(env: &DbEnv, role: &str) -> Result<Value> {
     let body = env
         .client

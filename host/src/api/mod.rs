@@ -6,8 +6,8 @@
 //! and a panicking request (500; the server goes on serving).
 
 mod envelope;
+mod errors;
 pub mod listener;
-mod seal;
 
 pub use listener::HttpLimits;
 
@@ -136,7 +136,7 @@ async fn read_request(uri: &Uri, headers: &HeaderMap, body: Body, limits: &Reque
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
         return Err(Error::Http(
-            StatusCode::URI_TOO_LONG,
+            StatusCode::URI_TOO_LONG.as_u16(),
             format!("URI too long: the limit is {MAX_URI_BYTES} bytes"),
         ));
     }
@@ -145,14 +145,19 @@ async fn read_request(uri: &Uri, headers: &HeaderMap, body: Body, limits: &Reque
         .fold(0usize, |n, (k, v)| n.saturating_add(k.as_str().len() + v.len()));
     if header_bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADER_COUNT {
         return Err(Error::Http(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.as_u16(),
             format!(
                 "request header fields too large: the limits are {MAX_HEADER_BYTES} bytes and {MAX_HEADER_COUNT} fields"
             ),
         ));
     }
     // Go's http.MaxBytesReader's text, which Vault answers with.
-    let too_large = || Error::Http(StatusCode::PAYLOAD_TOO_LARGE, "http: request body too large".into());
+    let too_large = || {
+        Error::Http(
+            StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+            "http: request body too large".into(),
+        )
+    };
     let max = limits.max_request_size.unwrap_or(usize::MAX);
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -163,9 +168,12 @@ async fn read_request(uri: &Uri, headers: &HeaderMap, body: Body, limits: &Reque
     }
     let collect = Limited::new(body, max).collect();
     let collected = match limits.body_deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, collect)
-            .await
-            .map_err(|_| Error::Http(StatusCode::REQUEST_TIMEOUT, "timed out reading the request body".into()))?,
+        Some(deadline) => tokio::time::timeout_at(deadline, collect).await.map_err(|_| {
+            Error::Http(
+                StatusCode::REQUEST_TIMEOUT.as_u16(),
+                "timed out reading the request body".into(),
+            )
+        })?,
         None => collect.await,
     };
     match collected {
@@ -185,14 +193,26 @@ fn runs_to_completion(path: &str) -> bool {
     path.starts_with("revoke-prefix/") || path.starts_with("revoke-force/")
 }
 
+/// A query flag such as `list=true` or `help=1`.
+fn query_flag(uri: &Uri, name: &str) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&').any(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, "1"));
+            k == name && matches!(v, "1" | "true" | "t" | "True" | "TRUE")
+        })
+    })
+}
+
 fn operation(method: &Method, uri: &Uri) -> Result<Operation, Error> {
-    let list_query = uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| matches!(kv, "list=true" | "list=1")));
+    if query_flag(uri, "help") && matches!(method.as_str(), "GET" | "HEAD") {
+        return Ok(Operation::Help);
+    }
     Ok(match method.as_str() {
-        "GET" if list_query => Operation::List,
-        "GET" => Operation::Read,
+        "GET" | "HEAD" if query_flag(uri, "list") => Operation::List,
+        // HEAD is a GET whose body hyper drops (sys/health's status code).
+        "GET" | "HEAD" => Operation::Read,
         "POST" | "PUT" => Operation::Update,
+        "PATCH" => Operation::Patch,
         "DELETE" => Operation::Delete,
         "LIST" => Operation::List,
         _ => return Err(Error::UnsupportedOperation),
@@ -220,34 +240,35 @@ async fn serve(
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath);
     };
-    let path = percent_encoding::percent_decode_str(path)
+    let mut path = percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .into_owned();
     let op = operation(method, uri)?;
-    let mut data = parse_body(body)?;
-    if matches!(op, Operation::Read | Operation::List) {
+    // As Vault: a LIST is of a directory, whose path ends in '/'.
+    if op == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    let mut data = parse_body(headers, body)?;
+    if matches!(op, Operation::Read | Operation::List | Operation::Help) {
         add_query_params(&mut data, uri);
-    }
-    // The seal's endpoints answer without a token, sealed or not, as Vault's.
-    if let Some(resp) = seal::unauthenticated(node, &path, op, &data).await? {
-        return Ok(resp);
-    }
-    // Everything else needs an unsealed node (503 otherwise) and a token.
-    let core = node.core()?;
-    let token = token(headers).unwrap_or_default();
-    core.authorize(Some(token))?;
-    if let Some(resp) = seal::authenticated(node, &path, op, request_id).await? {
-        return Ok(resp);
     }
     let req = Request {
         operation: op,
         path,
         data,
-        display_name: "token".into(),
-        lease_id: String::new(),
+        request_id: request_id.to_string(),
+        ..Request::default()
     };
-    let reply = core.handle(&req, token).await;
+    let token = token(headers).unwrap_or_default();
+    let reply = crate::routing::handle(node, req, token).await;
     Ok(match reply {
+        Ok(Some(resp)) if resp.raw_body.is_some() || resp.status.is_some() => {
+            let status = resp
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            (status, axum::Json(resp.raw_body.unwrap_or(serde_json::Value::Null))).into_response()
+        }
         Ok(Some(resp)) if resp.accepted => {
             let mut r = envelope::render(resp, request_id);
             *r.status_mut() = StatusCode::ACCEPTED;
@@ -273,22 +294,56 @@ fn add_query_params(data: &mut serde_json::Map<String, serde_json::Value>, uri: 
                 .into_owned()
         };
         let key = decode(k);
-        if key == "list" {
+        if key == "list" || key == "help" {
             continue;
         }
         data.entry(key).or_insert_with(|| serde_json::Value::String(decode(v)));
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+/// The request body as fields: a JSON object (JSON `null`, as `bao write
+/// -f` sends, and an empty body are no fields), or, as Vault accepts, a
+/// form (`application/x-www-form-urlencoded`).
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/x-www-form-urlencoded"));
+    // curl's `-d` labels JSON as a form: a body that reads as JSON is JSON.
+    let looks_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'n'));
+    if is_form && !looks_json {
+        return Ok(parse_form(body));
+    }
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(serde_json::Value::Null) => Ok(serde_json::Map::new()),
         Ok(_) => Err(Error::bad("failed to parse JSON input: the body must be a JSON object")),
         Err(e) => Err(Error::bad(format!("failed to parse JSON input: {e}"))),
     }
+}
+
+/// A form body: each key's value as a string; a key given more than once
+/// keeps its values as a list (Go's `url.Values`, as Vault reads forms).
+fn parse_form(body: &Bytes) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut data = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        let v = Value::String(v.into_owned());
+        match data.get_mut(k.as_ref()) {
+            None => {
+                data.insert(k.into_owned(), v);
+            }
+            Some(Value::Array(items)) => items.push(v),
+            Some(first) => *first = Value::Array(vec![first.take(), v]),
+        }
+    }
+    data
 }
 
 #[cfg(test)]
@@ -366,7 +421,7 @@ mod tests {
         };
         assert_eq!(read("12345678", limits.clone()).await.unwrap(), "12345678");
         let err = read("123456789", limits.clone()).await.unwrap_err();
-        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(errors::status(&err), StatusCode::PAYLOAD_TOO_LARGE);
         // A body that never ends, past its deadline: 408.
         let (_tx, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
         let stream = Body::from_stream(tokio_stream_shim(body));
@@ -375,12 +430,12 @@ mod tests {
             ..limits
         };
         let err = read_request(&uri, &empty, stream, &late).await.unwrap_err();
-        assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(errors::status(&err), StatusCode::REQUEST_TIMEOUT);
         let long: Uri = format!("/v1/{}", "a".repeat(MAX_URI_BYTES)).parse().unwrap();
         let err = read_request(&long, &empty, Body::empty(), &RequestLimits::default())
             .await
             .unwrap_err();
-        assert_eq!(err.status(), StatusCode::URI_TOO_LONG);
+        assert_eq!(errors::status(&err), StatusCode::URI_TOO_LONG);
     }
 
     /// A stream of a channel's items (the receiver kept open: it never ends).

@@ -8,15 +8,15 @@ pub mod fields;
 pub mod mounts;
 pub mod password_policy;
 pub mod shamir;
-pub mod system;
 pub mod token;
 pub mod ttl;
 
 use crate::engines::SecretsEngine;
 use crate::error::{Error, Result};
+use crate::framework::Resolved;
 use crate::imports::mongo::MongoClients;
 use crate::imports::sql::SqlPools;
-use crate::logical::{LeaseInfo, Reply, Request};
+use crate::logical::{Auth, LeaseInfo, Reply, Request};
 use crate::panic_guard;
 use crate::runtime::Runtime;
 use crate::storage::{Storage, View};
@@ -25,6 +25,10 @@ use expiration::{Expiration, LeaseEntry};
 use futures::StreamExt;
 use mounts::{MountEntry, MountRecord, MountTable};
 use std::sync::{Arc, RwLock, Weak};
+
+/// The policy check the router runs on what it resolved (today every
+/// authenticated token is root; ACL policies will check here).
+pub type Check = dyn Fn(&Resolved) -> Result<()> + Sync;
 
 /// Revocations run at once by revoke-prefix and by the expiry timer.
 const REVOKE_CONCURRENCY: usize = 16;
@@ -145,21 +149,21 @@ impl Core {
         }
     }
 
-    /// Check the token; for now only the root token has any rights.
-    pub fn authorize(&self, token: Option<&str>) -> Result<()> {
+    /// Resolve a request's token into its authentication context, once per
+    /// request: for now only the root token exists.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Auth> {
         match token {
-            Some(t) if !t.is_empty() && constant_time_eq(&token::hash(t), &self.root_token_hash) => Ok(()),
+            Some(t) if !t.is_empty() && constant_time_eq(&token::hash(t), &self.root_token_hash) => Ok(Auth::root(t)),
             _ => Err(Error::PermissionDenied),
         }
     }
 
-    /// Route a request made with an authorized `token`.
-    pub async fn handle(&self, req: &Request, token: &str) -> Reply {
-        if let Some(rest) = req.path.strip_prefix("sys/") {
-            return system::handle(self, rest, req).await;
-        }
+    /// Route an authenticated request below `auth/token/` or to the mount
+    /// at the longest matching prefix. `check` is the policy check the
+    /// router runs once it knows the operation (create vs update).
+    pub async fn handle(&self, req: &Request, check: &Check) -> Reply {
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
-            return token::handle(self, rest, req, token).await;
+            return token::BACKEND.handle(self, req, rest, None, check).await;
         }
         let mount = self
             .mount_for(&req.path)
@@ -168,13 +172,14 @@ impl Core {
             operation: req.operation,
             path: req.path[mount.path().len().min(req.path.len())..].to_string(),
             data: req.data.clone(),
-            display_name: req.display_name.clone(),
+            auth: req.auth.clone(),
             lease_id: expiration::new_lease_id(req.path.trim_end_matches('/')),
+            request_id: req.request_id.clone(),
         };
         // Until this request's lease is stored (or it failed), crash
         // recovery leaves its write-ahead record alone.
         let _issuing = self.expiration.issuing(&inner.lease_id);
-        let mut resp = match mount.engine.handle(&mount, &inner).await? {
+        let mut resp = match mount.engine.handle(&mount, &inner, check).await? {
             None => return Ok(None),
             Some(r) => r,
         };

@@ -5,23 +5,46 @@
 
 use super::Core;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::framework::{Backend, Field, FieldType, Path, Req};
+use crate::handler;
+use crate::logical::Operation::{Read, Update};
+use crate::logical::{Reply, Response};
 use serde_json::json;
 
-pub async fn handle(core: &Core, path: &str, req: &Request, token: &str) -> Reply {
-    match (path, req.operation) {
-        ("lookup-self", Operation::Read | Operation::Update) => Ok(Some(lookup(core, token)?)),
-        ("lookup", Operation::Update) => {
-            let asked = super::fields::string(&req.data, "token")?.unwrap_or_default();
-            Ok(Some(lookup(core, &asked)?))
-        }
-        ("lookup-self" | "lookup", _) => Err(Error::UnsupportedOperation),
-        _ => Err(Error::UnsupportedPath),
-    }
+/// The token backend's paths (`auth/token/`).
+pub static BACKEND: std::sync::LazyLock<Backend<Core>> = std::sync::LazyLock::new(|| {
+    Backend::new(
+        "token",
+        "The token credential backend is always enabled and builtin to Warden. For now it knows the root token only.",
+        vec![
+            Path::new("lookup-self")
+                .op(Read, handler!(lookup_self), "Look up the calling token's properties.")
+                .op(Update, handler!(lookup_self), "Look up the calling token's properties.")
+                .help(
+                    "Look up the properties of the calling token.",
+                    "The calling token's policies, TTL and other properties.",
+                ),
+            Path::new("lookup")
+                .field(Field::new("token", FieldType::Str, "The token to look up."))
+                .op(Update, handler!(lookup_other), "Look up a token's properties.")
+                .help(
+                    "Look up the properties of a token.",
+                    "The given token's policies, TTL and other properties.",
+                ),
+        ],
+    )
+});
+
+async fn lookup_self(core: &Core, r: &Req<'_>) -> Reply {
+    Ok(Some(lookup(core, &r.auth.client_token)?))
+}
+
+async fn lookup_other(core: &Core, r: &Req<'_>) -> Reply {
+    Ok(Some(lookup(core, &r.fields.str("token"))?))
 }
 
 fn lookup(core: &Core, token: &str) -> Result<Response> {
-    core.authorize(Some(token)).map_err(|_| Error::bad("bad token"))?;
+    core.authenticate(Some(token)).map_err(|_| Error::bad("bad token"))?;
     Ok(Response::data(json!({
         "accessor": "",
         "creation_time": core.started.timestamp(),

@@ -6,9 +6,11 @@ pub mod database;
 pub mod mongodb;
 pub mod pending_creds;
 
+use crate::core::Check;
 use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;
 use crate::error::Result;
+use crate::framework::BackendDoc;
 use crate::logical::{Reply, Request};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,7 +24,14 @@ pub struct LeaseTtls {
 
 #[async_trait::async_trait]
 pub trait SecretsEngine: Send + Sync + 'static {
-    async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply;
+    /// Serve a request below the mount (its path is relative to it):
+    /// engines route it through their declared paths
+    /// ([`crate::framework::Backend::handle`]), which runs `check` once the
+    /// operation is known.
+    async fn handle(&self, mount: &MountEntry, req: &Request, check: &Check) -> Reply;
+
+    /// The engine's path declarations (path-help, the OpenAPI document).
+    fn describe(&self) -> BackendDoc;
 
     async fn lease_ttls(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls>;
 

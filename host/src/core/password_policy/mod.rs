@@ -12,7 +12,7 @@ mod hcl;
 
 use super::catalog::PASSWORD_GENERATOR;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::logical::{Reply, Response};
 use crate::runtime::{PluginError, Runtime};
 use crate::storage::{Storage, View};
 use hcl::Item;
@@ -52,6 +52,11 @@ impl PasswordPolicies {
         }
     }
 
+    /// Forget a policy (deleting one that is not there is not an error).
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        Ok(self.view.delete(name).await?)
+    }
+
     /// The policy's HCL as written, if it exists.
     pub async fn load(&self, name: &str) -> Result<Option<String>> {
         Ok(self.view.get_json::<Stored>(name).await?.map(|s| s.policy))
@@ -85,45 +90,8 @@ impl PasswordPolicies {
 }
 
 /// `sys/policies/password[/...]`; `rest` is the path after `policies/password`.
-pub async fn handle(policies: &PasswordPolicies, rest: &str, req: &Request) -> Reply {
-    let rest = rest.trim_start_matches('/');
-    if rest.is_empty() || (req.operation == Operation::List && rest.ends_with('/')) {
-        return match req.operation {
-            Operation::List => list(policies, rest).await,
-            _ => Err(Error::UnsupportedOperation),
-        };
-    }
-    if let Some(name) = rest.strip_suffix("/generate") {
-        return match req.operation {
-            Operation::Read => {
-                let password = policies
-                    .generate(name)
-                    .await?
-                    .ok_or_else(|| Error::Missing("policy does not exist".into()))?;
-                Ok(Some(Response::data(json!({ "password": password }))))
-            }
-            _ => Err(Error::UnsupportedOperation),
-        };
-    }
-    let name = rest;
-    match req.operation {
-        Operation::Read => {
-            let policy = policies
-                .load(name)
-                .await?
-                .ok_or_else(|| Error::Missing("policy does not exist".into()))?;
-            Ok(Some(Response::data(json!({ "policy": policy }))))
-        }
-        Operation::Update => write(policies, name, req).await,
-        Operation::Delete => {
-            policies.view.delete(name).await?;
-            Ok(None)
-        }
-        Operation::List => list(policies, &format!("{name}/")).await,
-    }
-}
-
-async fn list(policies: &PasswordPolicies, prefix: &str) -> Reply {
+/// LIST below `prefix`.
+pub async fn list(policies: &PasswordPolicies, prefix: &str) -> Reply {
     let keys = policies.view.list(prefix).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
@@ -131,8 +99,9 @@ async fn list(policies: &PasswordPolicies, prefix: &str) -> Reply {
     Ok(Some(Response::list(keys)))
 }
 
-async fn write(policies: &PasswordPolicies, name: &str, req: &Request) -> Reply {
-    let raw = crate::core::fields::string(&req.data, "policy")?.unwrap_or_default();
+/// Store the policy `raw` (HCL or JSON, maybe base64) once it is known to
+/// generate passwords.
+pub async fn write(policies: &PasswordPolicies, name: &str, raw: String) -> Reply {
     if raw.is_empty() {
         return Err(Error::bad("missing policy"));
     }

@@ -9,18 +9,21 @@ mod path_creds_create;
 mod path_roles;
 mod path_rotate;
 mod path_static_roles;
+pub mod paths;
 mod scheduler;
 mod secret_creds;
 
+use crate::core::Check;
 use crate::core::expiration::{Expiration, LeaseEntry};
 use crate::core::mounts::MountEntry;
 use crate::core::password_policy::PasswordPolicies;
 use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
+use crate::framework::BackendDoc;
 use crate::imports::Grant;
 use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::imports::sql::{SqlGrant, SqlPools};
-use crate::logical::{Operation, Reply, Request};
+use crate::logical::{Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
 use chrono::{DateTime, Utc};
 use path_config_connection::DbConfig;
@@ -125,44 +128,19 @@ fn multierror(e: Error) -> Error {
     }
 }
 
-/// Split "a/b" into ("a", Some("b")); "a" into ("a", None).
-fn split_path(path: &str) -> (&str, Option<&str>) {
-    let path = path.trim_end_matches('/');
-    match path.split_once('/') {
-        Some((head, rest)) => (head, Some(rest)),
-        None => (path, None),
-    }
+/// The engine's declarations (the route table, the OpenAPI document).
+pub fn backend_doc() -> BackendDoc {
+    paths::BACKEND.describe()
 }
 
 #[async_trait::async_trait]
 impl SecretsEngine for DatabaseEngine {
-    async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply {
-        let (head, name) = split_path(&req.path);
-        let op = req.operation;
-        match (head, name) {
-            ("config", None) if op == Operation::List => path_config_connection::list(mount).await,
-            ("config", Some(n)) => path_config_connection::handle(self, mount, n, req).await,
-            ("roles", None) if op == Operation::List => path_roles::list(mount).await,
-            ("roles", Some(n)) => path_roles::handle(mount, n, req).await,
-            ("creds", Some(n)) => match op {
-                Operation::Read => path_creds_create::read(self, mount, n, req).await,
-                _ => Err(Error::UnsupportedOperation),
-            },
-            ("static-roles", None) if op == Operation::List => path_static_roles::list(mount).await,
-            ("static-roles", Some(n)) => path_static_roles::handle(self, mount, n, req).await,
-            ("static-creds", Some(n)) => match op {
-                Operation::Read => path_static_roles::creds(mount, n).await,
-                _ => Err(Error::UnsupportedOperation),
-            },
-            ("rotate-role", Some(n)) => path_rotate::rotate_role(self, mount, n, req).await,
-            ("rotate-root", Some(n)) => path_rotate::rotate_root(self, mount, n, req).await,
-            ("reset", Some(n)) => path_rotate::reset(self, mount, n, req).await,
-            ("config" | "roles" | "creds", _) => Err(Error::UnsupportedOperation),
-            ("static-roles" | "static-creds" | "rotate-role" | "rotate-root" | "reset", _) => {
-                Err(Error::UnsupportedOperation)
-            }
-            _ => Err(Error::UnsupportedPath),
-        }
+    async fn handle(&self, mount: &MountEntry, req: &Request, check: &Check) -> Reply {
+        paths::BACKEND.handle(self, req, &req.path, Some(mount), check).await
+    }
+
+    fn describe(&self) -> BackendDoc {
+        paths::BACKEND.describe()
     }
 
     async fn lease_ttls(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls> {

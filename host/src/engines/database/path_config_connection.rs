@@ -3,24 +3,12 @@
 //! connects when `verify_connection` is true; a failure stores nothing.
 
 use super::{DatabaseEngine, plugin_error};
-use crate::core::fields;
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::framework::Req;
+use crate::logical::{Reply, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-
-/// Fields of the config endpoint itself; everything else in the body is
-/// the driver's connection details.
-const OWN_FIELDS: &[&str] = &[
-    "name",
-    "plugin_name",
-    "plugin_version",
-    "verify_connection",
-    "allowed_roles",
-    "root_rotation_statements",
-    "password_policy",
-];
 
 /// Connection details never shown on read.
 const SECRET_DETAILS: &[&str] = &["password", "private_key", "tls_certificate_key", "client_key"];
@@ -136,79 +124,84 @@ pub async fn store(mount: &MountEntry, name: &str, config: &DbConfig) -> Result<
     Ok(mount.storage.put_json(&key(name), config).await?)
 }
 
-pub async fn list(mount: &MountEntry) -> Reply {
-    let keys = mount.storage.list("config/").await?;
+pub async fn list(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let keys = r.mount()?.storage.list("config/").await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }
     Ok(Some(Response::list(keys)))
 }
 
-pub async fn handle(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    if !fields::valid_name(name) {
-        return Err(Error::UnsupportedPath);
-    }
-    match req.operation {
-        Operation::Read => {
-            let Some(config) = load(mount, name).await? else {
-                return Ok(None);
-            };
-            let mut details = config.connection_details.clone();
-            for secret in SECRET_DETAILS {
-                details.remove(*secret);
-            }
-            if let Some(Value::String(url)) = details.get_mut("connection_url") {
-                *url = mask_url_password(url);
-            }
-            Ok(Some(Response::data(json!({
-                "allowed_roles": config.allowed_roles,
-                "connection_details": details,
-                "password_policy": config.password_policy,
-                "plugin_name": config.plugin_name,
-                "plugin_version": config.plugin_version,
-                "root_credentials_rotate_statements": config.root_credentials_rotate_statements,
-                "verify_connection": config.verify_connection,
-            }))))
-        }
-        Operation::Update => write(engine, mount, name, req).await,
-        Operation::Delete => {
-            mount.storage.delete(&key(name)).await?;
-            engine.release(mount, name);
-            Ok(None)
-        }
-        Operation::List => Err(Error::UnsupportedOperation),
-    }
+pub async fn exists(_: &DatabaseEngine, r: &Req<'_>) -> Result<bool> {
+    Ok(load(r.mount()?, &r.fields.str("name")).await?.is_some())
 }
 
-async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    let existing = load(mount, name).await?;
-    let d = &req.data;
-    let plugin_name = fields::string(d, "plugin_name")?
+pub async fn read(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let Some(config) = load(r.mount()?, &r.fields.str("name")).await? else {
+        return Ok(None);
+    };
+    let mut details = config.connection_details.clone();
+    for secret in SECRET_DETAILS {
+        details.remove(*secret);
+    }
+    if let Some(Value::String(url)) = details.get_mut("connection_url") {
+        *url = mask_url_password(url);
+    }
+    Ok(Some(Response::data(json!({
+        "allowed_roles": config.allowed_roles,
+        "connection_details": details,
+        "password_policy": config.password_policy,
+        "plugin_name": config.plugin_name,
+        "plugin_version": config.plugin_version,
+        "root_credentials_rotate_statements": config.root_credentials_rotate_statements,
+        "verify_connection": config.verify_connection,
+    }))))
+}
+
+pub async fn delete(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let mount = r.mount()?;
+    let name = r.fields.str("name");
+    mount.storage.delete(&key(&name)).await?;
+    engine.release(mount, &name);
+    Ok(None)
+}
+
+/// Write a connection: fields not given keep their stored values, and
+/// every field the endpoint does not declare is a connection detail for
+/// the driver (Vault passes the raw request data on likewise).
+pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let mount = r.mount()?;
+    let name = r.fields.str("name");
+    let existing = load(mount, &name).await?;
+    let d = &r.fields;
+    let plugin_name = d
+        .opt_str("plugin_name")
         .filter(|s| !s.is_empty())
         .or_else(|| existing.as_ref().map(|c| c.plugin_name.clone()))
         .ok_or_else(|| Error::bad("empty plugin name"))?;
-    let verify_connection = fields::boolean(d, "verify_connection")?.unwrap_or(true);
-    // On update, details not given keep their stored values (as Vault does).
+    let verify_connection = d.bool("verify_connection");
     let mut details = existing
         .as_ref()
         .map(|c| c.connection_details.clone())
         .unwrap_or_default();
-    for (k, v) in d {
-        if !OWN_FIELDS.contains(&k.as_str()) {
-            details.insert(k.clone(), v.clone());
-        }
+    for (k, v) in d.unknown() {
+        details.insert(k.clone(), v.clone());
     }
     let config = DbConfig {
-        plugin_version: fields::string(d, "plugin_version")?
+        plugin_version: d
+            .opt_str("plugin_version")
             .or_else(|| existing.as_ref().map(|c| c.plugin_version.clone()))
             .unwrap_or_default(),
-        allowed_roles: fields::comma_list(d, "allowed_roles")?
+        allowed_roles: d
+            .opt_list("allowed_roles")
             .or_else(|| existing.as_ref().map(|c| c.allowed_roles.clone()))
             .unwrap_or_default(),
-        root_credentials_rotate_statements: fields::string_list(d, "root_rotation_statements")?
+        root_credentials_rotate_statements: d
+            .opt_list("root_rotation_statements")
             .or_else(|| existing.as_ref().map(|c| c.root_credentials_rotate_statements.clone()))
             .unwrap_or_default(),
-        password_policy: fields::string(d, "password_policy")?
+        password_policy: d
+            .opt_str("password_policy")
             .or_else(|| existing.as_ref().map(|c| c.password_policy.clone()))
             .unwrap_or_default(),
         plugin_name,
@@ -217,14 +210,13 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
     };
     check_login_names(&config.connection_details)?;
     let created = |e: Error| Error::bad(format!("error creating database object: {e}"));
-    let mut driver = engine.driver(mount, name, &config).await.map_err(created)?;
+    let mut driver = engine.driver(mount, &name, &config).await.map_err(created)?;
     driver
         .initialize(&config.details_json(), verify_connection)
         .await
         .map_err(|e| created(plugin_error(e)))?;
-    // The pools of the old settings must not serve the new ones.
-    engine.release(mount, name);
-    mount.storage.put_json(&key(name), &config).await?;
+    engine.release(mount, &name);
+    mount.storage.put_json(&key(&name), &config).await?;
     Ok(None)
 }
 

@@ -11,15 +11,17 @@
 
 use super::{DatabaseEngine, credentials, path_roles, plugin_error};
 use crate::core::catalog::PASSWORD_GENERATOR;
-use crate::core::mounts::MountEntry;
 use crate::core::ttl;
 use crate::error::{Error, Result};
-use crate::logical::{Reply, Request, Response, Secret};
+use crate::framework::Req;
+use crate::logical::{Reply, Response, Secret};
 use crate::runtime::bindings::db;
 use chrono::Utc;
 use serde_json::json;
 
-pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
+pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
+    let mount = req.mount()?;
+    let name = &req.fields.str("name");
     let role = path_roles::load(mount, name)
         .await?
         .ok_or_else(|| Error::bad(format!("unknown role: {name}")))?;
@@ -54,7 +56,7 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
 
     let request = db::NewUserRequest {
         username_config: db::UsernameMetadata {
-            display_name: req.display_name.clone(),
+            display_name: req.auth.display_name.clone(),
             role_name: name.to_string(),
         },
         username_template: config
@@ -75,7 +77,7 @@ pub async fn read(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: 
     let username = driver.new_username(&details, &request).await.map_err(plugin_error)?;
     request.username = Some(username.clone());
     let wal = super::secret_creds::PendingCreds {
-        lease_id: req.lease_id.clone(),
+        lease_id: req.lease_id.to_string(),
         username: username.clone(),
         role: name.to_string(),
         db_name: role.db_name.clone(),

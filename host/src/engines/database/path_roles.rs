@@ -1,10 +1,11 @@
 //! `roles/:name`: dynamic roles — which connection, the statements that
 //! create, revoke, roll back and renew a user, and the TTLs of its leases.
 
-use crate::core::fields;
+use super::DatabaseEngine;
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::framework::{FieldData, Req};
+use crate::logical::{Reply, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -43,99 +44,96 @@ pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
     Ok(mount.storage.get_json(&key(name)).await?)
 }
 
-pub async fn list(mount: &MountEntry) -> Reply {
-    let keys = mount.storage.list("role/").await?;
+pub async fn list(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let keys = r.mount()?.storage.list("role/").await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }
     Ok(Some(Response::list(keys)))
 }
 
-pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    if !fields::valid_name(name) {
-        return Err(Error::UnsupportedPath);
-    }
-    match req.operation {
-        Operation::Read => Ok(load(mount, name).await?.map(|r| {
-            let mut data = json!({
-                "db_name": r.db_name,
-                "creation_statements": r.creation_statements,
-                "revocation_statements": r.revocation_statements,
-                "rollback_statements": r.rollback_statements,
-                "renew_statements": r.renew_statements,
-                "default_ttl": r.default_ttl,
-                "max_ttl": r.max_ttl,
-                "credential_type": r.credential_type,
-            });
-            if !r.credential_config.is_empty() {
-                data["credential_config"] = Value::Object(super::credentials::shown(&r.credential_config));
-            }
-            Response::data(data)
-        })),
-        Operation::Update => {
-            if super::path_static_roles::load(mount, name).await?.is_some() {
-                return Err(Error::bad("Role and Static Role names must be unique"));
-            }
-            let role = parse(load(mount, name).await?, req)?;
-            // A connection that exists must be able to use the credential
-            // type; one written later is checked when credentials are made.
-            if let Some(config) = super::path_config_connection::load(mount, &role.db_name).await? {
-                super::credentials::check_supported(&config, &role.db_name, &role.credential_type)?;
-            }
-            mount.storage.put_json(&key(name), &role).await?;
-            Ok(None)
+pub async fn exists(_: &DatabaseEngine, r: &Req<'_>) -> Result<bool> {
+    Ok(load(r.mount()?, &r.fields.str("name")).await?.is_some())
+}
+
+pub async fn read(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    Ok(load(r.mount()?, &r.fields.str("name")).await?.map(|r| {
+        let mut data = json!({
+            "db_name": r.db_name,
+            "creation_statements": r.creation_statements,
+            "revocation_statements": r.revocation_statements,
+            "rollback_statements": r.rollback_statements,
+            "renew_statements": r.renew_statements,
+            "default_ttl": r.default_ttl,
+            "max_ttl": r.max_ttl,
+            "credential_type": r.credential_type,
+        });
+        if !r.credential_config.is_empty() {
+            data["credential_config"] = Value::Object(super::credentials::shown(&r.credential_config));
         }
-        Operation::Delete => {
-            mount.storage.delete(&key(name)).await?;
-            Ok(None)
-        }
-        Operation::List => Err(Error::UnsupportedOperation),
+        Response::data(data)
+    }))
+}
+
+pub async fn write(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let mount = r.mount()?;
+    let name = r.fields.str("name");
+    if super::path_static_roles::load(mount, &name).await?.is_some() {
+        return Err(Error::bad("Role and Static Role names must be unique"));
     }
+    let role = parse(load(mount, &name).await?, &r.fields)?;
+    // A connection that exists must be able to use the credential type;
+    // one written later is checked when credentials are made.
+    if let Some(config) = super::path_config_connection::load(mount, &role.db_name).await? {
+        super::credentials::check_supported(&config, &role.db_name, &role.credential_type)?;
+    }
+    mount.storage.put_json(&key(&name), &role).await?;
+    Ok(None)
+}
+
+pub async fn delete(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    r.mount()?.storage.delete(&key(&r.fields.str("name"))).await?;
+    Ok(None)
 }
 
 /// Build the role from the request, over the stored one on update (fields
 /// not given keep their values, as in Vault). Unknown fields are ignored.
-fn parse(existing: Option<Role>, req: &Request) -> Result<Role> {
-    let d = &req.data;
+fn parse(existing: Option<Role>, d: &FieldData) -> Result<Role> {
     let mut role = existing.unwrap_or_default();
-    if let Some(db) = fields::string(d, "db_name")? {
+    if let Some(db) = d.opt_str("db_name") {
         role.db_name = db;
     }
     if role.db_name.is_empty() {
         return Err(Error::bad("database name is required"));
     }
-    if let Some(v) = fields::string_list(d, "creation_statements")? {
+    if let Some(v) = d.opt_list("creation_statements") {
         role.creation_statements = v;
     }
-    if let Some(v) = fields::string_list(d, "revocation_statements")? {
+    if let Some(v) = d.opt_list("revocation_statements") {
         role.revocation_statements = v;
     }
-    if let Some(v) = fields::string_list(d, "rollback_statements")? {
+    if let Some(v) = d.opt_list("rollback_statements") {
         role.rollback_statements = v;
     }
-    if let Some(v) = fields::string_list(d, "renew_statements")? {
+    if let Some(v) = d.opt_list("renew_statements") {
         role.renew_statements = v;
     }
-    if let Some(v) = fields::duration(d, "default_ttl")? {
+    if let Some(v) = d.opt_duration("default_ttl") {
         role.default_ttl = v;
     }
-    if let Some(v) = fields::duration(d, "max_ttl")? {
+    if let Some(v) = d.opt_duration("max_ttl") {
         role.max_ttl = v;
     }
     if role.default_ttl < 0 || role.max_ttl < 0 {
         return Err(Error::bad("TTLs cannot be negative"));
     }
-    if let Some(t) = fields::string(d, "credential_type")? {
+    if let Some(t) = d.opt_str("credential_type") {
         role.credential_type = t;
     }
     if role.credential_type.is_empty() {
         role.credential_type = password();
     }
-    let given = match d.get("credential_config") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => Some(m.clone()),
-        Some(_) => return Err(Error::bad("credential_config must be a map of strings")),
-    };
+    let given = d.opt_map("credential_config");
     // On update without a new config the stored one is checked again
     // against the (maybe changed) credential type.
     let raw = given.unwrap_or_else(|| role.credential_config.clone());

@@ -4,26 +4,15 @@
 
 use super::scheduler::{self, RootWal};
 use super::{DatabaseEngine, multierror, path_config_connection, path_static_roles};
-use crate::core::fields;
-use crate::core::mounts::MountEntry;
-use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request};
+use crate::error::Error;
+use crate::framework::Req;
+use crate::logical::Reply;
 use chrono::Utc;
-
-fn writes_only(req: &Request, name: &str) -> Result<()> {
-    if !fields::valid_name(name) {
-        return Err(Error::UnsupportedPath);
-    }
-    match req.operation {
-        Operation::Update => Ok(()),
-        _ => Err(Error::UnsupportedOperation),
-    }
-}
 
 /// `reset/:name`: close the pools and driver instances of a connection and
 /// initialise the driver again from the stored config.
-pub async fn reset(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    writes_only(req, name)?;
+pub async fn reset(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let (mount, name) = (r.mount()?, &r.fields.str("name"));
     let config = engine.config(mount, name).await.map_err(multierror)?;
     engine.release(mount, name);
     let mut driver = engine.driver(mount, name, &config).await.map_err(multierror)?;
@@ -39,8 +28,8 @@ pub async fn reset(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req:
 /// stops working; the stored config holds the new one, which no read
 /// returns. A write-ahead record with the old password covers a crash in
 /// between (see scheduler.rs).
-pub async fn rotate_root(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    writes_only(req, name)?;
+pub async fn rotate_root(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let (mount, name) = (r.mount()?, &r.fields.str("name"));
     let _guard = engine.statics.lock.lock().await;
     let config = engine.config(mount, name).await.map_err(multierror)?;
     let detail = |k: &str| {
@@ -102,8 +91,8 @@ pub async fn rotate_root(engine: &DatabaseEngine, mount: &MountEntry, name: &str
 
 /// `rotate-role/:name`: rotate a static role's password now. On failure the
 /// scheduler retries with back-off and the old password stays in use.
-pub async fn rotate_role(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    writes_only(req, name)?;
+pub async fn rotate_role(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let (mount, name) = (r.mount()?, &r.fields.str("name"));
     let _guard = engine.statics.lock.lock().await;
     let mut role = path_static_roles::load(mount, name)
         .await?

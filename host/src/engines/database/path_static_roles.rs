@@ -8,9 +8,10 @@
 use super::cron::Schedule;
 use super::{DatabaseEngine, multierror, path_roles, scheduler};
 use crate::core::mounts::MountEntry;
-use crate::core::{fields, ttl};
+use crate::core::ttl;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::framework::{FieldData, Req};
+use crate::logical::{Reply, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -140,30 +141,31 @@ pub async fn store(mount: &MountEntry, name: &str, role: &StaticRole) -> Result<
     Ok(mount.storage.put_json(&key(name), role).await?)
 }
 
-pub async fn list(mount: &MountEntry) -> Reply {
-    let keys = mount.storage.list("static-role/").await?;
+pub async fn list(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let keys = r.mount()?.storage.list("static-role/").await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }
     Ok(Some(Response::list(keys)))
 }
 
-pub async fn handle(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    if !fields::valid_name(name) {
-        return Err(Error::UnsupportedPath);
-    }
-    match req.operation {
-        Operation::Read => Ok(load(mount, name).await?.map(|r| read_response(&r))),
-        Operation::Update => write(engine, mount, name, req).await,
-        Operation::Delete => {
-            let _guard = engine.statics.lock.lock().await;
-            engine.statics.unschedule(name);
-            mount.storage.delete(&key(name)).await?;
-            mount.storage.delete(&scheduler::wal_key(name)).await?;
-            Ok(None)
-        }
-        Operation::List => Err(Error::UnsupportedOperation),
-    }
+pub async fn exists(_: &DatabaseEngine, r: &Req<'_>) -> Result<bool> {
+    Ok(load(r.mount()?, &r.fields.str("name")).await?.is_some())
+}
+
+pub async fn read(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    Ok(load(r.mount()?, &r.fields.str("name"))
+        .await?
+        .map(|r| read_response(&r)))
+}
+
+pub async fn delete(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let (mount, name) = (r.mount()?, &r.fields.str("name"));
+    let _guard = engine.statics.lock.lock().await;
+    engine.statics.unschedule(name);
+    mount.storage.delete(&key(name)).await?;
+    mount.storage.delete(&scheduler::wal_key(name)).await?;
+    Ok(None)
 }
 
 fn read_response(r: &StaticRole) -> Response {
@@ -181,7 +183,8 @@ fn read_response(r: &StaticRole) -> Response {
 
 /// `static-creds/:name`: the current password. A failing rotation leaves
 /// the last working one here.
-pub async fn creds(mount: &MountEntry, name: &str) -> Reply {
+pub async fn creds(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let (mount, name) = (r.mount()?, &r.fields.str("name"));
     let role = load(mount, name)
         .await?
         .ok_or_else(|| Error::bad(format!("unknown role: {name}")))?;
@@ -200,16 +203,16 @@ pub async fn creds(mount: &MountEntry, name: &str) -> Reply {
 
 /// The validated settings of a write, applied over the stored role (or a
 /// new one). Everything is checked before anything is stored or rotated.
-fn parse(existing: Option<&StaticRole>, d: &Map<String, Value>) -> Result<StaticRole> {
+fn parse(existing: Option<&StaticRole>, d: &FieldData) -> Result<StaticRole> {
     let creating = existing.is_none();
     let mut role = existing.cloned().unwrap_or_default();
-    if let Some(db) = fields::string(d, "db_name")? {
+    if let Some(db) = d.opt_str("db_name") {
         role.db_name = db;
     }
     if role.db_name.is_empty() {
         return Err(Error::bad("database name is a required field"));
     }
-    let username = fields::string(d, "username")?.unwrap_or_default();
+    let username = d.str("username");
     if creating {
         if username.is_empty() {
             return Err(Error::bad("username is a required field to create a static account"));
@@ -219,9 +222,9 @@ fn parse(existing: Option<&StaticRole>, d: &Map<String, Value>) -> Result<Static
         return Err(Error::bad("cannot update static account username"));
     }
 
-    let period = fields::duration(d, "rotation_period")?;
-    let schedule = fields::string(d, "rotation_schedule")?.filter(|s| !s.is_empty());
-    let window = fields::duration(d, "rotation_window")?;
+    let period = d.opt_duration("rotation_period");
+    let schedule = d.opt_str("rotation_schedule").filter(|s| !s.is_empty());
+    let window = d.opt_duration("rotation_window");
     match (&period, &schedule) {
         (Some(_), Some(_)) => {
             return Err(Error::bad(
@@ -271,10 +274,10 @@ fn parse(existing: Option<&StaticRole>, d: &Map<String, Value>) -> Result<Static
     if role.uses_period() && role.next_after(Utc::now()).is_none() {
         return Err(Error::bad("rotation_period is out of range"));
     }
-    if let Some(v) = fields::string_list(d, "rotation_statements")? {
+    if let Some(v) = d.opt_list("rotation_statements") {
         role.rotation_statements = v;
     }
-    if let Some(t) = fields::string(d, "credential_type")? {
+    if let Some(t) = d.opt_str("credential_type") {
         role.credential_type = t;
     }
     match role.credential_type.as_str() {
@@ -291,13 +294,14 @@ fn parse(existing: Option<&StaticRole>, d: &Map<String, Value>) -> Result<Static
     Ok(role)
 }
 
-async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
+pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
+    let (mount, name) = (r.mount()?, &r.fields.str("name"));
     let _guard = engine.statics.lock.lock().await;
     if path_roles::load(mount, name).await?.is_some() {
         return Err(Error::bad("Role and Static Role names must be unique"));
     }
     let existing = load(mount, name).await?;
-    let mut role = parse(existing.as_ref(), &req.data)?;
+    let mut role = parse(existing.as_ref(), &r.fields)?;
     let config = engine.config(mount, &role.db_name).await.map_err(multierror)?;
     if !config.allows(name) {
         return Err(multierror(Error::internal(format!("{name:?} is not an allowed role"))));
@@ -327,7 +331,7 @@ async fn write(engine: &DatabaseEngine, mount: &MountEntry, name: &str, req: &Re
     } else {
         // Updating: no rotation; a new period or schedule counts from the
         // last rotation (as Vault does).
-        let changed = req.data.contains_key("rotation_period") || req.data.contains_key("rotation_schedule");
+        let changed = r.fields.is_given("rotation_period") || r.fields.is_given("rotation_schedule");
         if changed {
             let from = role.last_vault_rotation.unwrap_or_else(Utc::now);
             role.next_vault_rotation = role.next_after(from);
@@ -352,8 +356,16 @@ fn message(e: &Error) -> String {
 mod tests {
     use super::*;
 
+    /// A request body as the router converts it for `static-roles/:name`.
+    fn fields(body: &Value) -> FieldData {
+        super::super::paths::BACKEND
+            .resolve("static-roles/r", body.as_object().unwrap())
+            .unwrap()
+            .1
+    }
+
     fn parsed(body: Value) -> Result<StaticRole> {
-        parse(None, body.as_object().unwrap())
+        parse(None, &fields(&body))
     }
 
     fn err(body: Value) -> String {
@@ -408,12 +420,12 @@ mod tests {
     #[test]
     fn updates_keep_what_is_not_given_and_switch_modes() {
         let r = parsed(json!({"db_name": "pg", "username": "u", "rotation_period": "1h"})).unwrap();
-        let u = parse(Some(&r), json!({"rotation_schedule": "0 * * * *"}).as_object().unwrap()).unwrap();
+        let u = parse(Some(&r), &fields(&json!({"rotation_schedule": "0 * * * *"}))).unwrap();
         assert_eq!(
             (u.rotation_period, u.rotation_schedule.as_str(), u.username.as_str()),
             (0, "0 * * * *", "u")
         );
-        assert!(parse(Some(&r), json!({"username": "other"}).as_object().unwrap()).is_err());
+        assert!(parse(Some(&r), &fields(&json!({"username": "other"}))).is_err());
     }
 
     #[test]

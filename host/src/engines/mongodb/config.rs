@@ -7,7 +7,8 @@ use super::{MongoDbEngine, driver_config, plugin_error};
 use crate::core::fields;
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::framework::Req;
+use crate::logical::{Reply, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -39,63 +40,61 @@ pub async fn load_lease(mount: &MountEntry) -> Result<Option<Lease>> {
     Ok(mount.storage.get_json(LEASE_KEY).await?)
 }
 
-pub async fn connection(engine: &MongoDbEngine, mount: &MountEntry, req: &Request) -> Reply {
-    match req.operation {
-        Operation::Read => Ok(load_connection(mount)
-            .await?
-            .map(|c| Response::data(json!({ "uri": c.uri })))),
-        Operation::Update => {
-            // The documented name is `url`; Vault's code also reads `uri`.
-            let uri = match fields::string(&req.data, "url")? {
-                Some(u) if !u.is_empty() => u,
-                _ => fields::string(&req.data, "uri")?.unwrap_or_default(),
-            };
-            if uri.is_empty() {
-                return Err(Error::bad("url parameter is required"));
-            }
-            let verify_connection = fields::boolean(&req.data, "verify_connection")?.unwrap_or(true);
-            let mut driver = engine.driver(mount, &uri).await?;
-            driver
-                .initialize(&driver_config(&uri), verify_connection)
-                .await
-                .map_err(|e| Error::bad(format!("Error validating connection info: {}", plugin_error(e))))?;
-            // Clients of the old URI must not serve the new one.
-            engine.release(mount);
-            let conn = Connection { uri, verify_connection };
-            mount.storage.put_json(CONNECTION_KEY, &conn).await?;
-            Ok(Some(Response::default().with_warning(READ_WARNING)))
-        }
-        Operation::Delete => {
-            mount.storage.delete(CONNECTION_KEY).await?;
-            engine.release(mount);
-            Ok(None)
-        }
-        Operation::List => Err(Error::UnsupportedOperation),
-    }
+pub async fn read_connection(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    Ok(load_connection(r.mount()?)
+        .await?
+        .map(|c| Response::data(json!({ "uri": c.uri }))))
 }
 
-pub async fn lease(mount: &MountEntry, req: &Request) -> Reply {
-    match req.operation {
-        Operation::Read => Ok(load_lease(mount)
-            .await?
-            .map(|l| Response::data(json!({ "ttl": l.ttl, "max_ttl": l.max_ttl })))),
-        Operation::Update => {
-            let read = |field: &str, label: &str| -> Result<i64> {
-                let raw = fields::string(&req.data, field)?.unwrap_or_default();
-                go_duration(&raw).map_err(|e| Error::bad(format!("Invalid {label}: {e}")))
-            };
-            let lease = Lease {
-                ttl: read("lease", "lease")?,
-                max_ttl: read("lease_max", "lease_max")?,
-            };
-            if lease.ttl < 0 || lease.max_ttl < 0 {
-                return Err(Error::bad("lease and lease_max cannot be negative"));
-            }
-            mount.storage.put_json(LEASE_KEY, &lease).await?;
-            Ok(None)
-        }
-        Operation::Delete | Operation::List => Err(Error::UnsupportedOperation),
+pub async fn write_connection(engine: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    let mount = r.mount()?;
+    // The documented name is `url`; Vault's code also reads `uri`.
+    let uri = match r.fields.str("url") {
+        u if !u.is_empty() => u,
+        _ => r.fields.str("uri"),
+    };
+    if uri.is_empty() {
+        return Err(Error::bad("url parameter is required"));
     }
+    let verify_connection = r.fields.bool("verify_connection");
+    let mut driver = engine.driver(mount, &uri).await?;
+    driver
+        .initialize(&driver_config(&uri), verify_connection)
+        .await
+        .map_err(|e| Error::bad(format!("Error validating connection info: {}", plugin_error(e))))?;
+    // Clients of the old URI must not serve the new one.
+    engine.release(mount);
+    let conn = Connection { uri, verify_connection };
+    mount.storage.put_json(CONNECTION_KEY, &conn).await?;
+    Ok(Some(Response::default().with_warning(READ_WARNING)))
+}
+
+pub async fn delete_connection(engine: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    let mount = r.mount()?;
+    mount.storage.delete(CONNECTION_KEY).await?;
+    engine.release(mount);
+    Ok(None)
+}
+
+pub async fn read_lease(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    Ok(load_lease(r.mount()?)
+        .await?
+        .map(|l| Response::data(json!({ "ttl": l.ttl, "max_ttl": l.max_ttl }))))
+}
+
+pub async fn write_lease(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    let read = |field: &str, label: &str| -> Result<i64> {
+        go_duration(&r.fields.str(field)).map_err(|e| Error::bad(format!("Invalid {label}: {e}")))
+    };
+    let lease = Lease {
+        ttl: read("lease", "lease")?,
+        max_ttl: read("lease_max", "lease_max")?,
+    };
+    if lease.ttl < 0 || lease.max_ttl < 0 {
+        return Err(Error::bad("lease and lease_max cannot be negative"));
+    }
+    r.mount()?.storage.put_json(LEASE_KEY, &lease).await?;
+    Ok(None)
 }
 
 /// Go's `time.ParseDuration`, in whole seconds: units up to "h" (no "d"),

@@ -15,16 +15,16 @@ use crate::core::mounts::MountEntry;
 use crate::core::ttl;
 use crate::engines::pending_creds::{self, Pending};
 use crate::error::{Error, Result};
-use crate::logical::{Reply, Request, Response, Secret};
+use crate::framework::Req;
+use crate::logical::{Reply, Response, Secret};
 use crate::runtime::bindings::db;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    if !crate::core::fields::valid_name(name) {
-        return Err(Error::UnsupportedPath);
-    }
+pub async fn read(engine: &MongoDbEngine, req: &Req<'_>) -> Reply {
+    let mount = req.mount()?;
+    let name = &req.fields.str("name");
     let role = roles::load(mount, name)
         .await?
         .ok_or_else(|| Error::bad(format!("unknown role: {name}")))?;
@@ -42,7 +42,7 @@ pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &
         Utc::now(),
     );
     let password = uuid::Uuid::new_v4().to_string();
-    let template = if req.display_name.is_empty() {
+    let template = if req.auth.display_name.is_empty() {
         "vault-{{uuid}}"
     } else {
         "vault-{{.DisplayName}}-{{uuid}}"
@@ -50,7 +50,7 @@ pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &
     let statement = json!({ "db": role.db, "roles": role.roles_value() }).to_string();
     let request = db::NewUserRequest {
         username_config: db::UsernameMetadata {
-            display_name: req.display_name.clone(),
+            display_name: req.auth.display_name.clone(),
             role_name: name.to_string(),
         },
         username_template: Some(template.to_string()),
@@ -66,7 +66,7 @@ pub async fn read(engine: &MongoDbEngine, mount: &MountEntry, name: &str, req: &
     let username = driver.new_username(&config, &request).await.map_err(plugin_error)?;
     request.username = Some(username.clone());
     let record = PendingUser {
-        lease_id: req.lease_id.clone(),
+        lease_id: req.lease_id.to_string(),
         username,
         db: role.db.clone(),
     };

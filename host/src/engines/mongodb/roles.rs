@@ -4,10 +4,11 @@
 //! not a JSON array of names and `{"role", "db"}` documents are refused
 //! (400) and nothing is stored.
 
-use crate::core::fields;
+use super::MongoDbEngine;
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
-use crate::logical::{Operation, Reply, Request, Response};
+use crate::framework::Req;
+use crate::logical::{Reply, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -62,32 +63,39 @@ pub async fn list(mount: &MountEntry) -> Reply {
     Ok(Some(Response::list(keys)))
 }
 
-pub async fn handle(mount: &MountEntry, name: &str, req: &Request) -> Reply {
-    if !fields::valid_name(name) {
-        return Err(Error::UnsupportedPath);
+pub async fn list_handler(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    list(r.mount()?).await
+}
+
+pub async fn read(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    Ok(load(r.mount()?, &r.fields.str("name")).await?.map(|role| {
+        Response::data(json!({
+            "db": role.db,
+            "roles": role.roles_value().to_string(),
+        }))
+    }))
+}
+
+pub async fn exists(_: &MongoDbEngine, r: &Req<'_>) -> Result<bool> {
+    Ok(load(r.mount()?, &r.fields.str("name")).await?.is_some())
+}
+
+pub async fn write(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    let db = r.fields.str("db");
+    if db.is_empty() {
+        return Err(Error::bad("db parameter is required"));
     }
-    match req.operation {
-        Operation::Read => Ok(load(mount, name).await?.map(|r| {
-            Response::data(json!({
-                "db": r.db,
-                "roles": r.roles_value().to_string(),
-            }))
-        })),
-        Operation::Update => {
-            let db = fields::string(&req.data, "db")?.unwrap_or_default();
-            if db.is_empty() {
-                return Err(Error::bad("db parameter is required"));
-            }
-            let roles = parse_roles(&fields::string(&req.data, "roles")?.unwrap_or_default())?;
-            mount.storage.put_json(&key(name), &Role { db, roles }).await?;
-            Ok(None)
-        }
-        Operation::Delete => {
-            mount.storage.delete(&key(name)).await?;
-            Ok(None)
-        }
-        Operation::List => Err(Error::UnsupportedOperation),
-    }
+    let roles = parse_roles(&r.fields.str("roles"))?;
+    r.mount()?
+        .storage
+        .put_json(&key(&r.fields.str("name")), &Role { db, roles })
+        .await?;
+    Ok(None)
+}
+
+pub async fn delete(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
+    r.mount()?.storage.delete(&key(&r.fields.str("name"))).await?;
+    Ok(None)
 }
 
 /// Reads the roles JSON string; empty means no roles.

@@ -1,0 +1,114 @@
+//! The database engine's paths, declared once: patterns, fields,
+//! operations and help, as Vault's database backend declares them. The
+//! handlers live in the path_*.rs module of each.
+
+use super::{DatabaseEngine, path_config_connection as config, path_creds_create as creds, path_roles as roles};
+use super::{path_rotate as rotate, path_static_roles as statics};
+use crate::framework::{Backend, Field, FieldType, Path, name_capture};
+use crate::handler;
+use crate::logical::Operation::{Create, Delete, List, Read, Update};
+use std::sync::LazyLock;
+
+const HELP: &str = "The database backend supports using many different databases as secret backends, including but not limited to: PostgreSQL, MySQL/MariaDB and MongoDB. Each database type is a WebAssembly driver that Warden runs sandboxed.
+
+After mounting this backend, configure it using the endpoints within the \"database/config/\" path.";
+
+pub static BACKEND: LazyLock<Backend<DatabaseEngine>> = LazyLock::new(|| {
+    Backend::new(
+        "database",
+        HELP,
+        vec![
+            Path::new("config/?")
+                .op(List, handler!(config::list), "List the configured connections.")
+                .help(CONFIG_SYN, CONFIG_DESC),
+            Path::new(format!("config/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of this database connection"))
+                .field(Field::new("plugin_name", FieldType::Str, "The name of a builtin or previously registered plugin known to Warden. This endpoint will create an instance of that plugin type."))
+                .field(Field::new("plugin_version", FieldType::Str, "The version of the plugin to use."))
+                .field(Field::new("verify_connection", FieldType::Bool, "If true, the connection details are verified by actually connecting to the database. Defaults to true.").default(true))
+                .field(Field::new("allowed_roles", FieldType::CommaList, "Comma separated string or array of the role names allowed to get creds from this database connection. If empty no roles are allowed. If \"*\" all roles are allowed."))
+                .field(Field::new("root_rotation_statements", FieldType::StrList, "Specifies the database statements to be executed to rotate the root user's credentials."))
+                .field(Field::new("password_policy", FieldType::Str, "Password policy to use when generating passwords."))
+                .existence(|b, r| Box::pin(config::exists(b, r)))
+                .op(Read, handler!(config::read), "Read a connection's configuration (without its secrets).")
+                .op(Create, handler!(config::write), "Configure a connection to a database.")
+                .op(Update, handler!(config::write), "Configure a connection to a database.")
+                .op(Delete, handler!(config::delete), "Delete a connection configuration.")
+                .help(CONFIG_SYN, CONFIG_DESC),
+            Path::new(format!("reset/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of this database connection"))
+                .op(Update, handler!(rotate::reset), "Close the connection and start it again from its stored configuration.")
+                .help("Resets a database plugin.", "This path resets the database connection by closing the existing database plugin instance and running a new one."),
+            Path::new(format!("rotate-root/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of this database connection"))
+                .op(Update, handler!(rotate::rotate_root), "Rotate the connection's root credentials.")
+                .help("Request to rotate the root credentials for a certain database connection.", "This path attempts to rotate the root credentials for the given database. The new password is stored and never returned."),
+            Path::new(format!("rotate-role/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of the static role"))
+                .op(Update, handler!(rotate::rotate_role), "Rotate a static role's credentials now.")
+                .help("Request to rotate the credentials for a static user account.", "This path attempts to rotate the credentials for the given static role now."),
+            Path::new("roles/?")
+                .op(List, handler!(roles::list), "List the dynamic roles.")
+                .help(ROLES_SYN, ROLES_DESC),
+            Path::new(format!("roles/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of the role."))
+                .field(Field::new("db_name", FieldType::Str, "Name of the database this role acts on."))
+                .field(Field::new("creation_statements", FieldType::StrList, "Specifies the database statements executed to create and configure a user. See the plugin's API page for more information on support and formatting for this parameter."))
+                .field(Field::new("revocation_statements", FieldType::StrList, "Specifies the database statements to be executed to revoke a user."))
+                .field(Field::new("renew_statements", FieldType::StrList, "Specifies the database statements to be executed to renew a user."))
+                .field(Field::new("rollback_statements", FieldType::StrList, "Specifies the database statements to be executed to rollback a create operation in the event of an error."))
+                .field(Field::new("default_ttl", FieldType::Duration, "Default ttl for role."))
+                .field(Field::new("max_ttl", FieldType::Duration, "Maximum time a credential is valid for"))
+                .field(Field::new("credential_type", FieldType::Str, "The type of credential to manage. Options include: 'password', 'rsa_private_key', 'client_certificate'. Defaults to 'password'.").default("password"))
+                .field(Field::new("credential_config", FieldType::Map, "The configuration for the given credential_type."))
+                .existence(|b, r| Box::pin(roles::exists(b, r)))
+                .op(Read, handler!(roles::read), "Read a role.")
+                .op(Create, handler!(roles::write), "Create a role.")
+                .op(Update, handler!(roles::write), "Update a role.")
+                .op(Delete, handler!(roles::delete), "Delete a role.")
+                .help(ROLES_SYN, ROLES_DESC),
+            Path::new(format!("creds/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of the role."))
+                .op(Read, handler!(creds::read), "Request database credentials for a certain role.")
+                .help("Request database credentials for a certain role.", "This path reads database credentials for a certain role. The database credentials will be generated on demand and will be automatically revoked when the lease is up."),
+            Path::new("static-roles/?")
+                .op(List, handler!(statics::list), "List the static roles.")
+                .help(STATIC_SYN, STATIC_DESC),
+            Path::new(format!("static-roles/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of the role."))
+                .field(Field::new("db_name", FieldType::Str, "Name of the database this role acts on."))
+                .field(Field::new("username", FieldType::Str, "Name of the static user account for Warden to manage. Requires \"rotation_period\" or \"rotation_schedule\" to be specified"))
+                .field(Field::new("rotation_period", FieldType::Duration, "Period for automatic credential rotation of the given username. Not valid unless used with \"username\". Mutually exclusive with \"rotation_schedule.\""))
+                .field(Field::new("rotation_schedule", FieldType::Str, "Schedule for automatic credential rotation of the given username. Mutually exclusive with \"rotation_period.\""))
+                .field(Field::new("rotation_window", FieldType::Duration, "The window of time in which rotations are allowed to occur starting from a given \"rotation_schedule\". Requires \"rotation_schedule\" to be specified"))
+                .field(Field::new("rotation_statements", FieldType::StrList, "Specifies the database statements to be executed to rotate the accounts credentials. Not every plugin type will support this functionality. See the plugin's API page for more information on support and formatting for this parameter."))
+                .field(Field::new("credential_type", FieldType::Str, "The type of credential to manage. Options include: 'password'. Defaults to 'password'."))
+                .field(Field::new("credential_config", FieldType::Map, "The configuration for the given credential_type."))
+                .existence(|b, r| Box::pin(statics::exists(b, r)))
+                .op(Read, handler!(statics::read), "Read a static role.")
+                .op(Create, handler!(statics::write), "Create a static role.")
+                .op(Update, handler!(statics::write), "Update a static role.")
+                .op(Delete, handler!(statics::delete), "Delete a static role.")
+                .help(STATIC_SYN, STATIC_DESC),
+            Path::new(format!("static-creds/{}", name_capture("name")))
+                .field(Field::new("name", FieldType::Str, "Name of the static role."))
+                .op(Read, handler!(statics::creds), "Request database credentials for a certain static role.")
+                .help("Request database credentials for a certain static role. These credentials are rotated periodically.", "This path reads database credentials for a certain static role. The database credentials are rotated periodically according to their configuration, and will return the same password until they are rotated."),
+        ],
+    )
+});
+
+const CONFIG_SYN: &str = "Configure connection details to a database plugin.";
+const CONFIG_DESC: &str = "This path configures the connection details used to connect to a particular database. This path runs the provided plugin name and passes the configured connection details to the plugin. See the documentation for the plugin specified for a full list of accepted connection details.
+
+In addition to the database specific connection details, this endpoint also accepts:
+
+  * \"plugin_name\" (required) - The name of a builtin or previously registered plugin known to Warden.
+
+  * \"allowed_roles\" (optional) - An array of strings indicating the roles, or glob patterns of roles, allowed to use this connection.
+
+  * \"verify_connection\" (default: true) - A boolean value denoting if the plugin should verify it is able to connect to the database using the provided connection details.";
+const ROLES_SYN: &str = "Manage the roles that can be created with this backend.";
+const ROLES_DESC: &str = "This path lets you manage the roles that can be created with this backend: the connection, the statements that create, revoke, renew and roll back a user, and the TTLs of its credentials.";
+const STATIC_SYN: &str = "Manage the static roles that can be created with this backend.";
+const STATIC_DESC: &str = "This path lets you manage the static roles: each manages the password of one existing database user, rotated on rotation_period or on a cron rotation_schedule.";

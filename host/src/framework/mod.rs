@@ -1,0 +1,15 @@
+//! Warden's declarative request framework, modelled on Vault's
+//! `sdk/framework`: every path a backend serves is declared once (pattern,
+//! typed fields, operations and handlers, existence check, help), and one
+//! router serves them all. From the same declarations come path-help
+//! (`?help=1`), the OpenAPI document (`sys/internal/specs/openapi`) and the
+//! route table in docs/api.md. docs/adding-an-endpoint.md walks through
+//! adding one.
+
+pub mod backend;
+pub mod field;
+pub mod openapi;
+pub mod table;
+
+pub use backend::{Backend, BackendDoc, Existence, Handler, NAME, Path, PathDoc, Req, Resolved, name_capture};
+pub use field::{Field, FieldData, FieldType, FieldValue};

@@ -1,0 +1,131 @@
+//! The one place every request is routed, so that a check made here (the
+//! token today, ACL policies next) cannot miss a path: `sys/` goes to the
+//! system backend (served by the node, so the seal's paths answer while
+//! sealed), `auth/token/` to the token backend, everything else to the
+//! mount at the longest matching prefix. Each backend's declarations say
+//! which of its paths are served without a token.
+
+use crate::error::{Error, Result};
+use crate::framework::Resolved;
+use crate::logical::{Auth, Operation, Reply, Request};
+use crate::node::Node;
+
+/// Serve one request made with `token` (empty: none).
+pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
+    // Vault refuses writes to a path ending in '/' before routing them.
+    if req.operation.is_write() && req.path.ends_with('/') {
+        return Err(Error::bad("cannot write to a path ending in '/'"));
+    }
+    let check = |_: &Resolved| -> Result<()> { Ok(()) };
+    if let Some(rest) = req.path.strip_prefix("sys/") {
+        let sys = &*crate::system::BACKEND;
+        let open = req.operation != Operation::Help && sys.is_unauthenticated(rest);
+        req.auth = match open {
+            true => Auth::anonymous(),
+            // Everything else needs an unsealed node (503) and a token.
+            false => node.core()?.authenticate(Some(token))?,
+        };
+        let rest = rest.to_string();
+        return sys.handle(node, &req, &rest, None, &check).await;
+    }
+    let core = node.core()?;
+    req.auth = core.authenticate(Some(token))?;
+    core.handle(&req, &check).await
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::framework::{BackendDoc, table};
+
+    fn every_backend() -> Vec<(&'static str, BackendDoc)> {
+        vec![
+            ("sys/", crate::system::BACKEND.describe()),
+            ("auth/token/", crate::core::token::BACKEND.describe()),
+            ("database/", crate::engines::database::backend_doc()),
+            ("mongodb/", crate::engines::mongodb::backend_doc()),
+        ]
+    }
+
+    const BEGIN: &str =
+        "<!-- routes:begin (generated: WARDEN_UPDATE_DOCS=1 cargo test -p warden --lib route_table) -->\n";
+    const END: &str = "<!-- routes:end -->";
+
+    /// docs/api.md carries the route table printed from the declarations;
+    /// `WARDEN_UPDATE_DOCS=1` rewrites it.
+    #[test]
+    fn route_table_in_docs_is_current() {
+        let table = table::markdown(&every_backend());
+        eprintln!("{table}");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let (head, rest) = doc.split_once(BEGIN).expect("docs/api.md has the routes:begin marker");
+        let (current, tail) = rest.split_once(END).expect("docs/api.md has the routes:end marker");
+        if current != table {
+            if std::env::var("WARDEN_UPDATE_DOCS").is_ok() {
+                std::fs::write(path, format!("{head}{BEGIN}{table}{END}{tail}")).unwrap();
+            } else {
+                panic!(
+                    "docs/api.md's route table is stale: run WARDEN_UPDATE_DOCS=1 cargo test -p warden --lib route_table"
+                );
+            }
+        }
+    }
+
+    /// No engine or sys/ module routes by hand any more: no handler
+    /// matches on the operation or splits the path itself.
+    #[test]
+    fn no_path_is_routed_by_hand() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut offenders = Vec::new();
+        for dir in [
+            "engines",
+            "engines/database",
+            "engines/mongodb",
+            "system",
+            "core",
+            "api",
+        ] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [
+                    "match req.operation",
+                    "match (head, name)",
+                    "req.path.strip_prefix(\"sys/\")",
+                    "split_path(",
+                ] {
+                    if text.contains(needle) {
+                        offenders.push(format!("{}: {needle}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "hand-written routing left: {offenders:#?}");
+    }
+
+    /// Every declared pattern routes a path made from it to itself (no
+    /// declaration is shadowed by another).
+    #[test]
+    fn every_declaration_is_reachable() {
+        fn check<B>(prefix: &str, backend: &crate::framework::Backend<B>) {
+            for p in &backend.describe().paths {
+                for templated in crate::framework::openapi::templated_paths(p) {
+                    let concrete = templated.replace(['{', '}'], "");
+                    let routed = backend.route(&concrete).map(|(d, _)| d.pattern.clone());
+                    assert_eq!(
+                        routed.as_deref(),
+                        Some(p.pattern.as_str()),
+                        "{prefix}{concrete} ({templated})"
+                    );
+                }
+            }
+        }
+        check("sys/", &crate::system::BACKEND);
+        check("auth/token/", &crate::core::token::BACKEND);
+        check("database/", &crate::engines::database::paths::BACKEND);
+        check("mongodb/", &crate::engines::mongodb::BACKEND);
+    }
+}

@@ -1,0 +1,49 @@
+//! The `sys/` backend, declared as every other backend: the seal (served
+//! by the node, so health, seal-status, init and unseal answer while
+//! sealed and without a token), mounts, leases, password policies, the
+//! plugin catalog and the generated OpenAPI document.
+
+mod internal;
+mod leases;
+mod mounts;
+mod plugins;
+mod policies;
+mod seal;
+
+use crate::framework::{Backend, Field, FieldType};
+use crate::node::Node;
+use std::sync::LazyLock;
+
+pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
+    let mut paths = seal::paths();
+    paths.extend(mounts::paths());
+    paths.extend(leases::paths());
+    paths.extend(policies::paths());
+    paths.extend(plugins::paths());
+    paths.extend(internal::paths());
+    Backend::new(
+        "system",
+        "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password policies and the plugin catalog.",
+        paths,
+    )
+});
+
+/// A duration field of sys/ that also takes "system" (the system default,
+/// stored as 0) is a string: the handler parses it.
+fn ttl_text(name: &'static str, description: &'static str) -> Field {
+    Field::new(name, FieldType::Str, description)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_declaration_compiles() {
+        let b = &*super::BACKEND;
+        assert!(b.paths.len() > 10);
+        assert!(b.route("health").is_some());
+        assert!(
+            b.route("mounts/db/tune")
+                .is_some_and(|(p, _)| p.pattern.ends_with("/tune"))
+        );
+    }
+}

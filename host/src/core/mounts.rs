@@ -12,16 +12,16 @@
 //! overlaps cost a few map lookups, not a scan of every mount.
 
 use crate::engines::SecretsEngine;
-use crate::storage::{Storage, View};
+use crate::storage::{Storage, View, layout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// The single table written by earlier versions (read only to migrate it).
-pub const TABLE_KEY: &str = "core/mounts";
+pub const TABLE_KEY: &str = layout::MOUNT_TABLE_LEGACY;
 /// One record per mount below this prefix, named by the mount's uuid.
-pub const ENTRY_PREFIX: &str = "core/mounts/";
+pub const ENTRY_PREFIX: &str = layout::MOUNTS;
 /// Records read per storage round trip at start-up.
 const LOAD_PAGE: usize = 256;
 
@@ -188,12 +188,13 @@ mod tests {
     /// A core over an in-memory storage with the write-ahead log, as a dev
     /// server has (without the barrier: it does not change sizes' growth).
     async fn core_over(mem: &Arc<MemoryBackend>) -> Arc<Core> {
-        let storage: Storage = Arc::new(Indexed::open(mem.clone()).await.expect("open"));
+        let locality = Arc::new(crate::storage::locality::Locality::new(&[crate::core::LOCAL_STORAGE]));
+        let storage: Storage = Arc::new(Indexed::open(mem.clone(), locality.clone()).await.expect("open"));
         crate::core::token::store_root(&*storage, "root")
             .await
             .expect("root token");
         let runtime = crate::runtime::Runtime::new(Duration::from_secs(10)).expect("runtime");
-        Core::start(storage, runtime).await.expect("core")
+        Core::start(storage, locality, runtime).await.expect("core")
     }
 
     fn record(path: &str) -> MountRecord {

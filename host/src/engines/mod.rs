@@ -22,6 +22,14 @@ pub struct LeaseTtls {
 
 #[async_trait::async_trait]
 pub trait SecretsEngine: Send + Sync + 'static {
+    /// The engine type's local storage, prefixes relative to its mount
+    /// (Vault's `PathsSpecial.LocalStorage`): kept on this node, never
+    /// replicated. Each engine declares it as a `LOCAL_STORAGE` constant;
+    /// the core registers it for every mount of the type.
+    fn local_storage(&self) -> crate::storage::locality::LocalStorage {
+        &[]
+    }
+
     async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply;
 
     async fn lease_ttls(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls>;

@@ -22,6 +22,8 @@ use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::imports::sql::{SqlGrant, SqlPools};
 use crate::logical::{Operation, Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
+use crate::storage::layout;
+use crate::storage::locality::LocalStorage;
 use chrono::{DateTime, Utc};
 use path_config_connection::DbConfig;
 use std::sync::Arc;
@@ -40,6 +42,12 @@ pub struct DatabaseEngine {
 }
 
 impl DatabaseEngine {
+    /// Local storage below the mount (Vault's database backend declares the
+    /// same, `framework.WALPrefix`): the crash-recovery records of
+    /// credentials being issued and of rotations in progress name what this
+    /// node was doing; a secondary has its own.
+    pub const LOCAL_STORAGE: LocalStorage = &[layout::engine::WAL];
+
     pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>, policies: PasswordPolicies) -> Self {
         DatabaseEngine {
             runtime,
@@ -71,7 +79,7 @@ impl DatabaseEngine {
             .unwrap_or("");
         let grant = Grant {
             component: config.plugin_name.clone(),
-            storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
+            storage: Some(mount.storage.sub(&layout::database::driver(name))),
             sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
             mongo: MongoGrant::for_template(self.mongo.clone(), Self::scope(mount, name), url),
         };
@@ -136,6 +144,10 @@ fn split_path(path: &str) -> (&str, Option<&str>) {
 
 #[async_trait::async_trait]
 impl SecretsEngine for DatabaseEngine {
+    fn local_storage(&self) -> LocalStorage {
+        Self::LOCAL_STORAGE
+    }
+
     async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply {
         let (head, name) = split_path(&req.path);
         let op = req.operation;

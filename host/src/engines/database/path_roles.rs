@@ -5,6 +5,7 @@ use crate::core::fields;
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::logical::{Operation, Reply, Request, Response};
+use crate::storage::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -36,7 +37,7 @@ fn password() -> String {
 }
 
 fn key(name: &str) -> String {
-    format!("role/{name}")
+    format!("{}{name}", layout::engine::ROLE)
 }
 
 pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
@@ -44,7 +45,7 @@ pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
 }
 
 pub async fn list(mount: &MountEntry) -> Reply {
-    let keys = mount.storage.list("role/").await?;
+    let keys = mount.storage.list(layout::engine::ROLE).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

@@ -11,6 +11,7 @@ use crate::core::mounts::MountEntry;
 use crate::core::{fields, ttl};
 use crate::error::{Error, Result};
 use crate::logical::{Operation, Reply, Request, Response};
+use crate::storage::layout;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -129,7 +130,7 @@ pub fn rfc3339_nano(t: DateTime<Utc>) -> String {
 }
 
 pub fn key(name: &str) -> String {
-    format!("static-role/{name}")
+    format!("{}{name}", layout::database::STATIC_ROLE)
 }
 
 pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<StaticRole>> {
@@ -141,7 +142,7 @@ pub async fn store(mount: &MountEntry, name: &str, role: &StaticRole) -> Result<
 }
 
 pub async fn list(mount: &MountEntry) -> Reply {
-    let keys = mount.storage.list("static-role/").await?;
+    let keys = mount.storage.list(layout::database::STATIC_ROLE).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

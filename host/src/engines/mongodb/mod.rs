@@ -30,6 +30,8 @@ use crate::imports::Grant;
 use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::logical::{Operation, Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
+use crate::storage::layout;
+use crate::storage::locality::LocalStorage;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -39,6 +41,10 @@ pub struct MongoDbEngine {
 }
 
 impl MongoDbEngine {
+    /// Local storage below the mount: the records of credentials being
+    /// issued (this node's crash recovery).
+    pub const LOCAL_STORAGE: LocalStorage = &[layout::engine::WAL];
+
     pub fn new(runtime: Arc<Runtime>, clients: Arc<MongoClients>) -> Self {
         MongoDbEngine { runtime, clients }
     }
@@ -92,6 +98,10 @@ fn plugin_error(e: PluginError) -> Error {
 
 #[async_trait::async_trait]
 impl SecretsEngine for MongoDbEngine {
+    fn local_storage(&self) -> LocalStorage {
+        Self::LOCAL_STORAGE
+    }
+
     async fn handle(&self, mount: &MountEntry, req: &Request) -> Reply {
         let path = req.path.trim_end_matches('/');
         let op = req.operation;

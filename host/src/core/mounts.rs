@@ -188,7 +188,10 @@ mod tests {
     /// A core over an in-memory storage with the write-ahead log, as a dev
     /// server has (without the barrier: it does not change sizes' growth).
     async fn core_over(mem: &Arc<MemoryBackend>) -> Arc<Core> {
-        let locality = Arc::new(crate::storage::locality::Locality::new(&[crate::core::LOCAL_STORAGE]));
+        let locality = Arc::new(crate::storage::locality::Locality::new(&[
+            crate::core::LOCAL_STORAGE,
+            crate::storage::wal::LOCAL_STORAGE,
+        ]));
         let storage: Storage = Arc::new(Indexed::open(mem.clone(), locality.clone()).await.expect("open"));
         crate::core::token::store_root(&*storage, "root")
             .await
@@ -233,6 +236,26 @@ mod tests {
             "mounts 150..300 stored {second} bytes, mounts 0..150 {first}: the cost per mount grows"
         );
         assert!(first / 150 < 2048, "{} bytes stored per mount", first / 150);
+    }
+
+    /// Locality is declared by the keys' owners: a database mount's `wal/`
+    /// records are local (no write-ahead record), as `DatabaseEngine`
+    /// declares, its roles replicated; a lease is local as the core declares.
+    #[tokio::test]
+    async fn a_mounts_keys_are_classed_by_its_engines_declaration() {
+        let mem = Arc::new(MemoryBackend::new());
+        let core = core_over(&mem).await;
+        core.enable_mount(record("db")).await.expect("enable");
+        let mount = core.mount_for("db/creds/x").expect("mounted");
+        let logged = || async { mem.list(crate::storage::layout::LOG).await.unwrap().len() };
+        let before = logged().await;
+        mount.storage.put("wal/creds/x", b"pending").await.unwrap();
+        mount.storage.delete("wal/creds/x").await.unwrap();
+        core.storage.put("sys/expire/id/db/creds/r/x", b"lease").await.unwrap();
+        assert_eq!(logged().await, before);
+        mount.storage.put("role/r", b"{}").await.unwrap();
+        assert_eq!(logged().await, before + 1);
+        core.stop().await;
     }
 
     /// A table written by an earlier version (one `core/mounts` value) is

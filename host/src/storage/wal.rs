@@ -291,8 +291,8 @@ mod tests {
         Indexed::open(mem.clone() as Storage, locality()).await.unwrap()
     }
 
-    fn record(mem_value: Option<Vec<u8>>) -> Record {
-        serde_json::from_slice(&mem_value.unwrap()).unwrap()
+    fn record(stored: Option<Vec<u8>>) -> Record {
+        serde_json::from_slice(&stored.unwrap()).unwrap()
     }
 
     #[tokio::test]
@@ -334,11 +334,11 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(s.last_index().await, 4);
-        let ops: Vec<(Op, String)> = (2..=4)
-            .map(|i| futures::executor::block_on(mem.get(&log_key(i))).unwrap())
-            .map(|v| record(v))
-            .map(|r| (r.op, r.key))
-            .collect();
+        let mut ops = Vec::new();
+        for i in 2..=4 {
+            let r = record(mem.get(&log_key(i)).await.unwrap());
+            ops.push((r.op, r.key));
+        }
         assert_eq!(
             ops,
             [

@@ -17,8 +17,9 @@
 use crate::core::{Core, shamir};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-use crate::storage::Storage;
 use crate::storage::barrier::{self, Barrier, KEY_LEN};
+use crate::storage::locality::{LocalStorage, Locality};
+use crate::storage::{Storage, layout};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -26,9 +27,13 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
-pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
-pub const ROOT_KEY_KEY: &str = "core/root-key";
-pub const KEYRING_KEY: &str = "core/keyring";
+pub const SEAL_CONFIG_KEY: &str = layout::SEAL_CONFIG;
+pub const ROOT_KEY_KEY: &str = layout::ROOT_KEY;
+pub const KEYRING_KEY: &str = layout::KEYRING;
+
+/// The node's local storage (`PathsSpecial.LocalStorage`): the seal's keys
+/// belong to this node (a performance secondary has its own seal).
+pub const LOCAL_STORAGE: LocalStorage = &[SEAL_CONFIG_KEY, ROOT_KEY_KEY, KEYRING_KEY];
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SealConfig {
@@ -250,10 +255,16 @@ impl Node {
         let keyring = barrier::open_keyring(&root_key, &sealed_keyring)
             .map_err(|e| Error::internal(format!("the stored keyring cannot be opened: {e}")))?;
         let barrier = Arc::new(Barrier::new(self.physical.clone(), keyring));
-        let indexed = crate::storage::wal::Indexed::open(barrier.clone())
+        // Keys are classed (local or replicated) by their owners' declarations.
+        let locality = Arc::new(Locality::new(&[
+            LOCAL_STORAGE,
+            crate::core::LOCAL_STORAGE,
+            crate::storage::wal::LOCAL_STORAGE,
+        ]));
+        let indexed = crate::storage::wal::Indexed::open(barrier.clone(), locality.clone())
             .await
             .map_err(|e| Error::internal(format!("unsealed, but the write-ahead log cannot be read: {e}")))?;
-        let core = Core::start(Arc::new(indexed), self.runtime.clone())
+        let core = Core::start(Arc::new(indexed), locality, self.runtime.clone())
             .await
             .map_err(|e| Error::internal(format!("unsealed, but the core failed to start: {e:#}")))?;
         *self.state() = State::Unsealed {

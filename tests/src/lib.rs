@@ -12,6 +12,7 @@ pub mod in_process;
 pub mod mariadb;
 pub mod mongo;
 pub mod postgres;
+pub mod schemathesis;
 pub mod server;
 pub mod util;
 

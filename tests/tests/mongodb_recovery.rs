@@ -36,7 +36,7 @@ async fn a_user_created_before_a_crash_without_its_lease_is_dropped_at_start_up(
     let storage: Storage = Arc::new(MemoryBackend::new());
     warden::core::token::store_root(storage.as_ref(), TOKEN).await?;
 
-    let first = Core::start(storage.clone(), runtime.clone()).await?;
+    let first = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
     call(
         &first,
         Operation::Update,
@@ -114,7 +114,7 @@ async fn a_user_created_before_a_crash_without_its_lease_is_dropped_at_start_up(
     drop(first);
 
     // Start-up settles both records (in the background: wait for it).
-    let second = Core::start(storage.clone(), runtime.clone()).await?;
+    let second = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
     for _ in 0..300 {
         if records(&storage, &pending).await?.is_empty() {
             break;

@@ -62,7 +62,7 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
 
     // What sys/init leaves for the core: the root token's hash.
     warden::core::token::store_root(storage.as_ref(), TOKEN).await?;
-    let first = Core::start(storage.clone(), runtime.clone()).await?;
+    let first = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
     call(&first, Operation::Update, "sys/mounts/db", json!({"type": "database"})).await?;
     call(
         &first,
@@ -163,7 +163,7 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     late["next_vault_rotation"] = json!(chrono::Utc::now() - chrono::Duration::minutes(5));
     put_json(&storage, &late_key, &late).await?;
 
-    let second = Core::start(storage.clone(), runtime.clone()).await?;
+    let second = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut wals = storage.list(&format!("{base}wal/root/")).await?.len();

@@ -360,6 +360,7 @@ pub fn invalid_lease() -> Error {
 mod tests {
     use super::*;
     use crate::storage::MemoryBackend;
+    use crate::storage::layout;
     use std::sync::Arc;
 
     fn lease(id: &str, expires_in_ms: i64) -> LeaseEntry {
@@ -379,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_lease_id_is_issuing_until_its_guard_drops() {
-        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), "sys/expire/id/"));
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::LEASES));
         let guard = exp.issuing("db/creds/app/x");
         assert!(exp.is_issuing("db/creds/app/x"));
         assert!(!exp.is_issuing("db/creds/app/y"));
@@ -389,7 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn leases_come_due_in_expiry_order() {
-        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), "sys/expire/id/"));
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::LEASES));
         exp.save(&lease("db/creds/app/b", 60)).await.unwrap();
         exp.save(&lease("db/creds/app/a", 20)).await.unwrap();
         assert_eq!(exp.next_due().await, "db/creds/app/a");
@@ -398,7 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn renewal_moves_the_timer_and_removal_cancels_it() {
-        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), "sys/expire/id/"));
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::LEASES));
         exp.save(&lease("x/1", 10)).await.unwrap();
         exp.save(&lease("x/2", 30)).await.unwrap();
         exp.save(&lease("x/1", 100_000)).await.unwrap();
@@ -426,7 +427,7 @@ mod tests {
             base: Duration::from_secs(1),
             limit: 3,
         };
-        let exp = Expiration::with_policy(View::new(backend.clone(), "sys/expire/id/"), policy);
+        let exp = Expiration::with_policy(View::new(backend.clone(), layout::LEASES), policy);
         exp.save(&lease("db/creds/app/x", 0)).await.unwrap();
         assert_eq!(exp.next_due().await, "db/creds/app/x");
         assert_eq!(
@@ -448,7 +449,7 @@ mod tests {
         assert_eq!(stored.revoke.error.as_deref(), Some("still down"));
 
         // A new manager over the same storage (a restart) knows the mark.
-        let again = Expiration::with_policy(View::new(backend, "sys/expire/id/"), policy);
+        let again = Expiration::with_policy(View::new(backend, layout::LEASES), policy);
         again.save(&lease("db/creds/app/y", 60_000)).await.unwrap();
         assert_eq!(again.restore().await.unwrap(), 0);
         assert_eq!(again.irrevocable(), vec!["db/creds/app/x"]);

@@ -19,7 +19,8 @@ use crate::imports::sql::SqlPools;
 use crate::logical::{Auth, LeaseInfo, Reply, Request};
 use crate::panic_guard;
 use crate::runtime::Runtime;
-use crate::storage::{Storage, View};
+use crate::storage::locality::{LocalStorage, Locality};
+use crate::storage::{Storage, View, layout};
 use chrono::Utc;
 use expiration::{Expiration, LeaseEntry};
 use futures::StreamExt;
@@ -33,11 +34,19 @@ pub type Check = dyn Fn(&Resolved) -> Result<()> + Sync;
 /// Revocations run at once by revoke-prefix and by the expiry timer.
 const REVOKE_CONCURRENCY: usize = 16;
 
+/// The core's local storage (`PathsSpecial.LocalStorage`): leases and
+/// tokens are this node's own (a performance secondary issues and revokes
+/// its own). Everything else the core keeps is replicated.
+pub const LOCAL_STORAGE: LocalStorage = &[layout::EXPIRE, layout::TOKENS];
+
 pub struct Core {
     /// The core itself, for work that must outlive the request that
     /// started it (a revoke-prefix runs in a task of its own).
     this: Weak<Core>,
     pub storage: Storage,
+    /// Where each mount's engine declares its local storage, so that the
+    /// storage below classes the mount's keys.
+    locality: Arc<Locality>,
     pub runtime: Arc<Runtime>,
     pub sql_pools: Arc<SqlPools>,
     pub mongo_clients: Arc<MongoClients>,
@@ -62,12 +71,13 @@ impl Core {
     /// crash left half done and re-arm the lease timers (lookups, renewals
     /// and revocations read storage, not the timer), and start the expiry
     /// loop.
-    pub async fn start(storage: Storage, runtime: Arc<Runtime>) -> anyhow::Result<Arc<Core>> {
+    pub async fn start(storage: Storage, locality: Arc<Locality>, runtime: Arc<Runtime>) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let core = Arc::new_cyclic(|this| Core {
             this: this.clone(),
-            expiration: Expiration::new(View::new(storage.clone(), "sys/expire/id/")),
+            expiration: Expiration::new(View::new(storage.clone(), layout::LEASES)),
             storage,
+            locality,
             runtime,
             sql_pools: Arc::new(SqlPools::default()),
             root_token_hash,
@@ -276,7 +286,9 @@ impl Core {
             )),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };
-        let storage = View::new(self.storage.clone(), format!("logical/{}/", record.uuid));
+        // Before the mount can write anything.
+        self.locality.register_mount(&record.uuid, engine.local_storage());
+        let storage = View::new(self.storage.clone(), layout::mount(&record.uuid));
         Ok(MountEntry {
             record,
             storage,
@@ -351,6 +363,7 @@ impl Core {
         for key in mount.storage.walk("").await? {
             mount.storage.delete(&key).await?;
         }
+        self.locality.forget_mount(&mount.record.uuid);
         Ok(())
     }
 
@@ -614,7 +627,7 @@ mod tests {
             base: std::time::Duration::from_millis(1),
             limit: 2,
         };
-        let exp = Expiration::with_policy(View::new(Arc::new(MemoryBackend::new()), "sys/expire/id/"), policy);
+        let exp = Expiration::with_policy(View::new(Arc::new(MemoryBackend::new()), layout::LEASES), policy);
         exp.save(&lease("db/creds/app/bad")).await.unwrap();
         exp.save(&lease("db/creds/app/good")).await.unwrap();
         let mut seen = Vec::new();

@@ -12,16 +12,16 @@
 //! overlaps cost a few map lookups, not a scan of every mount.
 
 use crate::engines::SecretsEngine;
-use crate::storage::{Storage, View};
+use crate::storage::{Storage, View, layout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// The single table written by earlier versions (read only to migrate it).
-pub const TABLE_KEY: &str = "core/mounts";
+pub const TABLE_KEY: &str = layout::MOUNT_TABLE_LEGACY;
 /// One record per mount below this prefix, named by the mount's uuid.
-pub const ENTRY_PREFIX: &str = "core/mounts/";
+pub const ENTRY_PREFIX: &str = layout::MOUNTS;
 /// Records read per storage round trip at start-up.
 const LOAD_PAGE: usize = 256;
 
@@ -188,12 +188,16 @@ mod tests {
     /// A core over an in-memory storage with the write-ahead log, as a dev
     /// server has (without the barrier: it does not change sizes' growth).
     async fn core_over(mem: &Arc<MemoryBackend>) -> Arc<Core> {
-        let storage: Storage = Arc::new(Indexed::open(mem.clone()).await.expect("open"));
+        let locality = Arc::new(crate::storage::locality::Locality::new(&[
+            crate::core::LOCAL_STORAGE,
+            crate::storage::wal::LOCAL_STORAGE,
+        ]));
+        let storage: Storage = Arc::new(Indexed::open(mem.clone(), locality.clone()).await.expect("open"));
         crate::core::token::store_root(&*storage, "root")
             .await
             .expect("root token");
         let runtime = crate::runtime::Runtime::new(Duration::from_secs(10)).expect("runtime");
-        Core::start(storage, runtime).await.expect("core")
+        Core::start(storage, locality, runtime).await.expect("core")
     }
 
     fn record(path: &str) -> MountRecord {
@@ -232,6 +236,26 @@ mod tests {
             "mounts 150..300 stored {second} bytes, mounts 0..150 {first}: the cost per mount grows"
         );
         assert!(first / 150 < 2048, "{} bytes stored per mount", first / 150);
+    }
+
+    /// Locality is declared by the keys' owners: a database mount's `wal/`
+    /// records are local (no write-ahead record), as `DatabaseEngine`
+    /// declares, its roles replicated; a lease is local as the core declares.
+    #[tokio::test]
+    async fn a_mounts_keys_are_classed_by_its_engines_declaration() {
+        let mem = Arc::new(MemoryBackend::new());
+        let core = core_over(&mem).await;
+        core.enable_mount(record("db")).await.expect("enable");
+        let mount = core.mount_for("db/creds/x").expect("mounted");
+        let logged = || async { mem.list(crate::storage::layout::LOG).await.unwrap().len() };
+        let before = logged().await;
+        mount.storage.put("wal/creds/x", b"pending").await.unwrap();
+        mount.storage.delete("wal/creds/x").await.unwrap();
+        core.storage.put("sys/expire/id/db/creds/r/x", b"lease").await.unwrap();
+        assert_eq!(logged().await, before);
+        mount.storage.put("role/r", b"{}").await.unwrap();
+        assert_eq!(logged().await, before + 1);
+        core.stop().await;
     }
 
     /// A table written by an earlier version (one `core/mounts` value) is

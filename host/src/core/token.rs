@@ -66,7 +66,7 @@ fn lookup(core: &Core, token: &str) -> Result<Response> {
 }
 
 /// Where the root token's hash is kept (a local key: tokens are per cluster).
-pub const ROOT_TOKEN_KEY: &str = "sys/token/root";
+pub const ROOT_TOKEN_KEY: &str = crate::storage::layout::ROOT_TOKEN;
 
 /// A new random token in Vault's service-token shape.
 pub fn generate() -> String {

@@ -24,6 +24,14 @@ pub struct LeaseTtls {
 
 #[async_trait::async_trait]
 pub trait SecretsEngine: Send + Sync + 'static {
+    /// The engine type's local storage, prefixes relative to its mount
+    /// (Vault's `PathsSpecial.LocalStorage`): kept on this node, never
+    /// replicated. Each engine declares it as a `LOCAL_STORAGE` constant;
+    /// the core registers it for every mount of the type.
+    fn local_storage(&self) -> crate::storage::locality::LocalStorage {
+        &[]
+    }
+
     /// Serve a request below the mount (its path is relative to it):
     /// engines route it through their declared paths
     /// ([`crate::framework::Backend::handle`]), which runs `check` once the

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 /// Where the records live, in the mount's storage (a local key class:
 /// never replicated).
-pub const PREFIX: &str = "wal/creds/";
+pub const PREFIX: &str = crate::storage::layout::engine::PENDING_CREDS;
 
 /// An engine's record of a credential being issued.
 pub trait Pending: Serialize + DeserializeOwned {

@@ -11,7 +11,7 @@
 //! path, so a value copied or moved to another path, or given another header,
 //! fails authentication instead of decrypting.
 
-use super::{Backend, Result as StorageResult, Storage, StorageError};
+use super::{Backend, Result as StorageResult, Storage, StorageError, Write};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use chrono::{DateTime, Utc};
@@ -392,6 +392,25 @@ impl Backend for Barrier {
         self.inner.delete(key).await
     }
 
+    /// Each value encrypted under its own key path, then one batch below:
+    /// an encryption failure leaves nothing written.
+    async fn batch(&self, writes: Vec<Write>) -> StorageResult<()> {
+        let writes = {
+            let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            writes
+                .into_iter()
+                .map(|w| match w {
+                    Write::Put(key, value) => {
+                        let ciphertext = keyring.encrypt(&value, key.as_bytes())?;
+                        Ok(Write::Put(key, ciphertext))
+                    }
+                    delete => Ok(delete),
+                })
+                .collect::<StorageResult<Vec<Write>>>()?
+        };
+        self.inner.batch(writes).await
+    }
+
     async fn list(&self, prefix: &str) -> StorageResult<Vec<String>> {
         self.inner.list(prefix).await
     }
@@ -521,6 +540,38 @@ mod tests {
         assert!(err.contains("logical/m2/creds"), "the error names the key: {err}");
         // The original is still fine.
         assert_eq!(b.get("logical/m1/creds").await.unwrap().unwrap(), SECRET);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_encrypted_value_by_value() {
+        let (mem, b) = barrier();
+        b.put("gone", b"x").await.unwrap();
+        b.batch(vec![
+            Write::Put("a".into(), SECRET.to_vec()),
+            Write::Delete("gone".into()),
+            Write::Put("b".into(), b"two".to_vec()),
+        ])
+        .await
+        .unwrap();
+        let raw = mem.get("a").await.unwrap().unwrap();
+        assert!(!contains(&raw, b"hunter2"));
+        assert_eq!(b.get("a").await.unwrap().as_deref(), Some(SECRET));
+        assert_eq!(b.get("b").await.unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(mem.get("gone").await.unwrap(), None);
+        // Each value is bound to its own path, as with a single put.
+        mem.put("c", &raw).await.unwrap();
+        assert!(b.get("c").await.is_err());
+        // A refused part fails the batch, and nothing of it is stored.
+        mem.refuse("poison");
+        let err = b
+            .batch(vec![
+                Write::Put("d".into(), b"4".to_vec()),
+                Write::Delete("poison".into()),
+            ])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert_eq!(mem.get("d").await.unwrap(), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! the throwaway PostgreSQL cluster too; its panics are its assertions.
 #![allow(clippy::unwrap_used)]
 
-use super::Backend;
+use super::{Backend, Write};
 
 /// Runs every check on `b`, which must start empty; panics on a failure.
 pub async fn run(b: &dyn Backend) {
@@ -14,6 +14,7 @@ pub async fn run(b: &dyn Backend) {
     large_value(b).await;
     many_keys(b).await;
     scan_pages(b).await;
+    batch_order_and_overwrites(b).await;
 }
 
 async fn get_put_overwrite_delete(b: &dyn Backend) {
@@ -156,10 +157,183 @@ async fn scan_pages(b: &dyn Backend) {
     }
 }
 
+/// A batch applies in order: the last write of a key wins, a put and a
+/// delete of one key leave what the second says, and the result is seen by
+/// get, list and scan alike. Larger batches than any backend's statement
+/// chunk (SQLite writes 256 rows per statement) stay one batch.
+async fn batch_order_and_overwrites(b: &dyn Backend) {
+    b.batch(Vec::new()).await.unwrap();
+    b.put("batch/c", b"old").await.unwrap();
+    b.put("batch/d", b"old").await.unwrap();
+    b.batch(vec![
+        put("batch/a", b"1"),
+        put("batch/a", b"2"),
+        put("batch/b", b"1"),
+        del("batch/b"),
+        del("batch/c"),
+        put("batch/c", b"3"),
+        del("batch/d"),
+        del("batch/never"),
+        put("batch/e/f", b""),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(b.get("batch/a").await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(b.get("batch/b").await.unwrap(), None);
+    assert_eq!(b.get("batch/c").await.unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(b.get("batch/d").await.unwrap(), None);
+    assert_eq!(b.get("batch/e/f").await.unwrap().as_deref(), Some(&b""[..]));
+    assert_eq!(b.list("batch/").await.unwrap(), vec!["a", "c", "e/"]);
+    let scanned: Vec<String> = b
+        .scan("batch/", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(scanned, ["batch/a", "batch/c", "batch/e/f"]);
+
+    // 1,000 puts in one batch, then one batch deleting 999 of them and
+    // rewriting the last.
+    let names: Vec<String> = (0..1000).map(|i| format!("batch/many/{i:04}")).collect();
+    b.batch(names.iter().map(|k| put(k, k.as_bytes())).collect())
+        .await
+        .unwrap();
+    assert_eq!(b.list("batch/many/").await.unwrap().len(), 1000);
+    assert_eq!(
+        b.get("batch/many/0500").await.unwrap().as_deref(),
+        Some(&b"batch/many/0500"[..])
+    );
+    let mut writes: Vec<Write> = names.iter().map(|k| del(k)).collect();
+    writes.push(put(&names[999], b"last"));
+    b.batch(writes).await.unwrap();
+    assert_eq!(b.list("batch/many/").await.unwrap(), vec!["0999"]);
+    assert_eq!(b.get("batch/many/0999").await.unwrap().as_deref(), Some(&b"last"[..]));
+
+    b.batch(["batch/a", "batch/c", "batch/e/f", "batch/many/0999"].map(del).to_vec())
+        .await
+        .unwrap();
+    assert!(b.list("").await.unwrap().is_empty());
+}
+
+fn put(key: &str, value: &[u8]) -> Write {
+    Write::Put(key.to_string(), value.to_vec())
+}
+
+fn del(key: &str) -> Write {
+    Write::Delete(key.to_string())
+}
+
+/// The key whose put the backend under [`batch_is_all_or_nothing`] refuses.
+pub const REFUSED_PUT: &str = "refuse/put";
+/// The key whose delete it refuses.
+pub const REFUSED_DELETE: &str = "refuse/delete";
+
+/// Statements that make a SQLite backend's table refuse a put of
+/// [`REFUSED_PUT`] and a delete of [`REFUSED_DELETE`] (the failure that
+/// [`batch_is_all_or_nothing`] injects), for a connection to its file.
+pub const SQLITE_REFUSALS: [&str; 2] = [
+    "CREATE TRIGGER refuse_put BEFORE INSERT ON kv WHEN NEW.key = 'refuse/put' \
+     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    "CREATE TRIGGER refuse_delete BEFORE DELETE ON kv WHEN OLD.key = 'refuse/delete' \
+     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+];
+
+/// The same for a PostgreSQL backend's `table` (a function named after the
+/// table, and two triggers; dropping the table and the function undoes it).
+pub fn postgres_refusals(table: &str) -> [String; 3] {
+    [
+        format!(
+            "CREATE FUNCTION \"{table}_refuse\"() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        ),
+        format!(
+            "CREATE TRIGGER refuse_put BEFORE INSERT ON \"{table}\" FOR EACH ROW \
+             WHEN (NEW.key = '{REFUSED_PUT}') EXECUTE FUNCTION \"{table}_refuse\"()"
+        ),
+        format!(
+            "CREATE TRIGGER refuse_delete BEFORE DELETE ON \"{table}\" FOR EACH ROW \
+             WHEN (OLD.key = '{REFUSED_DELETE}') EXECUTE FUNCTION \"{table}_refuse\"()"
+        ),
+    ]
+}
+
+/// A batch with a failing part leaves nothing of itself, whichever part
+/// fails (a put, a delete, after other statements of the batch ran), and
+/// writes queued at the same time as the failing batch are not dragged
+/// down with it. `arm` makes `b` refuse a put of [`REFUSED_PUT`] and a
+/// delete of [`REFUSED_DELETE`] (a trigger, [`MemoryBackend::refuse`]); it
+/// runs once [`REFUSED_DELETE`] has been stored. `b` must start empty; it
+/// is left holding [`REFUSED_DELETE`] alone.
+///
+/// [`MemoryBackend::refuse`]: super::MemoryBackend::refuse
+pub async fn batch_is_all_or_nothing(b: &dyn Backend, arm: impl std::future::Future<Output = ()>) {
+    assert!(b.list("").await.unwrap().is_empty(), "backend must start empty");
+    b.put(REFUSED_DELETE, b"stays").await.unwrap();
+    b.put("aon/kept", b"old").await.unwrap();
+    b.put("aon/doomed", b"old").await.unwrap();
+    arm.await;
+    let untouched = || async {
+        assert_eq!(b.get("aon/kept").await.unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(b.get("aon/doomed").await.unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(b.get("aon/new").await.unwrap(), None);
+        assert_eq!(b.get(REFUSED_PUT).await.unwrap(), None);
+        assert_eq!(b.get(REFUSED_DELETE).await.unwrap().as_deref(), Some(&b"stays"[..]));
+        assert_eq!(b.list("aon/").await.unwrap(), vec!["doomed", "kept"]);
+    };
+    // The refused part first, last, among puts, after deletes.
+    let failing: [Vec<Write>; 4] = [
+        vec![put(REFUSED_PUT, b"x"), put("aon/kept", b"new"), put("aon/new", b"1")],
+        vec![
+            put("aon/kept", b"new"),
+            del("aon/doomed"),
+            put("aon/new", b"1"),
+            put(REFUSED_PUT, b"x"),
+        ],
+        vec![put("aon/kept", b"new"), put("aon/new", b"1"), del(REFUSED_DELETE)],
+        vec![
+            del("aon/doomed"),
+            del("aon/kept"),
+            del(REFUSED_DELETE),
+            put("aon/new", b"1"),
+        ],
+    ];
+    for (i, batch) in failing.into_iter().enumerate() {
+        assert!(b.batch(batch).await.is_err(), "batch {i} must fail");
+        untouched().await;
+    }
+    assert!(b.put(REFUSED_PUT, b"x").await.is_err());
+    assert!(b.delete(REFUSED_DELETE).await.is_err());
+    untouched().await;
+
+    // Written concurrently with a failing batch (a backend that commits
+    // queued writes together must not fail them all).
+    let good = (0..8).map(|i| async move { b.put(&format!("together/{i}"), b"v").await });
+    let bad = b.batch(vec![put("together/bad", b"v"), put(REFUSED_PUT, b"x")]);
+    let (good, bad) = futures::join!(futures::future::join_all(good), bad);
+    assert!(bad.is_err());
+    for result in good {
+        result.unwrap();
+    }
+    assert_eq!(b.list("together/").await.unwrap().len(), 8);
+    assert_eq!(b.get("together/bad").await.unwrap(), None);
+    untouched().await;
+
+    // Still usable: a good batch goes through.
+    b.batch(vec![put("aon/kept", b"new"), del("aon/doomed")]).await.unwrap();
+    assert_eq!(b.get("aon/kept").await.unwrap().as_deref(), Some(&b"new"[..]));
+    let mut cleanup = vec![del("aon/kept")];
+    cleanup.extend((0..8).map(|i| del(&format!("together/{i}"))));
+    b.batch(cleanup).await.unwrap();
+    assert_eq!(b.list("").await.unwrap(), vec!["refuse/"]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::run as conformance;
+    use super::{SQLITE_REFUSALS, batch_is_all_or_nothing, postgres_refusals};
     use crate::storage::{Backend, MemoryBackend, PostgresBackend, SqliteBackend};
+    use sqlx::{ConnectOptions, Connection};
     use std::path::PathBuf;
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -189,6 +363,39 @@ mod tests {
         let dir = TempDir::new();
         let b = SqliteBackend::open(&dir.0.join("warden.db")).await.unwrap();
         conformance(&b).await;
+        b.close().await;
+    }
+
+    #[tokio::test]
+    async fn memory_batch_is_all_or_nothing() {
+        let b = MemoryBackend::new();
+        batch_is_all_or_nothing(&b, async {
+            b.refuse(super::REFUSED_PUT);
+            b.refuse(super::REFUSED_DELETE);
+        })
+        .await;
+    }
+
+    /// The refusals are triggers: the failure happens inside SQLite, in the
+    /// middle of the writer's transaction (after the batch's upserts when a
+    /// delete is refused).
+    #[tokio::test]
+    async fn sqlite_batch_is_all_or_nothing() {
+        let dir = TempDir::new();
+        let path = dir.0.join("warden.db");
+        let b = SqliteBackend::open(&path).await.unwrap();
+        batch_is_all_or_nothing(&b, async {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .connect()
+                .await
+                .unwrap();
+            for sql in SQLITE_REFUSALS {
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            conn.close().await.unwrap();
+        })
+        .await;
         b.close().await;
     }
 
@@ -230,14 +437,27 @@ mod tests {
         let table = format!("warden_conformance_{:016x}", rand::random::<u64>());
         let b = PostgresBackend::connect(&url, &table).await.unwrap();
         // Run the suite, then drop the table whatever happened, then re-raise.
-        let outcome = tokio::spawn(async move {
-            conformance(&b).await;
-            b
+        let outcome = tokio::spawn({
+            let table = table.clone();
+            async move {
+                conformance(&b).await;
+                batch_is_all_or_nothing(&b, async {
+                    for sql in postgres_refusals(&table) {
+                        b.execute(&sql).await.unwrap();
+                    }
+                })
+                .await;
+                b
+            }
         })
         .await;
         let cleanup = PostgresBackend::connect(&url, &table).await.unwrap();
         cleanup
             .execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
+            .await
+            .unwrap();
+        cleanup
+            .execute(&format!("DROP FUNCTION IF EXISTS \"{table}_refuse\"()"))
             .await
             .unwrap();
         cleanup.close().await;

@@ -1,13 +1,32 @@
 //! In-memory backend: the dev server's storage, and the reference behaviour
-//! the persistent backends are tested against.
+//! the persistent backends are tested against. It can be told to refuse
+//! writes of chosen keys ([`MemoryBackend::refuse`]): the fault that tests
+//! of the layers above (barrier, write-ahead log) and the batch conformance
+//! check inject.
 
-use super::{Backend, Result};
-use std::collections::BTreeMap;
-use std::sync::RwLock;
+use super::{Backend, Result, StorageError, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 #[derive(Default)]
 pub struct MemoryBackend {
-    map: RwLock<BTreeMap<String, Vec<u8>>>,
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: BTreeMap<String, Vec<u8>>,
+    /// Keys whose puts and deletes fail (fault injection).
+    refused: BTreeSet<String>,
+}
+
+impl Inner {
+    fn check(&self, key: &str) -> Result<()> {
+        if self.refused.contains(key) {
+            return Err(StorageError::Backend(format!("memory: writes of {key:?} are refused")));
+        }
+        Ok(())
+    }
 }
 
 impl MemoryBackend {
@@ -15,35 +34,66 @@ impl MemoryBackend {
         Self::default()
     }
 
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Bytes held, keys and values: what storage growth tests measure.
     pub fn stored_bytes(&self) -> usize {
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(k, v)| k.len() + v.len()).sum()
+        self.read().map.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    /// From now on a put or delete of `key`, and any batch that writes it,
+    /// fails (a batch as a whole: nothing of it is stored).
+    pub fn refuse(&self, key: &str) {
+        self.write().refused.insert(key.to_string());
     }
 }
 
 #[async_trait::async_trait]
 impl Backend for MemoryBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.map.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
+        Ok(self.read().map.get(key).cloned())
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_string(), value.to_vec());
+        let mut inner = self.write();
+        inner.check(key)?;
+        inner.map.insert(key.to_string(), value.to_vec());
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+        let mut inner = self.write();
+        inner.check(key)?;
+        inner.map.remove(key);
+        Ok(())
+    }
+
+    /// Under one lock: no reader sees part of the batch, and a refused
+    /// write is found before anything is applied.
+    async fn batch(&self, writes: Vec<Write>) -> Result<()> {
+        let mut inner = self.write();
+        for write in &writes {
+            inner.check(write.key())?;
+        }
+        for write in writes {
+            match write {
+                Write::Put(key, value) => inner.map.insert(key, value),
+                Write::Delete(key) => inner.map.remove(&key),
+            };
+        }
         Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        let below = map
+        let inner = self.read();
+        let below = inner
+            .map
             .range(prefix.to_string()..)
             .map(|(k, _)| k.as_str())
             .take_while(|k| k.starts_with(prefix));
@@ -52,12 +102,13 @@ impl Backend for MemoryBackend {
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
         use std::ops::Bound;
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.read();
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
             _ => Bound::Included(prefix.to_string()),
         };
-        Ok(map
+        Ok(inner
+            .map
             .range((start, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit)

@@ -1,9 +1,13 @@
 //! The storage trait: a small ordered key-value space that everything Warden
 //! keeps goes through (mounts, configs, roles, leases, component data).
 //! Backends implement [`Backend`]; nothing else touches bytes at rest.
+//! Where each thing lives is [`layout`]; which keys stay on this node is
+//! [`locality`], declared by the keys' owners.
 
 pub mod barrier;
 pub mod conformance;
+pub mod layout;
+pub mod locality;
 mod memory;
 mod postgres;
 mod sqlite;
@@ -23,12 +27,33 @@ pub enum StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// One write of a [`Backend::batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+impl Write {
+    pub fn key(&self) -> &str {
+        match self {
+            Write::Put(key, _) | Write::Delete(key) => key,
+        }
+    }
+}
+
 /// An ordered key-value store. Keys are '/'-separated paths as in Vault.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     async fn put(&self, key: &str, value: &[u8]) -> Result<()>;
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Apply `writes` atomically: either every one of them is stored or,
+    /// when this fails, none is (SQL backends: one transaction). They apply
+    /// in order, so several writes of one key leave what the last one says.
+    /// What needs two keys to change together (a value and its write-ahead
+    /// record) uses this instead of two writes a crash could separate.
+    async fn batch(&self, writes: Vec<Write>) -> Result<()>;
     /// The names directly below `prefix` (which ends in '/' or is empty):
     /// leaves as their last segment, folders as `segment/`, sorted, once each.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
@@ -57,6 +82,23 @@ pub(crate) fn scan_query(prefix: &str, after: Option<&str>) -> (String, String, 
         None => format!("key {op} $1"),
     };
     (condition, lower, upper)
+}
+
+/// What a batch leaves, key by key, in key order: the last write of each
+/// key (`Some(value)` stored, `None` deleted). SQL backends write the
+/// result with one multi-row statement per kind, and key order makes
+/// concurrent batches lock rows in the same order (no deadlock).
+pub(crate) fn fold<'a>(
+    writes: impl IntoIterator<Item = &'a Write>,
+) -> std::collections::BTreeMap<&'a str, Option<&'a [u8]>> {
+    let mut last = std::collections::BTreeMap::new();
+    for write in writes {
+        match write {
+            Write::Put(key, value) => last.insert(key.as_str(), Some(value.as_slice())),
+            Write::Delete(key) => last.insert(key.as_str(), None),
+        };
+    }
+    last
 }
 
 pub type Storage = Arc<dyn Backend>;
@@ -98,6 +140,18 @@ impl View {
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.inner.list(&self.key(prefix)).await
+    }
+
+    /// An atomic batch (see [`Backend::batch`]); keys are relative to this view.
+    pub async fn batch(&self, writes: Vec<Write>) -> Result<()> {
+        let writes = writes
+            .into_iter()
+            .map(|w| match w {
+                Write::Put(key, value) => Write::Put(self.key(&key), value),
+                Write::Delete(key) => Write::Delete(self.key(&key)),
+            })
+            .collect();
+        self.inner.batch(writes).await
     }
 
     /// A page of entries below `prefix` (see [`Backend::scan`]); keys come

@@ -1,8 +1,8 @@
 //! PostgreSQL backend: the key space in one table of an external database,
 //! for deployments that already run PostgreSQL and back it up.
 
-use super::{Backend, Result, StorageError};
-use super::{fold_names, prefix_upper_bound};
+use super::{Backend, Result, StorageError, Write};
+use super::{fold, fold_names, prefix_upper_bound};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
@@ -13,6 +13,8 @@ pub struct PostgresBackend {
     get_sql: String,
     put_sql: String,
     delete_sql: String,
+    put_many_sql: String,
+    delete_many_sql: String,
     list_sql: String,
     list_all_sql: String,
     scan_sql: String,
@@ -71,6 +73,13 @@ impl PostgresBackend {
                 "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
             ),
             delete_sql: format!("DELETE FROM {t} WHERE key = $1"),
+            // Arrays, so that a batch of any size is one statement per kind
+            // (and one statement text: prepared once per connection).
+            put_many_sql: format!(
+                "INSERT INTO {t} (key, value) SELECT * FROM UNNEST($1::text[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            delete_many_sql: format!("DELETE FROM {t} WHERE key = ANY($1::text[])"),
             list_sql: format!("SELECT key FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key"),
             list_all_sql: format!("SELECT key FROM {t} WHERE key >= $1 ORDER BY key"),
             scan_sql: format!("SELECT key, value FROM {t}"),
@@ -120,6 +129,37 @@ impl Backend for PostgresBackend {
             .await
             .map_err(|e| err("delete", e))?;
         Ok(())
+    }
+
+    /// Folded to the last write of each key (an upsert may not touch a row
+    /// twice), in key order (concurrent batches lock rows in the same order,
+    /// so they cannot deadlock), then one statement per kind: in a
+    /// transaction when there are both, alone (atomic by itself) otherwise.
+    async fn batch(&self, writes: Vec<Write>) -> Result<()> {
+        let folded = fold(&writes);
+        let (mut put_keys, mut values, mut delete_keys) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in folded {
+            match value {
+                Some(value) => {
+                    put_keys.push(key);
+                    values.push(value);
+                }
+                None => delete_keys.push(key),
+            }
+        }
+        let put = sqlx::query(&self.put_many_sql).bind(&put_keys).bind(&values);
+        let delete = sqlx::query(&self.delete_many_sql).bind(&delete_keys);
+        match (put_keys.is_empty(), delete_keys.is_empty()) {
+            (true, true) => Ok(()),
+            (false, true) => put.execute(&self.pool).await.map(drop).map_err(|e| err("put", e)),
+            (true, false) => delete.execute(&self.pool).await.map(drop).map_err(|e| err("delete", e)),
+            (false, false) => {
+                let mut tx = self.pool.begin().await.map_err(|e| err("begin", e))?;
+                put.execute(&mut *tx).await.map_err(|e| err("put", e))?;
+                delete.execute(&mut *tx).await.map_err(|e| err("delete", e))?;
+                tx.commit().await.map_err(|e| err("commit", e))
+            }
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {

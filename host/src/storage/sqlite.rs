@@ -3,12 +3,11 @@
 //! two helpers the SQL backends share: the range bound of a prefix and the
 //! fold of a sorted key range into `list` names.
 
-use super::{Backend, Result, StorageError, fold_names, prefix_upper_bound};
+use super::{Backend, Result, StorageError, Write, fold, fold_names, prefix_upper_bound};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection};
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,14 +17,10 @@ pub struct SqliteBackend {
     writes: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
-/// One write waiting for the writer task.
-enum Write {
-    Put(String, Vec<u8>),
-    Delete(String),
-}
-
+/// Writes waiting for the writer task: one put or delete, or a batch, that
+/// must be committed all together.
 struct Pending {
-    write: Write,
+    writes: Vec<Write>,
     done: tokio::sync::oneshot::Sender<Result<()>>,
 }
 
@@ -36,15 +31,16 @@ enum Job {
     Close(tokio::sync::oneshot::Sender<()>),
 }
 
-/// Most writes committed together.
+/// Most writes committed together, and most rows in one statement.
 const GROUP_MAX: usize = 256;
 
 /// Group commit. SQLite has one writer at a time and, with synchronous=FULL,
 /// every commit waits for an fsync. Writes from concurrent requests are
 /// queued here and the writer task commits all that are waiting in ONE
 /// transaction (one fsync), then answers each; a write returns only once it
-/// is durable. If a group fails, its writes are retried one by one, so one
-/// bad write fails alone.
+/// is durable. If a group fails, its members are retried one by one, so one
+/// bad write fails alone; a batch is one member, committed or not as a
+/// whole.
 ///
 /// The writer has a connection of its own, and a group is at most two
 /// statements whatever its size (one multi-row upsert, one multi-key
@@ -52,19 +48,32 @@ const GROUP_MAX: usize = 256;
 /// costs (docs/testing.md); the statements are kept few so that it is.
 async fn writer(mut conn: SqliteConnection, mut queue: tokio::sync::mpsc::UnboundedReceiver<Job>) {
     let mut closing = None;
+    // A member taken from the queue that did not fit in the last group.
+    let mut carried: Option<Pending> = None;
     while closing.is_none() {
-        let first = match queue.recv().await {
-            Some(Job::Write(p)) => p,
-            Some(Job::Close(done)) => {
-                closing = Some(done);
-                break;
-            }
-            None => break,
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match queue.recv().await {
+                Some(Job::Write(p)) => p,
+                Some(Job::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
+                None => break,
+            },
         };
+        let mut size = first.writes.len();
         let mut group = vec![first];
-        while group.len() < GROUP_MAX {
+        while size < GROUP_MAX {
             match queue.try_recv() {
-                Ok(Job::Write(p)) => group.push(p),
+                Ok(Job::Write(p)) if size + p.writes.len() > GROUP_MAX => {
+                    carried = Some(p);
+                    break;
+                }
+                Ok(Job::Write(p)) => {
+                    size += p.writes.len();
+                    group.push(p);
+                }
                 Ok(Job::Close(done)) => {
                     closing = Some(done);
                     break;
@@ -72,10 +81,10 @@ async fn writer(mut conn: SqliteConnection, mut queue: tokio::sync::mpsc::Unboun
                 Err(_) => break,
             }
         }
-        let writes: Vec<&Write> = group.iter().map(|p| &p.write).collect();
+        let writes: Vec<&Write> = group.iter().flat_map(|p| &p.writes).collect();
         if group.len() == 1 || commit(&mut conn, &writes).await.is_err() {
             for p in group {
-                let result = commit(&mut conn, &[&p.write]).await;
+                let result = commit(&mut conn, &p.writes.iter().collect::<Vec<_>>()).await;
                 let _ = p.done.send(result);
             }
         } else {
@@ -83,6 +92,12 @@ async fn writer(mut conn: SqliteConnection, mut queue: tokio::sync::mpsc::Unboun
                 let _ = p.done.send(Ok(()));
             }
         }
+    }
+    // Close was asked for while a member was carried: it came before the
+    // close, so it is committed before stopping.
+    if let Some(p) = carried {
+        let result = commit(&mut conn, &p.writes.iter().collect::<Vec<_>>()).await;
+        let _ = p.done.send(result);
     }
     let _ = conn.close().await;
     if let Some(done) = closing {
@@ -92,31 +107,34 @@ async fn writer(mut conn: SqliteConnection, mut queue: tokio::sync::mpsc::Unboun
 
 /// Commit `writes` (in queue order) atomically. Inside one transaction only
 /// the last write to each key decides what is stored, so the group folds to
-/// a set of upserts and a set of deletes of distinct keys.
+/// a set of upserts and a set of deletes of distinct keys: one statement
+/// each (in chunks of [`GROUP_MAX`] rows for a larger batch), in a
+/// transaction unless a single statement does it all.
 async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<()> {
-    let mut last: HashMap<&str, Option<&[u8]>> = HashMap::with_capacity(writes.len());
-    for write in writes {
-        match write {
-            Write::Put(key, value) => last.insert(key.as_str(), Some(value.as_slice())),
-            Write::Delete(key) => last.insert(key.as_str(), None),
-        };
-    }
-    let puts: Vec<(&str, &[u8])> = last.iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
-    let deletes: Vec<&str> = last.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
-    if deletes.is_empty() {
+    let folded = fold(writes.iter().copied());
+    let puts: Vec<(&str, &[u8])> = folded.iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+    let deletes: Vec<&str> = folded.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
+    if deletes.is_empty() && puts.len() <= GROUP_MAX {
         return upsert(conn, &puts).await;
     }
-    if puts.is_empty() {
+    if puts.is_empty() && deletes.len() <= GROUP_MAX {
         return delete(conn, &deletes).await;
     }
     let mut tx = conn.begin().await.map_err(|e| err("begin", e))?;
-    upsert(&mut tx, &puts).await?;
-    delete(&mut tx, &deletes).await?;
+    for chunk in puts.chunks(GROUP_MAX) {
+        upsert(&mut tx, chunk).await?;
+    }
+    for chunk in deletes.chunks(GROUP_MAX) {
+        delete(&mut tx, chunk).await?;
+    }
     tx.commit().await.map_err(|e| err("commit", e))
 }
 
 /// One statement storing every pair (a single statement is atomic).
 async fn upsert(conn: &mut SqliteConnection, puts: &[(&str, &[u8])]) -> Result<()> {
+    if puts.is_empty() {
+        return Ok(());
+    }
     let rows = vec!["(?, ?)"; puts.len()].join(", ");
     let sql =
         format!("INSERT INTO kv (key, value) VALUES {rows} ON CONFLICT (key) DO UPDATE SET value = excluded.value");
@@ -130,6 +148,9 @@ async fn upsert(conn: &mut SqliteConnection, puts: &[(&str, &[u8])]) -> Result<(
 
 /// One statement deleting every key.
 async fn delete(conn: &mut SqliteConnection, keys: &[&str]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
     let list = vec!["?"; keys.len()].join(", ");
     let sql = format!("DELETE FROM kv WHERE key IN ({list})");
     let mut query = sqlx::query(&sql);
@@ -183,11 +204,11 @@ impl SqliteBackend {
         Ok(SqliteBackend { pool, writes })
     }
 
-    /// Queue a write for the writer task and wait until it is committed.
-    async fn write(&self, write: Write) -> Result<()> {
+    /// Queue writes for the writer task and wait until they are committed.
+    async fn write(&self, writes: Vec<Write>) -> Result<()> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.writes
-            .send(Job::Write(Pending { write, done }))
+            .send(Job::Write(Pending { writes, done }))
             .map_err(|_| StorageError::Backend("sqlite: the writer has stopped".into()))?;
         wait.await
             .map_err(|_| StorageError::Backend("sqlite: the writer has stopped".into()))?
@@ -214,11 +235,18 @@ impl Backend for SqliteBackend {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.write(Write::Put(key.to_string(), value.to_vec())).await
+        self.write(vec![Write::Put(key.to_string(), value.to_vec())]).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.write(Write::Delete(key.to_string())).await
+        self.write(vec![Write::Delete(key.to_string())]).await
+    }
+
+    async fn batch(&self, writes: Vec<Write>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.write(writes).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {

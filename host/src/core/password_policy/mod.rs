@@ -22,7 +22,7 @@ use std::sync::Arc;
 use warden_driver_common::password::Policy;
 
 /// Where policies live in the system's storage.
-const PREFIX: &str = "sys/password_policy/";
+const PREFIX: &str = crate::storage::layout::PASSWORD_POLICIES;
 /// Vault's bounds on a policy's length (`minPasswordLength`, `maxPasswordLength`).
 const MIN_LENGTH: usize = 4;
 const MAX_LENGTH: usize = 100;

@@ -25,6 +25,8 @@ use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::imports::sql::{SqlGrant, SqlPools};
 use crate::logical::{Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
+use crate::storage::layout;
+use crate::storage::locality::LocalStorage;
 use chrono::{DateTime, Utc};
 use path_config_connection::DbConfig;
 use std::sync::Arc;
@@ -43,6 +45,12 @@ pub struct DatabaseEngine {
 }
 
 impl DatabaseEngine {
+    /// Local storage below the mount (Vault's database backend declares the
+    /// same, `framework.WALPrefix`): the crash-recovery records of
+    /// credentials being issued and of rotations in progress name what this
+    /// node was doing; a secondary has its own.
+    pub const LOCAL_STORAGE: LocalStorage = &[layout::engine::WAL];
+
     pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>, policies: PasswordPolicies) -> Self {
         DatabaseEngine {
             runtime,
@@ -74,7 +82,7 @@ impl DatabaseEngine {
             .unwrap_or("");
         let grant = Grant {
             component: config.plugin_name.clone(),
-            storage: Some(mount.storage.sub(&format!("driver/{name}/"))),
+            storage: Some(mount.storage.sub(&layout::database::driver(name))),
             sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
             mongo: MongoGrant::for_template(self.mongo.clone(), Self::scope(mount, name), url),
         };
@@ -135,6 +143,10 @@ pub fn backend_doc() -> BackendDoc {
 
 #[async_trait::async_trait]
 impl SecretsEngine for DatabaseEngine {
+    fn local_storage(&self) -> LocalStorage {
+        Self::LOCAL_STORAGE
+    }
+
     async fn handle(&self, mount: &MountEntry, req: &Request, check: &Check) -> Reply {
         paths::BACKEND.handle(self, req, &req.path, Some(mount), check).await
     }

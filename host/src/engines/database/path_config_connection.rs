@@ -7,6 +7,7 @@ use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
 use crate::logical::{Reply, Response};
+use crate::storage::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -113,7 +114,7 @@ fn check_login_names(details: &Map<String, Value>) -> Result<()> {
 }
 
 fn key(name: &str) -> String {
-    format!("config/{name}")
+    format!("{}{name}", layout::database::CONFIG)
 }
 
 pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<DbConfig>> {
@@ -125,7 +126,7 @@ pub async fn store(mount: &MountEntry, name: &str, config: &DbConfig) -> Result<
 }
 
 pub async fn list(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
-    let keys = r.mount()?.storage.list("config/").await?;
+    let keys = r.mount()?.storage.list(layout::database::CONFIG).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

@@ -6,6 +6,7 @@ use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::{FieldData, Req};
 use crate::logical::{Reply, Response};
+use crate::storage::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -37,7 +38,7 @@ fn password() -> String {
 }
 
 fn key(name: &str) -> String {
-    format!("role/{name}")
+    format!("{}{name}", layout::engine::ROLE)
 }
 
 pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
@@ -45,7 +46,7 @@ pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
 }
 
 pub async fn list(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
-    let keys = r.mount()?.storage.list("role/").await?;
+    let keys = r.mount()?.storage.list(layout::engine::ROLE).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

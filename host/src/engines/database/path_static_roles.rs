@@ -12,6 +12,7 @@ use crate::core::ttl;
 use crate::error::{Error, Result};
 use crate::framework::{FieldData, Req};
 use crate::logical::{Reply, Response};
+use crate::storage::layout;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -130,7 +131,7 @@ pub fn rfc3339_nano(t: DateTime<Utc>) -> String {
 }
 
 pub fn key(name: &str) -> String {
-    format!("static-role/{name}")
+    format!("{}{name}", layout::database::STATIC_ROLE)
 }
 
 pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<StaticRole>> {
@@ -142,7 +143,7 @@ pub async fn store(mount: &MountEntry, name: &str, role: &StaticRole) -> Result<
 }
 
 pub async fn list(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
-    let keys = r.mount()?.storage.list("static-role/").await?;
+    let keys = r.mount()?.storage.list(layout::database::STATIC_ROLE).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

@@ -26,6 +26,7 @@ use super::{DatabaseEngine, plugin_error};
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::runtime::bindings::db;
+use crate::storage::layout;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -39,11 +40,11 @@ const RETRY_BASE: Duration = Duration::from_secs(5);
 const RETRY_CAP: Duration = Duration::from_secs(300);
 
 pub fn wal_key(role: &str) -> String {
-    format!("wal/static/{role}")
+    format!("{}{role}", layout::database::STATIC_WAL)
 }
 
 pub fn root_wal_key(connection: &str) -> String {
-    format!("wal/root/{connection}")
+    format!("{}{connection}", layout::database::ROOT_WAL)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -369,14 +370,14 @@ fn redact(e: Error, secret: &str) -> Error {
 
 /// Start-up: finish or undo what a crash interrupted, then fill the queue.
 async fn recover(engine: &DatabaseEngine, mount: &MountEntry) -> Result<()> {
-    for connection in mount.storage.list("wal/root/").await? {
+    for connection in mount.storage.list(layout::database::ROOT_WAL).await? {
         let _guard = engine.statics.lock.lock().await;
         if let Err(e) = recover_root(engine, mount, &connection).await {
             tracing::error!(connection = %connection, error = %e, "could not roll back an interrupted rotate-root; will try again at the next start");
         }
     }
     let now = Utc::now();
-    let roles = mount.storage.list("static-role/").await?;
+    let roles = mount.storage.list(layout::database::STATIC_ROLE).await?;
     let mut queue = HashMap::new();
     for name in &roles {
         let Some(role) = path_static_roles::load(mount, name).await? else {
@@ -406,7 +407,7 @@ async fn recover(engine: &DatabaseEngine, mount: &MountEntry) -> Result<()> {
     // a role deletes its record). The database may already have the
     // recorded password, so the record is kept: writing the role again with
     // the same username reuses it.
-    for name in mount.storage.list("wal/static/").await? {
+    for name in mount.storage.list(layout::database::STATIC_WAL).await? {
         if !roles.contains(&name) {
             tracing::warn!(mount = %mount.path(), role = %name, "a static role's creation was interrupted after its new password was recorded; write the role again to finish it");
         }
@@ -541,7 +542,7 @@ mod tests {
                 default_lease_ttl: 0,
                 max_lease_ttl: 0,
             },
-            storage: crate::storage::View::new(mem, "logical/u/"),
+            storage: crate::storage::View::new(mem, layout::mount("u")),
             engine: Arc::new(engine.clone()),
         });
         let size = std::mem::size_of_val(&task(engine, mount));

@@ -9,11 +9,12 @@ use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
 use crate::logical::{Reply, Response};
+use crate::storage::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-const CONNECTION_KEY: &str = "config/connection";
-const LEASE_KEY: &str = "config/lease";
+const CONNECTION_KEY: &str = layout::mongodb::CONNECTION;
+const LEASE_KEY: &str = layout::mongodb::LEASE;
 
 /// Vault's warning on every write of the connection.
 pub const READ_WARNING: &str = "Read access to this endpoint should be controlled via ACLs as it will return the connection URI as it is, including passwords, if any.";

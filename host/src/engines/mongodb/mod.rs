@@ -34,6 +34,8 @@ use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::logical::Operation::{Create, Delete, List, Read, Update};
 use crate::logical::{Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
+use crate::storage::layout;
+use crate::storage::locality::LocalStorage;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -85,6 +87,10 @@ pub struct MongoDbEngine {
 }
 
 impl MongoDbEngine {
+    /// Local storage below the mount: the records of credentials being
+    /// issued (this node's crash recovery).
+    pub const LOCAL_STORAGE: LocalStorage = &[layout::engine::WAL];
+
     pub fn new(runtime: Arc<Runtime>, clients: Arc<MongoClients>) -> Self {
         MongoDbEngine { runtime, clients }
     }
@@ -143,6 +149,10 @@ pub fn backend_doc() -> BackendDoc {
 
 #[async_trait::async_trait]
 impl SecretsEngine for MongoDbEngine {
+    fn local_storage(&self) -> LocalStorage {
+        Self::LOCAL_STORAGE
+    }
+
     async fn handle(&self, mount: &MountEntry, req: &Request, check: &Check) -> Reply {
         BACKEND.handle(self, req, &req.path, Some(mount), check).await
     }

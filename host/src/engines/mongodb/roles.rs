@@ -9,6 +9,7 @@ use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
 use crate::logical::{Reply, Response};
+use crate::storage::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -48,7 +49,7 @@ impl Role {
 }
 
 fn key(name: &str) -> String {
-    format!("role/{name}")
+    format!("{}{name}", layout::engine::ROLE)
 }
 
 pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
@@ -56,7 +57,7 @@ pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
 }
 
 pub async fn list(mount: &MountEntry) -> Reply {
-    let keys = mount.storage.list("role/").await?;
+    let keys = mount.storage.list(layout::engine::ROLE).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);
     }

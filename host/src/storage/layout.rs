@@ -1,0 +1,142 @@
+//! Where everything Warden keeps lives in storage: every key and key prefix,
+//! in one place, so that the key space can be read as a whole (what is
+//! local, what a mount can reach, what a migration must move) and no two
+//! owners pick overlapping names. Owners (node, core, engines) use these
+//! constants instead of string literals; which prefixes are *local* is not
+//! decided here but declared by each owner (see [`super::locality`]).
+//!
+//! ```text
+//! core/seal-config            node: shares and threshold (outside the barrier)
+//! core/root-key               node: root key sealed by the unseal key (outside the barrier)
+//! core/keyring                node: data keys sealed by the root key (outside the barrier)
+//! core/mounts                 core: the single mount table of earlier versions (migrated)
+//! core/mounts/<uuid>          core: one record per mount
+//! sys/expire/id/<lease id>    core: leases
+//! sys/token/root              core: the root token's hash
+//! sys/password_policy/<name>  core: password policies
+//! sys/wal/<index>             storage: the log of replicated writes
+//! logical/<uuid>/...          one mount's own keys (its storage view), below:
+//!   wal/creds/<id>            database, mongodb: credentials being issued
+//!   wal/static/<role>         database: a static role's rotation in progress
+//!   wal/root/<connection>     database: a root rotation in progress
+//!   config/<name>             database: connection configurations
+//!   role/<name>               database, mongodb: dynamic roles
+//!   static-role/<name>        database: static roles
+//!   driver/<connection>/...   database: the driver component's own key space
+//!   config/connection         mongodb: the connection
+//!   config/lease              mongodb: lease settings
+//! ```
+
+// The node's seal keys, physical keys written outside the barrier.
+
+/// Share count and threshold: written last by init, so its presence means
+/// "initialised".
+pub const SEAL_CONFIG: &str = "core/seal-config";
+/// The root key, encrypted under the unseal key.
+pub const ROOT_KEY: &str = "core/root-key";
+/// The keyring of data keys, encrypted under the root key.
+pub const KEYRING: &str = "core/keyring";
+
+// The core's keys.
+
+/// The whole mount table in one value, as earlier versions wrote it.
+pub const MOUNT_TABLE_LEGACY: &str = "core/mounts";
+/// One record per mount, named by the mount's uuid.
+pub const MOUNTS: &str = "core/mounts/";
+/// The expiration manager's space.
+pub const EXPIRE: &str = "sys/expire/";
+/// Leases by lease id.
+pub const LEASES: &str = "sys/expire/id/";
+/// The token store.
+pub const TOKENS: &str = "sys/token/";
+/// The root token's hash.
+pub const ROOT_TOKEN: &str = "sys/token/root";
+/// Password policies by name.
+pub const PASSWORD_POLICIES: &str = "sys/password_policy/";
+
+// The storage layer's own keys.
+
+/// The write-ahead log of replicated writes, `sys/wal/<index>`.
+pub const LOG: &str = "sys/wal/";
+
+/// Every mount's keys live below `logical/<uuid>/`.
+pub const LOGICAL: &str = "logical/";
+
+/// The prefix of one mount's keys (what its storage view is confined to).
+pub fn mount(uuid: &str) -> String {
+    format!("{LOGICAL}{uuid}/")
+}
+
+/// Keys below a mount, relative to its storage view, shared by the engines
+/// that issue credentials.
+pub mod engine {
+    /// Crash-recovery records: what a node was doing when it stopped. An
+    /// engine declares this prefix local.
+    pub const WAL: &str = "wal/";
+    /// Records of credentials being issued (see `engines::pending_creds`).
+    pub const PENDING_CREDS: &str = "wal/creds/";
+    /// Dynamic roles by name.
+    pub const ROLE: &str = "role/";
+}
+
+/// The database engine's keys, relative to its mount.
+pub mod database {
+    /// Connection configurations by name.
+    pub const CONFIG: &str = "config/";
+    /// Static roles by name.
+    pub const STATIC_ROLE: &str = "static-role/";
+    /// A static role's password rotation in progress, by role.
+    pub const STATIC_WAL: &str = "wal/static/";
+    /// A root credential rotation in progress, by connection.
+    pub const ROOT_WAL: &str = "wal/root/";
+    /// Each connection's driver component gets its own key space here.
+    pub const DRIVER: &str = "driver/";
+
+    /// The key space of the driver behind connection `name`.
+    pub fn driver(name: &str) -> String {
+        format!("{DRIVER}{name}/")
+    }
+}
+
+/// The legacy MongoDB engine's keys, relative to its mount.
+pub mod mongodb {
+    /// The connection settings.
+    pub const CONNECTION: &str = "config/connection";
+    /// The lease settings.
+    pub const LEASE: &str = "config/lease";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prefixes end in '/', so that a prefix never matches a sibling whose
+    /// name merely starts the same ("sys/tokens" is not below "sys/token/").
+    #[test]
+    fn prefixes_end_in_a_separator() {
+        for p in [
+            MOUNTS,
+            EXPIRE,
+            LEASES,
+            TOKENS,
+            PASSWORD_POLICIES,
+            LOG,
+            LOGICAL,
+            engine::WAL,
+            engine::PENDING_CREDS,
+            engine::ROLE,
+            database::CONFIG,
+            database::STATIC_ROLE,
+            database::STATIC_WAL,
+            database::ROOT_WAL,
+            database::DRIVER,
+        ] {
+            assert!(p.ends_with('/'), "{p}");
+        }
+        assert_eq!(mount("u1"), "logical/u1/");
+        assert_eq!(database::driver("pg"), "driver/pg/");
+        assert!(LEASES.starts_with(EXPIRE) && ROOT_TOKEN.starts_with(TOKENS));
+        assert!(engine::PENDING_CREDS.starts_with(engine::WAL));
+        assert!(database::STATIC_WAL.starts_with(engine::WAL) && database::ROOT_WAL.starts_with(engine::WAL));
+    }
+}

@@ -1,0 +1,46 @@
+//! Schemathesis against the generated OpenAPI document
+//! (`sys/internal/specs/openapi`), with the server on a real PostgreSQL:
+//! every operation of every path is fuzzed from its declared schema, and
+//! no answer may be a 5xx except the ones Vault itself gives (see
+//! `warden_tests::schemathesis::VAULTS_OWN_500S`), nor may the server
+//! crash or hang. Bounded in time (`WARDEN_SCHEMATHESIS_SECS`, default
+//! 120). The seal's and the rekey's paths are left out: sealing the server
+//! under test would turn every later answer into a 503.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::json;
+use std::process::Command;
+use warden_tests::DbEnv;
+use warden_tests::schemathesis::{ensure_st, write_hooks};
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_in_the_generated_document() -> Result<()> {
+    let st = ensure_st()?;
+    let hooks = write_hooks()?;
+    let mut env = DbEnv::start("schemathesis", &["app"]).await?;
+    env.write_role("app", json!({})).await?;
+    let secs = std::env::var("WARDEN_SCHEMATHESIS_SECS").unwrap_or_else(|_| "120".into());
+    let url = format!("{}/v1/sys/internal/specs/openapi", env.server.url());
+    let run = Command::new(&st)
+        .env("SCHEMATHESIS_HOOKS", "warden_hooks")
+        .env("PYTHONPATH", &hooks)
+        .args(["run", &url, "--url", &format!("{}/v1", env.server.url())])
+        .args(["-H", &format!("X-Vault-Token: {}", env.server.root_token())])
+        .args(["--checks", "no_5xx_but_vaults_own"])
+        .args(["--exclude-path-regex", "^/sys/(seal|unseal|init|rekey|rotate|generate-root)"])
+        .args(["--max-examples", "25", "--max-time", &secs, "--request-timeout", "30"])
+        .args(["--workers", "2", "--seed", "1", "--no-color"])
+        .output()
+        .context("run schemathesis")?;
+    let out = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{out}");
+    ensure!(env.server.is_running(), "the server died under schemathesis:\n{}", env.server.log_tail(60));
+    ensure!(run.status.success(), "schemathesis found failures:\n{out}");
+    // Still serving after the run.
+    env.client.expect("GET", "/v1/sys/health", None, 200).await?;
+    Ok(())
+}

@@ -53,11 +53,11 @@ pub async fn handle(core: &Core, path: &str, req: &Request) -> Reply {
         let policies = super::password_policy::PasswordPolicies::new(core.storage.clone(), core.runtime.clone());
         return super::password_policy::handle(&policies, rest, req).await;
     }
-    if path == "plugins/catalog/database" || path == "plugins/catalog/database/" {
-        return match op {
-            Operation::List | Operation::Read => Ok(Some(catalog(core))),
-            _ => Err(Error::UnsupportedOperation),
-        };
+    if let Some(rest) = path
+        .strip_prefix("plugins/catalog")
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        return catalog(core, rest.trim_start_matches('/'), op);
     }
     Err(Error::UnsupportedPath)
 }
@@ -382,26 +382,82 @@ fn irrevocable_count(core: &Core, req: &Request) -> Reply {
     )))
 }
 
-fn catalog(core: &Core) -> Response {
-    let plugins: Vec<_> = core
+/// The plugin catalog, read-only, in Vault's shapes:
+/// - `GET sys/plugins/catalog`: the names per type plus `detailed`;
+/// - `LIST sys/plugins/catalog/<type>`: `keys`;
+/// - `GET sys/plugins/catalog/<type>/<name>` (or the untyped, deprecated
+///   `sys/plugins/catalog/<name>`): one plugin.
+///
+/// Database plugins are the drivers (built in, or dropped in); the secrets
+/// engines Warden mounts are the built-in `secret` plugins. Credential
+/// generators are no Vault plugin type and are not listed.
+fn catalog(core: &Core, rest: &str, op: Operation) -> Reply {
+    const TYPES: [&str; 3] = ["auth", "database", "secret"];
+    let version = |builtin: bool| match builtin {
+        true => format!("v{}+builtin.warden", env!("CARGO_PKG_VERSION")),
+        false => String::new(),
+    };
+    // (type, name, builtin, sha256), sorted by type then name.
+    let mut plugins: Vec<(&str, String, bool, String)> = core
         .runtime
         .plugins()
         .into_iter()
         .filter(|p| p.kind == PluginKind::Database)
+        .map(|p| ("database", p.name.clone(), p.builtin, p.sha256.clone()))
         .collect();
-    let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
-    let details: Vec<Value> = plugins
-        .iter()
-        .map(|p| {
-            json!({
-                "type": "database",
-                "name": p.name,
-                "version": if p.builtin { format!("v{}+builtin.warden", env!("CARGO_PKG_VERSION")) } else { String::new() },
-                "builtin": p.builtin,
-                "sha256": p.sha256,
-                "deprecation_status": if p.builtin { "supported" } else { "" },
-            })
-        })
-        .collect();
-    Response::data(json!({ "keys": names, "database": names, "detailed": details }))
+    for engine in ["database", "mongodb"] {
+        plugins.push(("secret", engine.to_string(), true, String::new()));
+    }
+    plugins.sort();
+    let of_type = |t: &str| -> Vec<String> { plugins.iter().filter(|p| p.0 == t).map(|p| p.1.clone()).collect() };
+    let (kind, name) = match rest.trim_end_matches('/').split_once('/') {
+        Some((t, n)) if TYPES.contains(&t) => (Some(t), n),
+        _ if TYPES.contains(&rest.trim_end_matches('/')) => (Some(rest.trim_end_matches('/')), ""),
+        _ => (None, rest),
+    };
+    match (kind, name, op) {
+        (None, "", Operation::Read) => {
+            let mut data = serde_json::Map::new();
+            for t in TYPES {
+                let names = of_type(t);
+                if !names.is_empty() {
+                    data.insert(t.to_string(), json!(names));
+                }
+            }
+            let detailed: Vec<Value> = plugins
+                .iter()
+                .map(|(t, n, builtin, sha256)| {
+                    let mut entry = json!({"type": t, "name": n, "version": version(*builtin), "builtin": builtin});
+                    match builtin {
+                        true => entry["deprecation_status"] = json!("supported"),
+                        false => entry["sha256"] = json!(sha256),
+                    }
+                    entry
+                })
+                .collect();
+            data.insert("detailed".into(), json!(detailed));
+            Ok(Some(Response::data(Value::Object(data))))
+        }
+        // An empty list is a 404, as every LIST in Vault.
+        (Some(t), "", Operation::List) => Ok(Some(of_type(t)).filter(|k| !k.is_empty()).map(Response::list)),
+        (_, name, Operation::Read) if !name.is_empty() => {
+            let found = plugins.iter().find(|p| p.1 == name && kind.is_none_or(|k| k == p.0));
+            Ok(found.map(|(_, n, builtin, sha256)| {
+                let mut data = json!({
+                    "args": [],
+                    "builtin": builtin,
+                    "command": "",
+                    "name": n,
+                    // Vault shows no digest for a built-in plugin.
+                    "sha256": if *builtin { "" } else { sha256.as_str() },
+                    "version": version(*builtin),
+                });
+                if *builtin {
+                    data["deprecation_status"] = json!("supported");
+                }
+                Response::data(data)
+            }))
+        }
+        _ => Err(Error::UnsupportedOperation),
+    }
 }

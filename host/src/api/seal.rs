@@ -65,7 +65,7 @@ pub async fn unauthenticated(
             Json(node.unseal(key.as_deref(), reset).await?).into_response()
         }
         ("sys/rekey/init", Operation::Read) => Json(node.rekey_status()?).into_response(),
-        ("sys/rekey/init", Operation::Update) => Json(node.rekey_init(&rekey_request(data)?)?).into_response(),
+        ("sys/rekey/init", Operation::Update) => Json(node.rekey_init(&rekey_request(data)?).await?).into_response(),
         ("sys/rekey/init", Operation::Delete) => {
             node.rekey_cancel()?;
             StatusCode::NO_CONTENT.into_response()

@@ -90,13 +90,15 @@ impl Node {
         Ok(status_json(rekey.as_ref(), current))
     }
 
-    /// `PUT sys/rekey/init`: start an attempt (one at a time).
-    pub fn rekey_init(&self, request: &RekeyRequest) -> Result<Value> {
+    /// `PUT sys/rekey/init`: start an attempt (one at a time). Serialised
+    /// with seal, so an attempt never outlives the seal that forgets it.
+    pub async fn rekey_init(&self, request: &RekeyRequest) -> Result<Value> {
         if request.secret_threshold > request.secret_shares {
             return Err(Error::bad("provided threshold greater than the total shares"));
         }
         let config = check_seal_config(request.secret_shares, request.secret_threshold)
             .map_err(|e| Error::bad(format!("invalid rekey seal configuration: {e}")))?;
+        let _t = self.transition.lock().await;
         let current = self.unsealed_config()?;
         let mut rekey = self.rekey_lock();
         if rekey.is_some() {

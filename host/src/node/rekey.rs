@@ -443,6 +443,51 @@ fn split(key: &[u8; KEY_LEN], config: SealConfig) -> Result<Vec<Zeroizing<Vec<u8
 mod tests {
     use super::*;
 
+    /// A crash between the rekey's writes: the next start rolls forward if
+    /// the new root key is stored, and back otherwise; the record goes.
+    #[tokio::test]
+    async fn an_interrupted_rekey_is_finished_or_dropped_at_start() {
+        let physical: Storage = std::sync::Arc::new(crate::storage::MemoryBackend::new());
+        let old = SealConfig {
+            secret_shares: 5,
+            secret_threshold: 3,
+        };
+        let new = SealConfig {
+            secret_shares: 3,
+            secret_threshold: 2,
+        };
+        let config_of = |p: &Storage| {
+            let p = p.clone();
+            async move { serde_json::from_slice::<SealConfig>(&p.get(SEAL_CONFIG_KEY).await.unwrap().unwrap()).unwrap() }
+        };
+        let pending = serde_json::to_vec(&Pending {
+            config: new,
+            sealed_root: B64.encode(b"new sealed root"),
+        })
+        .unwrap();
+        physical
+            .put(SEAL_CONFIG_KEY, &serde_json::to_vec(&old).unwrap())
+            .await
+            .unwrap();
+
+        // The root key was not written yet: dropped.
+        physical.put(ROOT_KEY_KEY, b"old sealed root").await.unwrap();
+        physical.put(REKEY_PENDING_KEY, &pending).await.unwrap();
+        recover_pending(&physical).await.unwrap();
+        assert_eq!(config_of(&physical).await, old);
+        assert!(physical.get(REKEY_PENDING_KEY).await.unwrap().is_none());
+
+        // The root key was written, the configuration not: finished.
+        physical.put(ROOT_KEY_KEY, b"new sealed root").await.unwrap();
+        physical.put(REKEY_PENDING_KEY, &pending).await.unwrap();
+        recover_pending(&physical).await.unwrap();
+        assert_eq!(config_of(&physical).await, new);
+        assert!(physical.get(REKEY_PENDING_KEY).await.unwrap().is_none());
+        // Nothing pending: nothing changes.
+        recover_pending(&physical).await.unwrap();
+        assert_eq!(config_of(&physical).await, new);
+    }
+
     #[test]
     fn shares_decode_as_vault_reads_them() {
         let raw = [9u8; 33];

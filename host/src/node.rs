@@ -14,6 +14,10 @@
 //! that a crash during init leaves the node uninitialised), `core/root-key`,
 //! `core/keyring`.
 
+mod rekey;
+
+pub use rekey::RekeyRequest;
+
 use crate::core::{Core, shamir};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -69,9 +73,12 @@ pub struct Node {
     storage_type: &'static str,
     runtime: Arc<Runtime>,
     state: Mutex<State>,
-    /// Serialises init, unseal, seal and rotate (the state lock is std and
-    /// cannot be held across an await).
+    /// Serialises init, unseal, seal, rotate and rekey (the state lock is
+    /// std and cannot be held across an await).
     transition: tokio::sync::Mutex<()>,
+    /// A `sys/rekey` attempt in progress (forgotten when sealed). Its own
+    /// lock, never held across an await nor while taking `state`.
+    rekey: Mutex<Option<rekey::Rekey>>,
 }
 
 impl Node {
@@ -81,6 +88,7 @@ impl Node {
         storage_type: &'static str,
         runtime: Arc<Runtime>,
     ) -> anyhow::Result<Arc<Node>> {
+        rekey::recover_pending(&physical).await?;
         let state = match read_seal_config(&physical).await? {
             None => State::Uninitialized,
             Some(config) => State::Sealed {
@@ -95,6 +103,7 @@ impl Node {
             runtime,
             state: Mutex::new(state),
             transition: tokio::sync::Mutex::new(()),
+            rekey: Mutex::new(None),
         }))
     }
 
@@ -295,6 +304,8 @@ impl Node {
                 },
             )
         };
+        // As Vault: a rekey in progress does not outlive the seal.
+        *self.rekey.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let State::Unsealed { core, .. } = previous {
             core.stop().await;
         }

@@ -3,6 +3,7 @@
 //! ([`WardenServer`]), a small Vault HTTP client ([`Client`]) and the common
 //! set-up of a database mount ([`DbEnv`]). See docs/testing.md.
 
+pub mod bao;
 pub mod bench;
 pub mod client;
 pub mod configured;

@@ -11,6 +11,7 @@ pub mod mongo;
 pub mod mysql;
 pub mod password;
 pub mod random;
+pub mod redact;
 pub mod sql_config;
 pub mod statements;
 pub mod template;

@@ -21,6 +21,7 @@ use warden_driver_common::memo::Memo;
 use warden_driver_common::mongo::{
     self as m, CreationStatement, MONGODB_DEFAULT, MongoConfig, ROLE_NOT_FOUND, Refusal, USER_NOT_FOUND,
 };
+use warden_driver_common::redact::redact_secrets;
 use warden_driver_common::template::{Template, UsernameMetadata};
 
 wit_bindgen::generate!({ world: "database-driver", path: "../../wit" });
@@ -225,13 +226,13 @@ fn context(prefix: &str, e: Error) -> Error {
 
 /// Replaces secrets in error text, as Vault's error-sanitising middleware
 /// does: a server or driver error can echo the connection string.
+/// Only whole occurrences: a short password leaves the words around it
+/// readable (`warden_driver_common::redact`).
 fn redact<T>(result: Result<T, Error>, secrets: &[String]) -> Result<T, Error> {
     result.map_err(|e| {
-        map_message(e, |mut m| {
-            for secret in secrets.iter().filter(|s| !s.is_empty()) {
-                m = m.replace(secret.as_str(), "[password]");
-            }
-            m
+        map_message(e, |m| {
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            redact_secrets(&m, &secrets, "[password]")
         })
     })
 }

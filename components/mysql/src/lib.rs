@@ -14,6 +14,7 @@ use warden::plugin::{clock, crypto, log};
 use warden_driver_common::Env;
 use warden_driver_common::memo::Memo;
 use warden_driver_common::mysql::{self, DEFAULT_REVOCATION, DEFAULT_ROTATE, Tls, quote_string};
+use warden_driver_common::redact::redact_secrets;
 use warden_driver_common::sql_config::SqlConfig;
 use warden_driver_common::statements::prepare;
 use warden_driver_common::template::{Template, UsernameMetadata};
@@ -299,13 +300,13 @@ fn context(prefix: &str, e: Error) -> Error {
 
 /// Replaces secrets in error text, as Vault's error-sanitising middleware
 /// does: a database or driver error can echo a statement or the URL.
+/// Only whole occurrences: a short password leaves the words around it
+/// readable (`warden_driver_common::redact`).
 fn redact<T>(result: Result<T, Error>, secrets: &[String]) -> Result<T, Error> {
     result.map_err(|e| {
-        map_message(e, |mut m| {
-            for secret in secrets.iter().filter(|s| !s.is_empty()) {
-                m = m.replace(secret.as_str(), "[password]");
-            }
-            m
+        map_message(e, |m| {
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            redact_secrets(&m, &secrets, "[password]")
         })
     })
 }

@@ -11,6 +11,7 @@ use warden::plugin::types::Error;
 use warden::plugin::{clock, crypto};
 use warden_driver_common::Env;
 use warden_driver_common::memo::Memo;
+use warden_driver_common::redact::redact_secrets;
 use warden_driver_common::sql_config::SqlConfig;
 use warden_driver_common::statements::{prepare, quote_pg_identifier as quote};
 use warden_driver_common::template::{POSTGRES_DEFAULT, Template, UsernameMetadata};
@@ -325,13 +326,13 @@ fn context(prefix: &str, e: Error) -> Error {
 /// Replaces secrets in error text, as Vault's error-sanitising middleware
 /// does for the configured password: a database or driver error can echo
 /// the connection string or a statement.
+/// Only whole occurrences: a short password leaves the words around it
+/// readable (`warden_driver_common::redact`).
 fn redact<T>(result: Result<T, Error>, secrets: &[String]) -> Result<T, Error> {
     result.map_err(|e| {
-        map_message(e, |mut m| {
-            for secret in secrets.iter().filter(|s| !s.is_empty()) {
-                m = m.replace(secret.as_str(), "[password]");
-            }
-            m
+        map_message(e, |m| {
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            redact_secrets(&m, &secrets, "[password]")
         })
     })
 }

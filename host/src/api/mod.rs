@@ -243,6 +243,13 @@ async fn serve(
     let mut path = percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .into_owned();
+    // HEAD is Vault's HeaderOperation, which only sys/health takes (its
+    // status code, the body dropped by hyper); elsewhere it is refused
+    // once the checks a GET would meet (sealed, token) have passed.
+    if method == Method::HEAD && path != "sys/health" {
+        node.core()?.authenticate(token(headers))?;
+        return Err(Error::UnsupportedOperation);
+    }
     let op = operation(method, uri)?;
     // As Vault: a LIST is of a directory, whose path ends in '/'.
     if op == Operation::List && !path.ends_with('/') {
@@ -301,24 +308,17 @@ fn add_query_params(data: &mut serde_json::Map<String, serde_json::Value>, uri: 
     }
 }
 
-/// The request body as fields: a JSON object (JSON `null`, as `bao write
-/// -f` sends, and an empty body are no fields), or, as Vault accepts, a
-/// form (`application/x-www-form-urlencoded`).
+/// The request body as fields: a JSON object (`null` or nothing: no
+/// fields, as Vault, since `bao write -f` sends `null`), or, with
+/// `Content-Type: application/x-www-form-urlencoded` and a body that does
+/// not start like JSON, a form whose values are string fields (a repeated
+/// key's values joined with ','), as Vault's `parseFormRequest`.
 fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    if is_form(headers, body) {
+        return parse_form(body);
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
-    }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/x-www-form-urlencoded"));
-    // curl's `-d` labels JSON as a form: a body that reads as JSON is JSON.
-    let looks_json = body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| matches!(b, b'{' | b'n'));
-    if is_form && !looks_json {
-        return Ok(parse_form(body));
     }
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
@@ -328,22 +328,70 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<Strin
     }
 }
 
-/// A form body: each key's value as a string; a key given more than once
-/// keeps its values as a list (Go's `url.Values`, as Vault reads forms).
-fn parse_form(body: &Bytes) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::Value;
-    let mut data = serde_json::Map::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        let v = Value::String(v.into_owned());
-        match data.get_mut(k.as_ref()) {
-            None => {
-                data.insert(k.into_owned(), v);
-            }
-            Some(Value::Array(items)) => items.push(v),
-            Some(first) => *first = Value::Array(vec![first.take(), v]),
+/// Vault's `isForm`: the form content type, and a body whose first
+/// significant byte is not '{' or '[' (clients that label JSON as a form,
+/// as curl's `-d` does, keep working).
+fn is_form(headers: &HeaderMap, body: &Bytes) -> bool {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media_type.as_deref() != Some("application/x-www-form-urlencoded") {
+        return false;
+    }
+    !matches!(
+        body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
+        Some(b'{' | b'[')
+    )
+}
+
+/// A form body as Go's `ParseForm` reads it: a bad percent escape or a ';'
+/// refuses the whole body.
+fn parse_form(body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let refused = || Error::bad("error parsing form data");
+    let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        if pair.contains(&b';') {
+            return Err(refused());
+        }
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[..0]),
+        };
+        let (k, v) = (
+            form_unescape(k).ok_or_else(refused)?,
+            form_unescape(v).ok_or_else(refused)?,
+        );
+        match fields.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, values)) => values.push(v),
+            None => fields.push((k, vec![v])),
         }
     }
-    data
+    Ok(fields
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v.join(","))))
+        .collect())
+}
+
+/// Go's `url.QueryUnescape`: '+' is a space, `%XX` a byte; a '%' not
+/// followed by two hex digits, or bytes that are not UTF-8, refuse.
+fn form_unescape(raw: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -443,6 +491,45 @@ mod tests {
         mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
     ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
+    fn headers(content_type: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = content_type {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_null_or_empty_body_is_no_fields() {
+        for body in ["", "  \n", "null", " null "] {
+            let data = parse_body(&headers(None), &Bytes::from(body)).unwrap();
+            assert!(data.is_empty(), "{body:?}");
+        }
+        for body in ["[1]", "\"x\"", "3", "{"] {
+            let err = parse_body(&headers(None), &Bytes::from(body)).unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn form_bodies_become_string_fields_as_vault_reads_them() {
+        let form = headers(Some("application/x-www-form-urlencoded; charset=utf-8"));
+        let data = parse_body(&form, &Bytes::from("a=1&b=x+y%21&c=p&c=q&empty=&flag")).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(data),
+            serde_json::json!({"a": "1", "b": "x y!", "c": "p,q", "empty": "", "flag": ""})
+        );
+        // JSON labelled as a form stays JSON (curl -d does this).
+        let data = parse_body(&form, &Bytes::from(" {\"a\": 2}")).unwrap();
+        assert_eq!(data["a"], serde_json::json!(2));
+        for bad in ["a=%zz", "a=%4", "a=1;b=2", "a=%ff"] {
+            let err = parse_body(&form, &Bytes::from(bad)).unwrap_err();
+            assert_eq!(err.to_string(), "error parsing form data", "{bad}");
+        }
+        // Without the content type, a form is not JSON: refused.
+        assert!(parse_body(&headers(Some("text/plain")), &Bytes::from("a=1")).is_err());
     }
 
     #[test]

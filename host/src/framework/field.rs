@@ -220,6 +220,16 @@ impl FieldData {
         self.given.keys().copied()
     }
 
+    /// The given fields as JSON (with the input no declaration names), for
+    /// code that reads a request's fields as a whole.
+    pub fn given_json(&self) -> Map<String, Value> {
+        let mut out = self.unknown.clone();
+        for (k, v) in &self.given {
+            out.insert((*k).to_string(), v.to_json());
+        }
+        out
+    }
+
     /// Input no declaration names.
     pub fn unknown(&self) -> &Map<String, Value> {
         &self.unknown

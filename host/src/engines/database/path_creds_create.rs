@@ -18,6 +18,7 @@ use crate::logical::{Reply, Response, Secret};
 use crate::runtime::bindings::db;
 use chrono::Utc;
 use serde_json::json;
+use warden_driver_common::redact::redact_secrets;
 
 pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
     let mount = req.mount()?;
@@ -140,10 +141,12 @@ pub(super) async fn generate_password(engine: &DatabaseEngine, policy: &str) -> 
         .ok_or_else(|| Error::internal("the password generator returned no password"))
 }
 
+/// Never echo a password in an error; only its whole occurrences go, so a
+/// short one leaves the words around it readable.
 fn redact(e: Error, secret: &str) -> Error {
     match e {
-        Error::Internal(m) => Error::Internal(m.replace(secret, "[redacted]")),
-        Error::BadRequest(m) => Error::BadRequest(m.replace(secret, "[redacted]")),
+        Error::Internal(m) => Error::Internal(redact_secrets(&m, &[secret], "[redacted]")),
+        Error::BadRequest(m) => Error::BadRequest(redact_secrets(&m, &[secret], "[redacted]")),
         other => other,
     }
 }

@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use warden_driver_common::redact::redact_secrets;
 
 /// First retry delay after a failed rotation; doubles up to the cap.
 const RETRY_BASE: Duration = Duration::from_secs(5);
@@ -359,11 +360,12 @@ pub async fn set_password(
         .map_err(|e| redact(plugin_error(e), password))
 }
 
-/// Never echo a password in an error.
+/// Never echo a password in an error; only its whole occurrences go, so a
+/// short one leaves the words around it readable.
 fn redact(e: Error, secret: &str) -> Error {
     match e {
-        Error::Internal(m) => Error::Internal(m.replace(secret, "[password]")),
-        Error::BadRequest(m) => Error::BadRequest(m.replace(secret, "[password]")),
+        Error::Internal(m) => Error::Internal(redact_secrets(&m, &[secret], "[password]")),
+        Error::BadRequest(m) => Error::BadRequest(redact_secrets(&m, &[secret], "[password]")),
         other => other,
     }
 }

@@ -21,6 +21,7 @@ use crate::runtime::bindings::db;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use warden_driver_common::redact::redact_secrets;
 
 pub async fn read(engine: &MongoDbEngine, req: &Req<'_>) -> Reply {
     let mount = req.mount()?;
@@ -136,10 +137,12 @@ pub async fn revoke(engine: &MongoDbEngine, mount: &MountEntry, lease: &LeaseEnt
         .map_err(plugin_error)
 }
 
+/// Never echo a password in an error; only its whole occurrences go, so a
+/// short one leaves the words around it readable.
 fn redact(e: Error, secret: &str) -> Error {
     match e {
-        Error::Internal(m) => Error::Internal(m.replace(secret, "[redacted]")),
-        Error::BadRequest(m) => Error::BadRequest(m.replace(secret, "[redacted]")),
+        Error::Internal(m) => Error::Internal(redact_secrets(&m, &[secret], "[redacted]")),
+        Error::BadRequest(m) => Error::BadRequest(redact_secrets(&m, &[secret], "[redacted]")),
         other => other,
     }
 }

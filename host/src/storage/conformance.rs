@@ -2,7 +2,10 @@
 //! on memory, SQLite and PostgreSQL, so that the persistent backends behave
 //! exactly like the reference MemoryBackend. Public so that tests/ runs it on
 //! the throwaway PostgreSQL cluster too; its panics are its assertions.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "the suite runs outside #[cfg(test)] and its panics are its assertions"
+)]
 
 use super::{Backend, Write};
 

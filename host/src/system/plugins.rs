@@ -20,25 +20,51 @@ use serde_json::{Value, json};
 const TYPES: [&str; 3] = ["auth", "database", "secret"];
 
 pub fn paths() -> Vec<Path<Node>> {
-    let kind = || Field::new("type", FieldType::Str, "The type of the plugin: auth, database or secret.");
+    let kind = || {
+        Field::new(
+            "type",
+            FieldType::Str,
+            "The type of the plugin: auth, database or secret.",
+        )
+    };
     let name = || Field::new("name", FieldType::Str, "The name of the plugin.");
     vec![
         Path::new("plugins/catalog/?")
             .op(Read, handler!(all), "List the plugins in the catalog.")
-            .help("Lists all the plugins known to Warden.", "The names of the plugins per type, and each one's details."),
+            .help(
+                "Lists all the plugins known to Warden.",
+                "The names of the plugins per type, and each one's details.",
+            ),
         Path::new("plugins/catalog/(?P<type>auth|database|secret)/?")
             .field(kind())
             .op(List, handler!(list_type), "List the plugins in the catalog by type.")
-            .help("Lists the plugins of one type.", "The names of the plugins of the type."),
+            .help(
+                "Lists the plugins of one type.",
+                "The names of the plugins of the type.",
+            ),
         Path::new("plugins/catalog/(?P<type>auth|database|secret)/(?P<name>.+)")
             .field(kind())
             .field(name())
-            .op(Read, handler!(read), "Return the configuration data for the plugin with the given name.")
-            .help("Reads one plugin of the catalog.", "Its name, version, whether it is built in, and the digest of one dropped in."),
+            .op(
+                Read,
+                handler!(read),
+                "Return the configuration data for the plugin with the given name.",
+            )
+            .help(
+                "Reads one plugin of the catalog.",
+                "Its name, version, whether it is built in, and the digest of one dropped in.",
+            ),
         Path::new("plugins/catalog/(?P<name>.+)")
             .field(name())
-            .op(Read, handler!(read), "Return the configuration data for the plugin with the given name (deprecated: name its type).")
-            .help("Reads one plugin of the catalog.", "Its name, version, whether it is built in, and the digest of one dropped in."),
+            .op(
+                Read,
+                handler!(read),
+                "Return the configuration data for the plugin with the given name (deprecated: name its type).",
+            )
+            .help(
+                "Reads one plugin of the catalog.",
+                "Its name, version, whether it is built in, and the digest of one dropped in.",
+            ),
     ]
 }
 

@@ -35,13 +35,23 @@ const HEALTH_PARAMS: [&str; 10] = [
 ];
 
 pub fn paths() -> Vec<Path<Node>> {
-    let key = || Field::new("key", FieldType::Str, "One unseal share (for rekey: of the current key), hex or base64.");
+    let key = || {
+        Field::new(
+            "key",
+            FieldType::Str,
+            "One unseal share (for rekey: of the current key), hex or base64.",
+        )
+    };
     let nonce = || Field::new("nonce", FieldType::Str, "The nonce of the rekey attempt.");
     let shares = |what: &'static str| Field::new("secret_shares", FieldType::Int, what);
     let threshold = |what: &'static str| Field::new("secret_threshold", FieldType::Int, what);
     let mut health = Path::new("health").unauthenticated();
     for p in HEALTH_PARAMS {
-        health = health.field(Field::new(p, FieldType::Str, "A status code to answer with (a *code), or whether a standby counts as healthy (a *ok)."));
+        health = health.field(Field::new(
+            p,
+            FieldType::Str,
+            "A status code to answer with (a *code), or whether a standby counts as healthy (a *ok).",
+        ));
     }
     vec![
         health
@@ -127,7 +137,11 @@ fn given(r: &Req<'_>) -> Data {
 
 async fn health_handler(node: &Node, r: &Req<'_>) -> Reply {
     let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(HEALTH_PARAMS.iter().filter_map(|p| r.fields.opt_str(p).map(|v| (*p, v))))
+        .extend_pairs(
+            HEALTH_PARAMS
+                .iter()
+                .filter_map(|p| r.fields.opt_str(p).map(|v| (*p, v))),
+        )
         .finish();
     Ok(Some(match HealthQuery::parse(Some(&query)) {
         Ok(q) => {
@@ -163,7 +177,9 @@ async fn init_handler(node: &Node, r: &Req<'_>) -> Reply {
 
 async fn unseal(node: &Node, r: &Req<'_>) -> Reply {
     let key = r.fields.opt_str("key");
-    Ok(Some(Logical::raw(node.unseal(key.as_deref(), r.fields.bool("reset")).await?)))
+    Ok(Some(Logical::raw(
+        node.unseal(key.as_deref(), r.fields.bool("reset")).await?,
+    )))
 }
 
 async fn rekey_status(node: &Node, _: &Req<'_>) -> Reply {

@@ -4,7 +4,6 @@
 //! A write that fails stores nothing.
 
 use super::{MongoDbEngine, driver_config, plugin_error};
-use crate::core::fields;
 use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
@@ -98,29 +97,12 @@ pub async fn write_lease(_: &MongoDbEngine, r: &Req<'_>) -> Reply {
     Ok(None)
 }
 
-/// Go's `time.ParseDuration`, in whole seconds: units up to "h" (no "d"),
-/// and a number needs a unit unless it is 0.
+/// Go's `time.ParseDuration` (the `goduration` crate's), in whole seconds:
+/// units up to "h" (no "d"), and a number needs a unit unless it is 0.
 pub fn go_duration(s: &str) -> std::result::Result<i64, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(format!("time: invalid duration {s:?}"));
-    }
-    let digits = t.trim_start_matches(['-', '+']);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return if digits.bytes().all(|b| b == b'0' || b == b'.') {
-            Ok(0)
-        } else {
-            Err(format!("time: missing unit in duration {s:?}"))
-        };
-    }
-    if let Some(unit) = t
-        .split(|c: char| c.is_ascii_digit() || c == '.')
-        .filter(|u| !u.is_empty() && !u.starts_with(['-', '+']))
-        .find(|u| !matches!(*u, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"))
-    {
-        return Err(format!("time: unknown unit {unit:?} in duration {s:?}"));
-    }
-    fields::parse_duration(t).map_err(|_| format!("time: invalid duration {s:?}"))
+    goduration::parse_go(s)
+        .map(|nanos| nanos / 1_000_000_000)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

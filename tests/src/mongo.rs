@@ -26,13 +26,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
 
-use crate::util::{self, TempDir, target_dir};
+use crate::util::{self, TempDir};
 
 /// The secantusdb release the harness installs (every release is a
 /// pre-release, so the version must be pinned).
 pub const SECANTUS_VERSION: &str = "0.7.0b3";
 /// The Python that creates the virtualenv: `WARDEN_TEST_PYTHON`, else `python3`.
-const PYTHON_ENV: &str = "WARDEN_TEST_PYTHON";
 /// The admin user's name; its password is random per server.
 pub const ADMIN_USER: &str = "admin";
 
@@ -363,43 +362,5 @@ fn spawn_reaper(dir: &Path) -> Result<(Child, ChildStdin)> {
 /// `<target>/mongo-venv` with secantusdb installed; made (or repaired) only
 /// when its daemon is missing or reports another version.
 pub fn ensure_venv() -> Result<PathBuf> {
-    let venv = target_dir().join("mongo-venv");
-    let python = venv.join("bin").join("python");
-    let installed = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                "import importlib.metadata as m, sys; sys.exit(m.version('secantusdb') != sys.argv[1])",
-                SECANTUS_VERSION,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if venv.join("bin").join("secantusd-py").exists() && installed() {
-        return Ok(venv);
-    }
-    let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
-    if !python.exists() {
-        let out = Command::new(&base).args(["-m", "venv"]).arg(&venv).output()?;
-        if !out.status.success() {
-            bail!(
-                "{base} -m venv {} failed (Debian: apt-get install python3-venv): {}",
-                venv.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-    let out = Command::new(venv.join("bin").join("pip"))
-        .args(["install", "-q", "--disable-pip-version-check"])
-        .arg(format!("secantusdb=={SECANTUS_VERSION}"))
-        .output()?;
-    if !out.status.success() || !installed() {
-        bail!(
-            "pip install secantusdb=={SECANTUS_VERSION} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(venv)
+    crate::util::pip_venv("mongo-venv", "secantusdb", SECANTUS_VERSION, "secantusd-py")
 }

@@ -3,9 +3,8 @@
 //! and the hook module that tells Vault's own 500s from Warden's bugs.
 
 use crate::util::target_dir;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// The version the test was written against (its CLI and hook API).
 pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
@@ -27,41 +26,8 @@ pub const VAULTS_OWN_500S: &[&str] = &[
 
 /// `<target>/schemathesis-venv/bin/st`, installing it when missing.
 pub fn ensure_st() -> Result<PathBuf> {
-    let venv = target_dir().join("schemathesis-venv");
-    let st = venv.join("bin").join("st");
-    let python = venv.join("bin").join("python");
-    let installed = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != sys.argv[1])",
-                SCHEMATHESIS_VERSION,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if st.exists() && installed() {
-        return Ok(st);
-    }
-    if !python.exists() {
-        let out = Command::new("python3").args(["-m", "venv"]).arg(&venv).output()?;
-        if !out.status.success() {
-            bail!("python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-    let out = Command::new(venv.join("bin").join("pip"))
-        .args(["install", "-q", "--disable-pip-version-check"])
-        .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}"))
-        .output()?;
-    if !out.status.success() || !installed() {
-        bail!(
-            "pip install schemathesis=={SCHEMATHESIS_VERSION} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(st)
+    let venv = crate::util::pip_venv("schemathesis-venv", "schemathesis", SCHEMATHESIS_VERSION, "st")?;
+    Ok(venv.join("bin").join("st"))
 }
 
 /// The hook module (written next to the venv): one custom check, any 5xx

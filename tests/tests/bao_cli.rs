@@ -3,7 +3,7 @@
 //! operator's first day, unchanged: status, init, unseal to the threshold,
 //! seal and unseal again, key-status and rotate, rekey to new shares (the old
 //! ones then fail, the new ones unseal), enabling the database engine,
-//! `write -f`, `read sys/leader` and the plugin list. Every exit code is
+//! `write -f`, `read sys/leader`, the plugin list and `path-help`. Every exit code is
 //! the CLI's own: 0, or 2 where it reports a sealed server or an error.
 
 use anyhow::{Context, Result, ensure};
@@ -140,5 +140,27 @@ fn day_one(bin: &std::path::Path, url: &str) -> Result<()> {
         all.stdout.contains("mysql-database-plugin") && all.stdout.contains("secret"),
         "{all}"
     );
+
+    // path-help on engine and sys/ paths: Vault's help text, and no
+    // credential made for creds/ (its role does not even exist).
+    for (path, route) in [
+        ("database/creds/app", "Matching Route: ^creds/(?P<name>"),
+        ("database/roles/app", "Matching Route: ^roles/(?P<name>"),
+        ("database/config/pg", "Matching Route: ^config/(?P<name>"),
+        ("sys/mounts", "Matching Route: ^mounts$"),
+        ("sys/leases/lookup", "Matching Route: ^leases/lookup$"),
+        (
+            "sys/policies/password/p",
+            "Matching Route: ^policies/password/(?P<name>.+)$",
+        ),
+    ] {
+        let help = bao.expect(&["path-help", path], 0)?;
+        ensure!(
+            help.stdout.contains(route) && help.stdout.contains("## DESCRIPTION"),
+            "{path}: {help}"
+        );
+    }
+    let root = bao.expect(&["path-help", "database/"], 0)?;
+    ensure!(root.stdout.contains("## PATHS"), "{root}");
     Ok(())
 }

@@ -100,14 +100,14 @@ fn parse_server(args: &[String]) -> anyhow::Result<ServerOptions> {
             "dev-listen-address" => o.listen = value()?.parse().context("-dev-listen-address")?,
             "dev-plugin-dir" => o.plugin_dir = Some(PathBuf::from(value()?)),
             "plugin-timeout" => {
-                let secs = crate::core::fields::parse_duration(&value()?).map_err(anyhow::Error::msg)?;
+                let secs = crate::framework::convert::parse_duration(&value()?).map_err(anyhow::Error::msg)?;
                 if secs <= 0 {
                     bail!("-plugin-timeout must be positive");
                 }
                 o.plugin_timeout = Duration::from_secs(secs as u64);
             }
             "revoke-retry-base" => {
-                let secs = crate::core::fields::parse_duration(&value()?).map_err(anyhow::Error::msg)?;
+                let secs = crate::framework::convert::parse_duration(&value()?).map_err(anyhow::Error::msg)?;
                 if secs <= 0 {
                     bail!("-revoke-retry-base must be positive");
                 }

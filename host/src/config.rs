@@ -275,7 +275,7 @@ fn integer(value: &Value, key: &str, line: usize) -> Result<i64> {
 
 /// A duration as Vault reads it ("768h", "30m", "7d") or a number of seconds.
 fn duration(value: &Value, key: &str, line: usize) -> Result<i64> {
-    let max = crate::core::fields::MAX_DURATION_SECS;
+    let max = crate::framework::convert::MAX_DURATION_SECS;
     match value {
         Value::Number(n) => match n.as_i64() {
             Some(secs) if (0..=max).contains(&secs) => Ok(secs),
@@ -286,7 +286,7 @@ fn duration(value: &Value, key: &str, line: usize) -> Result<i64> {
             }
             None => bail!("{line}: {key} must be a whole number of seconds or a duration such as \"768h\""),
         },
-        Value::String(s) => match crate::core::fields::parse_duration(s) {
+        Value::String(s) => match crate::framework::convert::parse_duration(s) {
             Ok(secs) if secs >= 0 => Ok(secs),
             Ok(_) => bail!("{line}: {key} cannot be negative"),
             Err(e) => bail!("{line}: {key}: {e}"),

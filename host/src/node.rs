@@ -20,6 +20,7 @@ pub use rekey::RekeyRequest;
 
 use crate::core::{Core, shamir};
 use crate::error::{Error, Result};
+use crate::framework::Registry;
 use crate::runtime::Runtime;
 use crate::storage::barrier::{self, Barrier, KEY_LEN};
 use crate::storage::locality::{LocalStorage, Locality};
@@ -72,6 +73,8 @@ pub struct Node {
     physical: Storage,
     storage_type: &'static str,
     runtime: Arc<Runtime>,
+    /// The engine types mounts are built as (filled by the server).
+    engines: Arc<Registry>,
     state: Mutex<State>,
     /// Serialises init, unseal, seal, rotate and rekey (the state lock is
     /// std and cannot be held across an await).
@@ -87,6 +90,7 @@ impl Node {
         physical: Storage,
         storage_type: &'static str,
         runtime: Arc<Runtime>,
+        engines: Arc<Registry>,
     ) -> anyhow::Result<Arc<Node>> {
         rekey::recover_pending(&physical).await?;
         let state = match read_seal_config(&physical).await? {
@@ -101,6 +105,7 @@ impl Node {
             physical,
             storage_type,
             runtime,
+            engines,
             state: Mutex::new(state),
             transition: tokio::sync::Mutex::new(()),
             rekey: Mutex::new(None),
@@ -273,7 +278,7 @@ impl Node {
         let indexed = crate::storage::wal::Indexed::open(barrier.clone(), locality.clone())
             .await
             .map_err(|e| Error::internal(format!("unsealed, but the write-ahead log cannot be read: {e}")))?;
-        let core = Core::start(Arc::new(indexed), locality, self.runtime.clone())
+        let core = Core::start(Arc::new(indexed), locality, self.runtime.clone(), self.engines.clone())
             .await
             .map_err(|e| Error::internal(format!("unsealed, but the core failed to start: {e:#}")))?;
         *self.state() = State::Unsealed {

@@ -10,6 +10,13 @@ use crate::framework::Resolved;
 use crate::logical::{Auth, Operation, Reply, Request};
 use crate::node::Node;
 
+/// Is the request path (below `/v1/`) exempt from the request timeout?
+/// Its declaration says so ([`crate::framework::Path::runs_to_completion`]).
+pub fn runs_to_completion(path: &str) -> bool {
+    path.strip_prefix("sys/")
+        .is_some_and(|rest| crate::system::BACKEND.runs_to_completion(rest))
+}
+
 /// Serve one request made with `token` (empty: none).
 pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     // Vault refuses writes to a path ending in '/' before routing them.
@@ -30,20 +37,26 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     }
     let core = node.core()?;
     req.auth = core.authenticate(Some(token))?;
-    core.handle(&req, &check).await
+    core.handle(req, &check).await
 }
 
 #[cfg(test)]
 mod tests {
     use crate::framework::{BackendDoc, table};
 
-    fn every_backend() -> Vec<(&'static str, BackendDoc)> {
-        vec![
-            ("sys/", crate::system::BACKEND.describe()),
-            ("auth/token/", crate::core::token::BACKEND.describe()),
-            ("database/", crate::engines::database::backend_doc()),
-            ("mongodb/", crate::engines::mongodb::backend_doc()),
-        ]
+    /// sys/, auth/token/ and every registered engine type, mounted at its
+    /// type's name.
+    fn every_backend() -> Vec<(String, BackendDoc)> {
+        let mut all = vec![
+            ("sys/".to_string(), crate::system::BACKEND.describe()),
+            ("auth/token/".to_string(), crate::core::token::BACKEND.describe()),
+        ];
+        let engines = crate::engines::builtins();
+        for name in engines.names() {
+            let describe = engines.get(name).expect("registered").describe;
+            all.push((format!("{name}/"), describe()));
+        }
+        all
     }
 
     const BEGIN: &str =
@@ -54,7 +67,9 @@ mod tests {
     /// `WARDEN_UPDATE_DOCS=1` rewrites it.
     #[test]
     fn route_table_in_docs_is_current() {
-        let table = table::markdown(&every_backend());
+        let backends = every_backend();
+        let borrowed: Vec<(&str, BackendDoc)> = backends.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
+        let table = table::markdown(&borrowed);
         eprintln!("{table}");
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md");
         let doc = std::fs::read_to_string(path).unwrap();
@@ -104,6 +119,85 @@ mod tests {
             }
         }
         assert!(offenders.is_empty(), "hand-written routing left: {offenders:#?}");
+    }
+
+    /// Only what a path's declaration marks outlasts the request timeout:
+    /// revoke-prefix, revoke-force and a mount's disable (which revokes its
+    /// leases).
+    #[test]
+    fn only_declared_paths_outlast_the_request_timeout() {
+        for path in [
+            "sys/leases/revoke-prefix/db/creds",
+            "sys/revoke-prefix/db/",
+            "sys/leases/revoke-force/db",
+            "sys/revoke-force/db",
+            "sys/mounts/db",
+        ] {
+            assert!(super::runs_to_completion(path), "{path}");
+        }
+        for path in [
+            "sys/leases/revoke",
+            "sys/leases/lookup",
+            "sys/mounts/db/tune",
+            "sys/mounts",
+            "db/creds/app",
+            "db/revoke-prefix/x",
+            "sys",
+            "",
+        ] {
+            assert!(!super::runs_to_completion(path), "{path}");
+        }
+    }
+
+    /// Every `.rs` file below `src/<dir>`, with its text.
+    fn sources(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut todo = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src")).join(dir)];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    out.push((path, text));
+                }
+            }
+        }
+        out
+    }
+
+    /// Engines see the engine-facing API only (framework, logical), never
+    /// the core; the core never names an engine (it builds mounts from the
+    /// registry the server fills). The framework and the request types
+    /// below them name neither.
+    #[test]
+    fn core_and_engines_do_not_import_each_other() {
+        let mut offenders = Vec::new();
+        for (dir, forbidden) in [
+            (
+                "engines",
+                &["crate::core", "crate::system", "crate::node", "crate::api"][..],
+            ),
+            ("core", &["crate::engines"][..]),
+            (
+                "framework",
+                &["crate::core", "crate::engines", "crate::system", "crate::node"][..],
+            ),
+            (
+                "logical",
+                &["crate::core", "crate::engines", "crate::system", "crate::node"][..],
+            ),
+        ] {
+            for (path, text) in sources(dir) {
+                for needle in forbidden {
+                    if text.contains(needle) {
+                        offenders.push(format!("{}: {needle}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "imports across the engine API: {offenders:#?}");
     }
 
     /// Every declared pattern routes a path made from it to itself (no

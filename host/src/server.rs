@@ -6,9 +6,10 @@
 
 use crate::cli::{Command, ServerOptions, USAGE};
 use crate::config::{self, Listener, ServerConfig, StorageConfig};
-use crate::core::{catalog, ttl};
+use crate::framework::{Registry, ttl};
 use crate::node::Node;
 use crate::runtime::Runtime;
+use crate::runtime::catalog;
 use crate::storage::{MemoryBackend, PostgresBackend, SqliteBackend, Storage};
 use anyhow::Context;
 use std::sync::Arc;
@@ -73,15 +74,19 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
         tracing::info!(dir = %dir.display(), plugins = ?names, "registered plugins from the plugin directory");
     }
     runtime.warm_up();
+    // The secrets engine types mounts can be built as.
+    let mut engines = Registry::new();
+    crate::engines::register_builtins(&mut engines);
+    let engines = Arc::new(engines);
 
     match file {
-        None => serve_dev(opts, runtime).await,
-        Some(cfg) => serve_config(cfg, runtime).await,
+        None => serve_dev(opts, runtime, engines).await,
+        Some(cfg) => serve_config(cfg, runtime, engines).await,
     }
 }
 
-async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>) -> anyhow::Result<()> {
-    let node = Node::open(Arc::new(MemoryBackend::new()), "inmem", runtime).await?;
+async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>, engines: Arc<Registry>) -> anyhow::Result<()> {
+    let node = Node::open(Arc::new(MemoryBackend::new()), "inmem", runtime, engines).await?;
     let init = node
         .init(
             1,
@@ -140,10 +145,10 @@ async fn open_storage(storage: &StorageConfig) -> anyhow::Result<Storage> {
     })
 }
 
-async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Result<()> {
+async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Registry>) -> anyhow::Result<()> {
     ttl::set_system_ttls(cfg.default_lease_ttl, cfg.max_lease_ttl);
     let physical = open_storage(&cfg.storage).await?;
-    let node = Node::open(physical, cfg.storage.type_name(), runtime)
+    let node = Node::open(physical, cfg.storage.type_name(), runtime, engines)
         .await
         .context("reading the storage")?;
     let router = crate::api::router(node.clone());

@@ -51,7 +51,7 @@ pub async fn call(core: &Core, token: &str, op: Operation, path: &str, data: Val
         auth: Auth::root(token),
         ..Request::default()
     };
-    core.handle(&req, &|_| Ok(()))
+    core.handle(req, &|_| Ok(()))
         .await
         .map_err(|e| anyhow::anyhow!("{op:?} {path}: {e}"))
 }

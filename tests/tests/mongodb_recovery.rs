@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use warden::core::{Core, catalog};
+use warden::core::Core;
 use warden::logical::{Operation, Response};
 use warden::runtime::Runtime;
+use warden::runtime::catalog;
 use warden::storage::{MemoryBackend, Storage};
 use warden_tests::util::random_alnum;
 use warden_tests::{TestMongo, in_process};
@@ -36,7 +37,13 @@ async fn a_user_created_before_a_crash_without_its_lease_is_dropped_at_start_up(
     let storage: Storage = Arc::new(MemoryBackend::new());
     warden::core::token::store_root(storage.as_ref(), TOKEN).await?;
 
-    let first = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
+    let first = Core::start(
+        storage.clone(),
+        Default::default(),
+        runtime.clone(),
+        Arc::new(warden::engines::builtins()),
+    )
+    .await?;
     call(
         &first,
         Operation::Update,
@@ -110,11 +117,17 @@ async fn a_user_created_before_a_crash_without_its_lease_is_dropped_at_start_up(
     )
     .await?;
     write("leased", json!({"lease_id": lease_id, "username": kept_user, "db": db})).await?;
-    mount.engine.unmount(&mount).await;
+    mount.engine.unmount(&mount.view).await;
     drop(first);
 
     // Start-up settles both records (in the background: wait for it).
-    let second = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
+    let second = Core::start(
+        storage.clone(),
+        Default::default(),
+        runtime.clone(),
+        Arc::new(warden::engines::builtins()),
+    )
+    .await?;
     for _ in 0..300 {
         if records(&storage, &pending).await?.is_empty() {
             break;

@@ -463,7 +463,7 @@ async fn update_user_changes_passwords_like_vault() -> Result<()> {
 
     let scratch = TestMariaDb::shared().scratch("update").await?;
     let runtime = warden::runtime::Runtime::new(Duration::from_secs(30))?;
-    warden::core::catalog::register_builtins(&runtime);
+    warden::runtime::catalog::register_builtins(&runtime);
     let grant = Grant {
         component: "mysql-database-plugin".into(),
         storage: None,

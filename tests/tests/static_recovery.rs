@@ -11,9 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use sqlx::Connection;
-use warden::core::{Core, catalog};
+use warden::core::Core;
 use warden::logical::Operation;
 use warden::runtime::Runtime;
+use warden::runtime::catalog;
 use warden::storage::{MemoryBackend, Storage};
 use warden_tests::{TestPostgres, in_process};
 
@@ -62,7 +63,13 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
 
     // What sys/init leaves for the core: the root token's hash.
     warden::core::token::store_root(storage.as_ref(), TOKEN).await?;
-    let first = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
+    let first = Core::start(
+        storage.clone(),
+        Default::default(),
+        runtime.clone(),
+        Arc::new(warden::engines::builtins()),
+    )
+    .await?;
     call(&first, Operation::Update, "sys/mounts/db", json!({"type": "database"})).await?;
     call(
         &first,
@@ -113,7 +120,7 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
 
     // "Crash": stop the mount's background work; keep only the storage.
     let mount = first.mount_for("db/").context("db/ mount")?;
-    mount.engine.unmount(&mount).await;
+    mount.engine.unmount(&mount.view).await;
     let base = format!("logical/{}/", mount.record.uuid);
 
     // A static rotation that recorded its password and crashed (the
@@ -163,7 +170,13 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     late["next_vault_rotation"] = json!(chrono::Utc::now() - chrono::Duration::minutes(5));
     put_json(&storage, &late_key, &late).await?;
 
-    let second = Core::start(storage.clone(), Default::default(), runtime.clone()).await?;
+    let second = Core::start(
+        storage.clone(),
+        Default::default(),
+        runtime.clone(),
+        Arc::new(warden::engines::builtins()),
+    )
+    .await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut wals = storage.list(&format!("{base}wal/root/")).await?.len();

@@ -32,7 +32,7 @@ fn request_timeout(configured: std::time::Duration) -> std::time::Duration {
     OVERRIDE
         .get_or_init(|| {
             let text = std::env::var("WARDEN_REQUEST_TIMEOUT").ok()?;
-            match crate::core::fields::parse_duration(&text) {
+            match crate::framework::convert::parse_duration(&text) {
                 Ok(secs) if secs > 0 => Some(std::time::Duration::from_secs(secs.unsigned_abs())),
                 _ => {
                     tracing::warn!(value = %text, "WARDEN_REQUEST_TIMEOUT is not a positive duration; ignored");
@@ -102,7 +102,11 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
         let mut resp = match read_request(&uri, &headers, body, &limits).await {
             Ok(body) => {
                 let serving = serve(&node, &method, &uri, &headers, &body, &request_id);
-                let result = if runs_to_completion(uri.path()) {
+                // Paths declared to run to completion (a synchronous revoke-prefix,
+                // revoke-force or mount disable of many leases: each revocation
+                // is bounded on its own) are not cut off half done.
+                let below_v1 = uri.path().strip_prefix("/v1/").unwrap_or_default();
+                let result = if crate::routing::runs_to_completion(below_v1) {
                     Ok(serving.await)
                 } else {
                     tokio::time::timeout(request_timeout(limits.max_request_duration), serving).await
@@ -181,16 +185,6 @@ async fn read_request(uri: &Uri, headers: &HeaderMap, body: Body, limits: &Reque
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(_) => Err(Error::bad("failed to read the request body")),
     }
-}
-
-/// Requests exempt from the request timeout: a synchronous revoke-prefix or
-/// revoke-force of many leases takes as long as it takes (the revocations
-/// are bounded one by one), and cut off it would answer an error while its
-/// revocations go on, or stop half done.
-fn runs_to_completion(path: &str) -> bool {
-    let path = path.strip_prefix("/v1/sys/").unwrap_or_default();
-    let path = path.strip_prefix("leases/").unwrap_or(path);
-    path.starts_with("revoke-prefix/") || path.starts_with("revoke-force/")
 }
 
 /// A query flag such as `list=true` or `help=1`.
@@ -535,25 +529,5 @@ mod tests {
         }
         // Without the content type, a form is not JSON: refused.
         assert!(parse_body(&headers(Some("text/plain")), &Bytes::from("a=1")).is_err());
-    }
-
-    #[test]
-    fn only_revoke_prefix_and_force_outlast_the_request_timeout() {
-        for path in [
-            "/v1/sys/leases/revoke-prefix/db/creds",
-            "/v1/sys/revoke-prefix/db/",
-            "/v1/sys/leases/revoke-force/db",
-            "/v1/sys/revoke-force/db",
-        ] {
-            assert!(super::runs_to_completion(path), "{path}");
-        }
-        for path in [
-            "/v1/sys/leases/revoke",
-            "/v1/db/creds/app",
-            "/v1/db/revoke-prefix/x",
-            "/v1/sys/mounts/db",
-        ] {
-            assert!(!super::runs_to_completion(path), "{path}");
-        }
     }
 }

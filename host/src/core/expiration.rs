@@ -88,6 +88,14 @@ pub struct LeaseEntry {
 }
 
 impl LeaseEntry {
+    /// What the engine that issued it sees of it.
+    pub fn as_lease(&self) -> crate::logical::Lease<'_> {
+        crate::logical::Lease {
+            id: &self.lease_id,
+            internal: &self.internal,
+        }
+    }
+
     pub fn ttl(&self, now: DateTime<Utc>) -> i64 {
         (self.expire_time - now).num_seconds().max(0)
     }

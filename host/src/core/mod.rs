@@ -1,22 +1,23 @@
 //! The core: the mount table, the root token check, the expiration manager,
-//! and the router that sends each request to `sys/` or to the secrets engine
-//! mounted at the longest matching prefix.
+//! and the router that sends each request to `auth/token/` or to the
+//! secrets engine mounted at the longest matching prefix. Engines are built
+//! from the registry the server fills ([`crate::framework::Registry`]) and
+//! see the core only through their [`crate::logical::Mount`]: the core
+//! never names an engine type.
 
-pub mod catalog;
 pub mod expiration;
-pub mod fields;
 pub mod mounts;
 pub mod password_policy;
 pub mod shamir;
+pub mod system_view;
 pub mod token;
-pub mod ttl;
 
-use crate::engines::SecretsEngine;
 use crate::error::{Error, Result};
-use crate::framework::Resolved;
+use crate::framework::engine::{EngineDeps, Registry};
+use crate::framework::{Check, ttl};
 use crate::imports::mongo::MongoClients;
 use crate::imports::sql::SqlPools;
-use crate::logical::{Auth, LeaseInfo, Reply, Request};
+use crate::logical::{Auth, LeaseInfo, Reply, Request, SystemView};
 use crate::panic_guard;
 use crate::runtime::Runtime;
 use crate::storage::locality::{LocalStorage, Locality};
@@ -26,10 +27,6 @@ use expiration::{Expiration, LeaseEntry};
 use futures::StreamExt;
 use mounts::{MountEntry, MountRecord, MountTable};
 use std::sync::{Arc, RwLock, Weak};
-
-/// The policy check the router runs on what it resolved (today every
-/// authenticated token is root; ACL policies will check here).
-pub type Check = dyn Fn(&Resolved) -> Result<()> + Sync;
 
 /// Revocations run at once by revoke-prefix and by the expiry timer.
 const REVOKE_CONCURRENCY: usize = 16;
@@ -48,9 +45,13 @@ pub struct Core {
     /// storage below classes the mount's keys.
     locality: Arc<Locality>,
     pub runtime: Arc<Runtime>,
-    pub sql_pools: Arc<SqlPools>,
-    pub mongo_clients: Arc<MongoClients>,
-    pub expiration: Expiration,
+    /// What each mount's engine is built with (the runtime, the host's
+    /// connection pools), and the engine types it can be built as.
+    engine_deps: EngineDeps,
+    engines: Arc<Registry>,
+    /// What every engine sees of the core (password policies, leases).
+    system: Arc<dyn SystemView>,
+    pub expiration: Arc<Expiration>,
     /// SHA-256 of the root token (the token itself is never stored).
     root_token_hash: [u8; 32],
     /// Background tasks (expiry loop, lease loading), stopped on seal.
@@ -71,18 +72,33 @@ impl Core {
     /// crash left half done and re-arm the lease timers (lookups, renewals
     /// and revocations read storage, not the timer), and start the expiry
     /// loop.
-    pub async fn start(storage: Storage, locality: Arc<Locality>, runtime: Arc<Runtime>) -> anyhow::Result<Arc<Core>> {
+    pub async fn start(
+        storage: Storage,
+        locality: Arc<Locality>,
+        runtime: Arc<Runtime>,
+        engines: Arc<Registry>,
+    ) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
+        let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::LEASES)));
+        let system = Arc::new(system_view::CoreSystemView {
+            expiration: expiration.clone(),
+            policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
+        });
         let core = Arc::new_cyclic(|this| Core {
             this: this.clone(),
-            expiration: Expiration::new(View::new(storage.clone(), layout::LEASES)),
+            expiration,
+            system,
+            engine_deps: EngineDeps {
+                runtime: runtime.clone(),
+                sql_pools: Arc::new(SqlPools::default()),
+                mongo_clients: Arc::new(MongoClients::default()),
+            },
+            engines,
             storage,
             locality,
             runtime,
-            sql_pools: Arc::new(SqlPools::default()),
             root_token_hash,
             tasks: std::sync::Mutex::new(Vec::new()),
-            mongo_clients: Arc::new(MongoClients::default()),
             mounts: RwLock::new(MountTable::default()),
             mount_changes: tokio::sync::Mutex::new(()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
@@ -91,7 +107,7 @@ impl Core {
         for record in mounts::load(&core.storage).await? {
             let entry = core.build_mount(record)?;
             let entry = core.insert_mount(entry);
-            entry.engine.start(entry.clone());
+            entry.engine.start(entry.view.clone());
         }
         let restore = tokio::spawn({
             let core = core.clone();
@@ -124,7 +140,7 @@ impl Core {
         for mount in self.mounts() {
             // A panic in one mount's recovery counts as a failure of that
             // mount alone: retried later like a database that was down.
-            let recovered = crate::panic_guard::guard(mount.engine.recover(&mount, &self.expiration))
+            let recovered = crate::panic_guard::guard(mount.engine.recover(&mount.view))
                 .await
                 .unwrap_or_else(|panic| Err(Error::internal(format!("recovery panicked: {panic}"))));
             match recovered {
@@ -155,7 +171,7 @@ impl Core {
             task.abort();
         }
         for mount in self.mounts() {
-            mount.engine.unmount(&mount).await;
+            mount.engine.unmount(&mount.view).await;
         }
     }
 
@@ -171,25 +187,27 @@ impl Core {
     /// Route an authenticated request below `auth/token/` or to the mount
     /// at the longest matching prefix. `check` is the policy check the
     /// router runs once it knows the operation (create vs update).
-    pub async fn handle(&self, req: &Request, check: &Check) -> Reply {
+    pub async fn handle(&self, req: Request, check: &Check) -> Reply {
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
-            return token::BACKEND.handle(self, req, rest, None, check).await;
+            let rest = rest.to_string();
+            return token::BACKEND.handle(self, &req, &rest, None, check).await;
         }
         let mount = self
             .mount_for(&req.path)
             .ok_or_else(|| Error::NoRoute(req.path.clone()))?;
+        // The lease (if any) is named after the full path; the engine sees
+        // the path below its mount. The request's data moves along, not
+        // copied.
+        let full_path = req.path.trim_end_matches('/').to_string();
         let inner = Request {
-            operation: req.operation,
             path: req.path[mount.path().len().min(req.path.len())..].to_string(),
-            data: req.data.clone(),
-            auth: req.auth.clone(),
-            lease_id: expiration::new_lease_id(req.path.trim_end_matches('/')),
-            request_id: req.request_id.clone(),
+            lease_id: expiration::new_lease_id(&full_path),
+            ..req
         };
         // Until this request's lease is stored (or it failed), crash
         // recovery leaves its write-ahead record alone.
         let _issuing = self.expiration.issuing(&inner.lease_id);
-        let mut resp = match mount.engine.handle(&mount, &inner, check).await? {
+        let mut resp = match mount.engine.handle(&mount.view, &inner, check).await? {
             None => return Ok(None),
             Some(r) => r,
         };
@@ -200,7 +218,7 @@ impl Core {
             let expiry = ttl::expiry(now, secret.ttl);
             let entry = LeaseEntry {
                 lease_id: inner.lease_id.clone(),
-                path: req.path.trim_end_matches('/').to_string(),
+                path: full_path,
                 mount_path: mount.path().to_string(),
                 internal: secret.internal,
                 issue_time: now,
@@ -215,10 +233,10 @@ impl Core {
             };
             if let Err(e) = saved {
                 // No lease, no secret: undo what the engine created.
-                match mount.engine.revoke(&mount, &entry).await {
+                match mount.engine.revoke(&mount.view, entry.as_lease()).await {
                     Ok(()) => {
                         if let Some(wal) = &secret.wal {
-                            let _ = mount.storage.delete(wal).await;
+                            let _ = mount.storage().delete(wal).await;
                         }
                     }
                     // The write-ahead record stays: start-up recovery retries.
@@ -233,7 +251,7 @@ impl Core {
             // commit, and a record that outlives a crash is harmless
             // (start-up recovery finds its lease and just deletes it).
             if let Some(wal) = secret.wal.clone() {
-                let storage = mount.storage.clone();
+                let storage = mount.storage().clone();
                 tokio::spawn(async move {
                     if let Err(e) = storage.delete(&wal).await {
                         tracing::warn!(error = %e, "could not delete a write-ahead record (harmless: start-up recovery finds the lease)");
@@ -270,30 +288,21 @@ impl Core {
         entry
     }
 
+    /// The engine types this core can mount.
+    pub fn engines(&self) -> &Registry {
+        &self.engines
+    }
+
+    /// A mount's entry: its engine built from the registry, its storage.
     fn build_mount(&self, record: MountRecord) -> Result<MountEntry> {
-        let engine: Arc<dyn SecretsEngine> = match record.kind.as_str() {
-            "database" => Arc::new(
-                crate::engines::database::DatabaseEngine::new(
-                    self.runtime.clone(),
-                    self.sql_pools.clone(),
-                    password_policy::PasswordPolicies::new(self.storage.clone(), self.runtime.clone()),
-                )
-                .with_mongo(self.mongo_clients.clone()),
-            ),
-            "mongodb" => Arc::new(crate::engines::mongodb::MongoDbEngine::new(
-                self.runtime.clone(),
-                self.mongo_clients.clone(),
-            )),
-            other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
-        };
+        let engine = self
+            .engines
+            .build(&record.kind, &self.engine_deps)
+            .ok_or_else(|| Error::bad(format!("plugin not found in the catalog: {}", record.kind)))?;
         // Before the mount can write anything.
         self.locality.register_mount(&record.uuid, engine.local_storage());
         let storage = View::new(self.storage.clone(), layout::mount(&record.uuid));
-        Ok(MountEntry {
-            record,
-            storage,
-            engine,
-        })
+        Ok(MountEntry::new(record, storage, self.system.clone(), engine))
     }
 
     /// Mount an engine. Its record is stored before the mount goes live,
@@ -314,7 +323,7 @@ impl Core {
         let entry = self.build_mount(record)?;
         mounts::store(&self.storage, &entry.record).await?;
         let entry = self.insert_mount(entry);
-        entry.engine.start(entry.clone());
+        entry.engine.start(entry.view.clone());
         Ok(())
     }
 
@@ -334,11 +343,12 @@ impl Core {
             ..record
         };
         mounts::store(&self.storage, &record).await?;
-        self.insert_mount(MountEntry {
+        self.insert_mount(MountEntry::new(
             record,
-            storage: old.storage.clone(),
-            engine: old.engine.clone(),
-        });
+            old.storage().clone(),
+            self.system.clone(),
+            old.engine.clone(),
+        ));
         Ok(())
     }
 
@@ -349,7 +359,7 @@ impl Core {
             return Ok(());
         };
         self.revoke_prefix(path).await?;
-        mount.engine.unmount(&mount).await;
+        mount.engine.unmount(&mount.view).await;
         {
             let _changes = self.mount_changes.lock().await;
             // Gone already (a concurrent disable) or replaced: nothing to do.
@@ -360,8 +370,8 @@ impl Core {
             mounts::remove(&self.storage, &mount.record).await?;
             self.mounts.write().unwrap_or_else(|p| p.into_inner()).remove(path);
         }
-        for key in mount.storage.walk("").await? {
-            mount.storage.delete(&key).await?;
+        for key in mount.storage().walk("").await? {
+            mount.storage().delete(&key).await?;
         }
         self.locality.forget_mount(&mount.record.uuid);
         Ok(())
@@ -382,7 +392,7 @@ impl Core {
         let mount = self.lease_mount(&lease)?;
         mount
             .engine
-            .revoke(&mount, &lease)
+            .revoke(&mount.view, lease.as_lease())
             .await
             .map_err(|e| Error::bad(format!("failed to revoke entry: {e}")))?;
         self.expiration.remove(lease_id).await
@@ -462,7 +472,7 @@ impl Core {
                     return Ok(false);
                 };
                 let revoked = match self.lease_mount(&lease) {
-                    Ok(mount) => mount.engine.revoke(&mount, &lease).await,
+                    Ok(mount) => mount.engine.revoke(&mount.view, lease.as_lease()).await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = revoked {
@@ -492,7 +502,7 @@ impl Core {
             return Err(Error::bad("lease is not renewable"));
         }
         let mount = self.lease_mount(&lease)?;
-        let ttls = mount.engine.lease_ttls(&mount, &lease).await?;
+        let ttls = mount.engine.lease_ttls(&mount.view, lease.as_lease()).await?;
         let now = Utc::now();
         let granted = ttl::calculate(
             increment,
@@ -512,7 +522,7 @@ impl Core {
             ));
         }
         let expires = ttl::expiry(now, granted.ttl)?;
-        mount.engine.renew(&mount, &lease, expires).await?;
+        mount.engine.renew(&mount.view, lease.as_lease(), expires).await?;
         lease.expire_time = expires;
         lease.last_renewal = Some(now);
         self.expiration.save(&lease).await?;

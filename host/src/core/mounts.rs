@@ -11,7 +11,8 @@
 //! routing a request (longest matching prefix) and checking a new path for
 //! overlaps cost a few map lookups, not a scan of every mount.
 
-use crate::engines::SecretsEngine;
+use crate::framework::SecretsEngine;
+use crate::logical::{Mount, SystemView};
 use crate::storage::{Storage, View, layout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -90,16 +91,39 @@ pub async fn remove(storage: &Storage, record: &MountRecord) -> crate::storage::
     storage.delete(&entry_key(&record.uuid)).await
 }
 
-/// A live mount: its record, its storage view and its engine.
+/// A live mount: its record, what its engine sees of it, and its engine.
 pub struct MountEntry {
     pub record: MountRecord,
-    pub storage: View,
+    /// The engine's view: built from the record, so rebuilt by a tune.
+    pub view: Arc<Mount>,
     pub engine: Arc<dyn SecretsEngine>,
 }
 
 impl MountEntry {
+    pub fn new(
+        record: MountRecord,
+        storage: View,
+        system: Arc<dyn SystemView>,
+        engine: Arc<dyn SecretsEngine>,
+    ) -> Self {
+        let view = Arc::new(Mount {
+            path: record.path.clone(),
+            uuid: record.uuid.clone(),
+            default_lease_ttl: record.default_lease_ttl,
+            max_lease_ttl: record.max_lease_ttl,
+            storage,
+            system,
+        });
+        MountEntry { record, view, engine }
+    }
+
     pub fn path(&self) -> &str {
         &self.record.path
+    }
+
+    /// The mount's storage (its keys, relative to it).
+    pub fn storage(&self) -> &View {
+        &self.view.storage
     }
 }
 
@@ -197,16 +221,23 @@ mod tests {
             .await
             .expect("root token");
         let runtime = crate::runtime::Runtime::new(Duration::from_secs(10)).expect("runtime");
-        Core::start(storage, locality, runtime).await.expect("core")
+        Core::start(
+            storage,
+            locality,
+            runtime,
+            crate::framework::engine::testing::registry(),
+        )
+        .await
+        .expect("core")
     }
 
     fn record(path: &str) -> MountRecord {
         let uuid = uuid::Uuid::new_v4().to_string();
         MountRecord {
             path: normalize_path(path),
-            kind: "database".into(),
+            kind: "inert".into(),
             description: String::new(),
-            accessor: format!("database_{}", &uuid[..8]),
+            accessor: format!("inert_{}", &uuid[..8]),
             uuid,
             default_lease_ttl: 0,
             max_lease_ttl: 0,
@@ -238,9 +269,10 @@ mod tests {
         assert!(first / 150 < 2048, "{} bytes stored per mount", first / 150);
     }
 
-    /// Locality is declared by the keys' owners: a database mount's `wal/`
-    /// records are local (no write-ahead record), as `DatabaseEngine`
-    /// declares, its roles replicated; a lease is local as the core declares.
+    /// Locality is declared by the keys' owners: a mount's `wal/` records
+    /// are local (no write-ahead record) as its engine declares (the
+    /// database engine declares the same), its roles replicated; a lease is
+    /// local as the core declares.
     #[tokio::test]
     async fn a_mounts_keys_are_classed_by_its_engines_declaration() {
         let mem = Arc::new(MemoryBackend::new());
@@ -249,11 +281,11 @@ mod tests {
         let mount = core.mount_for("db/creds/x").expect("mounted");
         let logged = || async { mem.list(crate::storage::layout::LOG).await.unwrap().len() };
         let before = logged().await;
-        mount.storage.put("wal/creds/x", b"pending").await.unwrap();
-        mount.storage.delete("wal/creds/x").await.unwrap();
+        mount.storage().put("wal/creds/x", b"pending").await.unwrap();
+        mount.storage().delete("wal/creds/x").await.unwrap();
         core.storage.put("sys/expire/id/db/creds/r/x", b"lease").await.unwrap();
         assert_eq!(logged().await, before);
-        mount.storage.put("role/r", b"{}").await.unwrap();
+        mount.storage().put("role/r", b"{}").await.unwrap();
         assert_eq!(logged().await, before + 1);
         core.stop().await;
     }

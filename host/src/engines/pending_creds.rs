@@ -8,11 +8,9 @@
 //! in the background while requests are served, so records of requests in
 //! flight are skipped.
 
-use super::SecretsEngine;
-use crate::core::expiration::{Expiration, LeaseEntry};
-use crate::core::mounts::MountEntry;
 use crate::error::Result;
-use chrono::Utc;
+use crate::framework::SecretsEngine;
+use crate::logical::{Lease, LeaseStatus, Mount};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -29,7 +27,7 @@ pub trait Pending: Serialize + DeserializeOwned {
 }
 
 /// Store a record; returns its key in the mount's storage.
-pub async fn write(mount: &MountEntry, record: &impl Pending) -> Result<String> {
+pub async fn write(mount: &Mount, record: &impl Pending) -> Result<String> {
     let key = format!("{PREFIX}{}", uuid::Uuid::new_v4());
     mount.storage.put_json(&key, record).await?;
     Ok(key)
@@ -38,39 +36,29 @@ pub async fn write(mount: &MountEntry, record: &impl Pending) -> Result<String> 
 /// Settle every record a crashed server left. Returns (rolled back, still
 /// pending) counts; a record whose revocation failed stays for the next
 /// attempt.
-pub async fn recover<P: Pending>(
-    engine: &dyn SecretsEngine,
-    mount: &MountEntry,
-    expiration: &Expiration,
-) -> Result<(usize, usize)> {
+pub async fn recover<P: Pending>(engine: &dyn SecretsEngine, mount: &Mount) -> Result<(usize, usize)> {
     let (mut rolled_back, mut pending) = (0, 0);
     for name in mount.storage.list(PREFIX).await? {
         let key = format!("{PREFIX}{name}");
         let Some(record) = mount.storage.get_json::<P>(&key).await? else {
             continue;
         };
-        // Recovery runs while requests are served: a record of a request in
-        // flight is not a leftover (checked before the lease lookup, see
-        // `Expiration::is_issuing`).
-        if expiration.is_issuing(record.lease_id()) {
-            continue;
+        match mount.system.lease_status(record.lease_id()).await? {
+            // Recovery runs while requests are served: a record of a
+            // request in flight is not a leftover.
+            LeaseStatus::Issuing => continue,
+            LeaseStatus::Stored => {
+                mount.storage.delete(&key).await?;
+                continue;
+            }
+            LeaseStatus::Absent => {}
         }
-        if expiration.get(record.lease_id()).await?.is_some() {
-            mount.storage.delete(&key).await?;
-            continue;
-        }
-        let lease = LeaseEntry {
-            lease_id: record.lease_id().to_string(),
-            path: String::new(),
-            mount_path: mount.path().to_string(),
-            internal: record.internal(),
-            issue_time: Utc::now(),
-            expire_time: Utc::now(),
-            last_renewal: None,
-            renewable: false,
-            revoke: Default::default(),
+        let internal = record.internal();
+        let lease = Lease {
+            id: record.lease_id(),
+            internal: &internal,
         };
-        match engine.revoke(mount, &lease).await {
+        match engine.revoke(mount, lease).await {
             Ok(()) => {
                 mount.storage.delete(&key).await?;
                 rolled_back += 1;

@@ -7,9 +7,8 @@
 //! Vault's routing errors, converts the fields, and calls the handler.
 
 use super::field::{Field, FieldData, FieldType};
-use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
-use crate::logical::{Auth, Operation, Reply, Request, Response};
+use crate::logical::{Auth, Mount, Operation, Reply, Request, Response};
 use futures::future::BoxFuture;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde_json::{Map, Value};
@@ -32,6 +31,11 @@ pub fn name_capture(field: &str) -> String {
     format!("(?P<{field}>{NAME})")
 }
 
+/// The policy check the router runs on what it resolved, before the
+/// handler (today every authenticated token is root; ACL policies will
+/// check here).
+pub type Check = dyn Fn(&Resolved) -> Result<()> + Sync;
+
 /// What a handler sees of its request: the operation (create told apart
 /// from update), the path below the mount, the converted fields, and who
 /// asks.
@@ -41,7 +45,7 @@ pub struct Req<'a> {
     pub path: &'a str,
     pub fields: FieldData,
     /// The mount the request reached (None for `sys/` and `auth/token/`).
-    pub mount: Option<&'a MountEntry>,
+    pub mount: Option<&'a Mount>,
     pub auth: &'a Auth,
     /// The id a lease will have if this request issues a secret.
     pub lease_id: &'a str,
@@ -50,7 +54,7 @@ pub struct Req<'a> {
 
 impl Req<'_> {
     /// The mount of an engine's request.
-    pub fn mount(&self) -> Result<&MountEntry> {
+    pub fn mount(&self) -> Result<&Mount> {
         self.mount
             .ok_or_else(|| Error::internal("this path is only served below a mount"))
     }
@@ -93,6 +97,10 @@ pub struct Path<B: 'static> {
     pub unauthenticated: bool,
     /// Needs `sudo` in the caller's policy (Vault's root-protected paths).
     pub sudo: bool,
+    /// Exempt from the request timeout: its work (revoking every lease
+    /// below a prefix) takes as long as it takes, each step bounded on its
+    /// own; cut off, it would answer an error while the work went on.
+    pub runs_to_completion: bool,
 }
 
 impl<B: 'static> Path<B> {
@@ -120,6 +128,7 @@ impl<B: 'static> Path<B> {
             description: "",
             unauthenticated: false,
             sudo: false,
+            runs_to_completion: false,
         }
     }
 
@@ -163,6 +172,12 @@ impl<B: 'static> Path<B> {
 
     pub fn sudo(mut self) -> Self {
         self.sudo = true;
+        self
+    }
+
+    /// Exempt the path from the request timeout ([`Path::runs_to_completion`]).
+    pub fn runs_to_completion(mut self) -> Self {
+        self.runs_to_completion = true;
         self
     }
 
@@ -280,7 +295,7 @@ impl<B: 'static> Backend<B> {
         b: &B,
         req: &Request,
         path: &str,
-        mount: Option<&MountEntry>,
+        mount: Option<&Mount>,
         check: &(dyn Fn(&Resolved) -> Result<()> + Sync),
     ) -> Reply {
         if req.operation == Operation::Help {
@@ -325,9 +340,14 @@ impl<B: 'static> Backend<B> {
         self.route(path).is_some_and(|(p, _)| p.unauthenticated)
     }
 
+    /// Is `path` exempt from the request timeout?
+    pub fn runs_to_completion(&self, path: &str) -> bool {
+        self.route(path).is_some_and(|(p, _)| p.runs_to_completion)
+    }
+
     /// Vault's help response: `help` text, `see_also`, and the path's
     /// OpenAPI document. The backend's root (an empty path) lists its paths.
-    fn help_response(&self, path: &str, mount: Option<&MountEntry>) -> Result<Response> {
+    fn help_response(&self, path: &str, mount: Option<&Mount>) -> Result<Response> {
         let prefix = mount.map_or("", |m| m.path());
         let (text, doc) = if path.is_empty() {
             (self.root_help(), super::openapi::document(&[(prefix, self.describe())]))

@@ -4,8 +4,8 @@
 //! weak-typing rules and its error text ("error converting input for field
 //! ..."), so a handler's getters cannot fail and never see raw JSON.
 
-use crate::core::fields;
 use crate::error::{Error, Result};
+use crate::framework::convert;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -133,19 +133,19 @@ fn convert_err(field: &str, msg: impl std::fmt::Display) -> Error {
 /// Convert one raw value; `None` when the input is absent or JSON null.
 pub fn convert(ty: FieldType, name: &str, raw: &Map<String, Value>) -> Result<Option<FieldValue>> {
     Ok(match ty {
-        FieldType::Str => fields::string(raw, name)?.map(FieldValue::Str),
-        FieldType::LowerStr => fields::string(raw, name)?.map(|s| FieldValue::Str(s.to_lowercase())),
-        FieldType::Name => match fields::string(raw, name)? {
-            Some(s) if !s.is_empty() && !fields::valid_name(&s) => {
+        FieldType::Str => convert::string(raw, name)?.map(FieldValue::Str),
+        FieldType::LowerStr => convert::string(raw, name)?.map(|s| FieldValue::Str(s.to_lowercase())),
+        FieldType::Name => match convert::string(raw, name)? {
+            Some(s) if !s.is_empty() && !convert::valid_name(&s) => {
                 return Err(convert_err(name, format!("{s:?} is not a valid name")));
             }
             other => other.map(FieldValue::Str),
         },
-        FieldType::Int => fields::integer(raw, name)?.map(FieldValue::Int),
-        FieldType::Bool => fields::boolean(raw, name)?.map(FieldValue::Bool),
-        FieldType::Duration => fields::duration(raw, name)?.map(FieldValue::Duration),
-        FieldType::CommaList => fields::comma_list(raw, name)?.map(FieldValue::List),
-        FieldType::StrList => fields::string_list(raw, name)?.map(FieldValue::List),
+        FieldType::Int => convert::integer(raw, name)?.map(FieldValue::Int),
+        FieldType::Bool => convert::boolean(raw, name)?.map(FieldValue::Bool),
+        FieldType::Duration => convert::duration(raw, name)?.map(FieldValue::Duration),
+        FieldType::CommaList => convert::comma_list(raw, name)?.map(FieldValue::List),
+        FieldType::StrList => convert::string_list(raw, name)?.map(FieldValue::List),
         FieldType::Map => match raw.get(name) {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(FieldValue::Map(m.clone())),

@@ -6,7 +6,7 @@
 //! requested key type, key size and signature hash.
 
 use super::Runtime;
-use crate::core::catalog::{self, CLIENT_CERT_GENERATOR, RSA_KEY_GENERATOR};
+use crate::runtime::catalog::{self, CLIENT_CERT_GENERATOR, RSA_KEY_GENERATOR};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 
 pub mod bindings;
 mod cache;
+pub mod catalog;
 #[cfg(test)]
 mod generator_tests;
 

@@ -62,11 +62,13 @@ pub fn paths() -> Vec<Path<Node>> {
             .help("Revoke a lease.", "Revokes the secret of a lease (drops the database user) and forgets the lease."),
         Path::new("(leases/)?revoke-force/(?P<prefix>.+)")
             .sudo()
+            .runs_to_completion()
             .field(prefix())
             .op(Update, handler!(revoke_force), "Revokes all secrets or tokens generated under a given prefix immediately, ignoring errors.")
             .help("Revoke all secrets generated in a given prefix, ignoring errors.", "Forgets every lease below the prefix even when its secret cannot be revoked; the secret may stay in the database."),
         Path::new("(leases/)?revoke-prefix/(?P<prefix>.+)")
             .sudo()
+            .runs_to_completion()
             .field(prefix())
             .field(sync())
             .op(Update, handler!(revoke_prefix), "Revokes all secrets (via a lease ID prefix) or tokens (via the tokens' path property) generated under a given prefix immediately.")

@@ -2,10 +2,10 @@
 
 use super::ttl_text;
 use crate::core::Core;
-use crate::core::fields;
 use crate::core::mounts::{MountRecord, normalize_path};
-use crate::core::ttl::{system_default_ttl, system_max_ttl};
 use crate::error::{Error, Result};
+use crate::framework::convert;
+use crate::framework::ttl::{system_default_ttl, system_max_ttl};
 use crate::framework::{Field, FieldData, FieldType, Path, Req};
 use crate::handler;
 use crate::logical::Operation::{Delete, Read, Update};
@@ -43,7 +43,10 @@ pub fn paths() -> Vec<Path<Node>> {
                 "Tune backend configuration parameters for this mount.",
                 "TTLs and description of a mount; the mount keeps its data.",
             ),
+        // Disabling revokes every lease of the mount first: as long as
+        // revoke-prefix takes.
         Path::new("mounts/(?P<path>.+)")
+            .runs_to_completion()
             .field(path_field())
             .field(Field::new(
                 "type",
@@ -165,7 +168,7 @@ fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     if data.get(field).and_then(Value::as_str) == Some("system") {
         return Ok(Some(0));
     }
-    fields::duration(data, field)
+    convert::duration(data, field)
 }
 
 /// The same for a declared field of the request.

@@ -78,7 +78,8 @@ fn plugins(node: &Node) -> Result<Vec<(&'static str, String, bool, String)>> {
         .filter(|p| p.kind == PluginKind::Database)
         .map(|p| ("database", p.name.clone(), p.builtin, p.sha256.clone()))
         .collect();
-    for engine in ["database", "mongodb"] {
+    // The secrets engine types the server registered.
+    for engine in core.engines().names() {
         plugins.push(("secret", engine.to_string(), true, String::new()));
     }
     plugins.sort();

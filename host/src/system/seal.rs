@@ -7,8 +7,8 @@
 //! Vault answers the unauthenticated ones with a bare JSON body, not the
 //! envelope.
 
-use crate::core::fields;
 use crate::error::{Error, Result};
+use crate::framework::convert;
 use crate::framework::{Field, FieldType, Path, Req};
 use crate::handler;
 use crate::logical::Operation::{Delete, Read, Update};
@@ -349,7 +349,7 @@ pub struct InitRequest {
 fn init_request(data: &Data) -> Result<InitRequest> {
     let mut recovery = Vec::new();
     for field in ["recovery_shares", "recovery_threshold"] {
-        if fields::integer(data, field)?.unwrap_or(0) != 0 {
+        if convert::integer(data, field)?.unwrap_or(0) != 0 {
             recovery.push(field);
         }
     }
@@ -369,10 +369,10 @@ fn init_request(data: &Data) -> Result<InitRequest> {
             )));
         }
     }
-    fields::integer(data, "stored_shares")?;
+    convert::integer(data, "stored_shares")?;
     Ok(InitRequest {
-        secret_shares: fields::integer(data, "secret_shares")?.unwrap_or(0),
-        secret_threshold: fields::integer(data, "secret_threshold")?.unwrap_or(0),
+        secret_shares: convert::integer(data, "secret_shares")?.unwrap_or(0),
+        secret_threshold: convert::integer(data, "secret_threshold")?.unwrap_or(0),
     })
 }
 
@@ -400,7 +400,7 @@ pub fn key_status(node: &Node) -> Result<Logical> {
 fn rekey_request(data: &Data) -> Result<RekeyRequest> {
     // Vault refuses a backup without PGP keys; Warden has no PGP, so a
     // backup is never possible.
-    if fields::boolean(data, "backup")?.unwrap_or(false) {
+    if convert::boolean(data, "backup")?.unwrap_or(false) {
         return Err(Error::bad(
             "cannot request a backup of the new keys without providing PGP keys for encryption",
         ));
@@ -411,16 +411,16 @@ fn rekey_request(data: &Data) -> Result<RekeyRequest> {
         ));
     }
     Ok(RekeyRequest {
-        secret_shares: fields::integer(data, "secret_shares")?.unwrap_or(0),
-        secret_threshold: fields::integer(data, "secret_threshold")?.unwrap_or(0),
-        require_verification: fields::boolean(data, "require_verification")?.unwrap_or(false),
+        secret_shares: convert::integer(data, "secret_shares")?.unwrap_or(0),
+        secret_threshold: convert::integer(data, "secret_threshold")?.unwrap_or(0),
+        require_verification: convert::boolean(data, "require_verification")?.unwrap_or(false),
     })
 }
 
 fn key_and_nonce(data: &Data) -> Result<(String, String)> {
     Ok((
-        fields::string(data, "key")?.unwrap_or_default(),
-        fields::string(data, "nonce")?.unwrap_or_default(),
+        convert::string(data, "key")?.unwrap_or_default(),
+        convert::string(data, "nonce")?.unwrap_or_default(),
     ))
 }
 

@@ -5,8 +5,8 @@
 //! work (`builtin-password-generator`; see path_creds_create).
 
 use super::path_config_connection::DbConfig;
-use crate::core::catalog;
 use crate::error::{Error, Result};
+use crate::runtime::catalog;
 use serde_json::{Map, Value};
 use warden_driver_common::template::Template;
 

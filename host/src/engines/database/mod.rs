@@ -13,16 +13,15 @@ pub mod paths;
 mod scheduler;
 mod secret_creds;
 
-use crate::core::Check;
-use crate::core::expiration::{Expiration, LeaseEntry};
-use crate::core::mounts::MountEntry;
-use crate::core::password_policy::PasswordPolicies;
-use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
 use crate::framework::BackendDoc;
+use crate::framework::Check;
+use crate::framework::{LeaseTtls, SecretsEngine};
 use crate::imports::Grant;
 use crate::imports::mongo::{MongoClients, MongoGrant};
 use crate::imports::sql::{SqlGrant, SqlPools};
+use crate::logical::Lease;
+use crate::logical::Mount;
 use crate::logical::{Reply, Request};
 use crate::runtime::{DriverCall, PluginError, Runtime};
 use crate::storage::layout;
@@ -38,9 +37,6 @@ pub struct DatabaseEngine {
     pools: Arc<SqlPools>,
     /// Static roles' rotation queue and lock (scheduler.rs).
     statics: Arc<scheduler::Statics>,
-    /// Named password policies (`sys/policies/password`) for connections'
-    /// and roles' `password_policy`.
-    policies: PasswordPolicies,
     mongo: Arc<MongoClients>,
 }
 
@@ -51,30 +47,25 @@ impl DatabaseEngine {
     /// node was doing; a secondary has its own.
     pub const LOCAL_STORAGE: LocalStorage = &[layout::engine::WAL];
 
-    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>, policies: PasswordPolicies) -> Self {
+    /// An engine for one mount, over the host's runtime and connection
+    /// pools (MongoDB connections take the MongoDB clients).
+    pub fn new(runtime: Arc<Runtime>, pools: Arc<SqlPools>, mongo: Arc<MongoClients>) -> Self {
         DatabaseEngine {
             runtime,
             pools,
             statics: Arc::default(),
-            policies,
-            mongo: Default::default(),
+            mongo,
         }
     }
 
-    /// Share the host's MongoDB clients (else the engine keeps its own).
-    pub fn with_mongo(mut self, mongo: Arc<MongoClients>) -> Self {
-        self.mongo = mongo;
-        self
-    }
-
     /// The scope of a connection's pools: one mount's one config.
-    fn scope(mount: &MountEntry, name: &str) -> String {
-        format!("{}/{name}", mount.record.uuid)
+    fn scope(mount: &Mount, name: &str) -> String {
+        format!("{}/{name}", mount.uuid)
     }
 
     /// A driver instance for one operation on the connection `name`, allowed
     /// to reach only the database that connection names.
-    async fn driver(&self, mount: &MountEntry, name: &str, config: &DbConfig) -> Result<DriverCall> {
+    async fn driver(&self, mount: &Mount, name: &str, config: &DbConfig) -> Result<DriverCall> {
         let url = config
             .connection_details
             .get("connection_url")
@@ -105,14 +96,14 @@ impl DatabaseEngine {
 
     /// Close the pools and idle driver instances of a connection whose
     /// settings changed or went away, so the next call starts afresh.
-    fn release(&self, mount: &MountEntry, name: &str) {
+    fn release(&self, mount: &Mount, name: &str) {
         let scope = Self::scope(mount, name);
         self.pools.close_scope(&scope);
         self.mongo.close_scope(&scope);
         self.runtime.forget_grants(&format!("{scope}\0"));
     }
 
-    async fn config(&self, mount: &MountEntry, name: &str) -> Result<DbConfig> {
+    async fn config(&self, mount: &Mount, name: &str) -> Result<DbConfig> {
         path_config_connection::load(mount, name)
             .await?
             .ok_or_else(|| Error::internal(format!("failed to find entry for connection with name: {name:?}")))
@@ -147,7 +138,7 @@ impl SecretsEngine for DatabaseEngine {
         Self::LOCAL_STORAGE
     }
 
-    async fn handle(&self, mount: &MountEntry, req: &Request, check: &Check) -> Reply {
+    async fn handle(&self, mount: &Mount, req: &Request, check: &Check) -> Reply {
         paths::BACKEND.handle(self, req, &req.path, Some(mount), check).await
     }
 
@@ -155,29 +146,29 @@ impl SecretsEngine for DatabaseEngine {
         paths::BACKEND.describe()
     }
 
-    async fn lease_ttls(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls> {
+    async fn lease_ttls(&self, mount: &Mount, lease: Lease<'_>) -> Result<LeaseTtls> {
         secret_creds::lease_ttls(mount, lease).await
     }
 
-    async fn renew(&self, mount: &MountEntry, lease: &LeaseEntry, expires: DateTime<Utc>) -> Result<()> {
+    async fn renew(&self, mount: &Mount, lease: Lease<'_>, expires: DateTime<Utc>) -> Result<()> {
         secret_creds::renew(self, mount, lease, expires).await
     }
 
-    async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
+    async fn revoke(&self, mount: &Mount, lease: Lease<'_>) -> Result<()> {
         secret_creds::revoke(self, mount, lease).await
     }
 
-    async fn recover(&self, mount: &MountEntry, expiration: &Expiration) -> Result<(usize, usize)> {
-        crate::engines::pending_creds::recover::<secret_creds::PendingCreds>(self, mount, expiration).await
+    async fn recover(&self, mount: &Mount) -> Result<(usize, usize)> {
+        crate::engines::pending_creds::recover::<secret_creds::PendingCreds>(self, mount).await
     }
 
-    fn start(&self, mount: Arc<MountEntry>) {
+    fn start(&self, mount: Arc<Mount>) {
         scheduler::start(self.clone(), mount);
     }
 
-    async fn unmount(&self, mount: &MountEntry) {
+    async fn unmount(&self, mount: &Mount) {
         self.statics.stop();
-        let prefix = format!("{}/", mount.record.uuid);
+        let prefix = format!("{}/", mount.uuid);
         self.pools.close_prefix(&prefix);
         self.mongo.close_prefix(&prefix);
         self.runtime.forget_grants(&prefix);

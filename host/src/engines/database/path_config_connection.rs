@@ -3,9 +3,9 @@
 //! connects when `verify_connection` is true; a failure stores nothing.
 
 use super::{DatabaseEngine, plugin_error};
-use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
+use crate::logical::Mount;
 use crate::logical::{Reply, Response};
 use crate::storage::layout;
 use serde::{Deserialize, Serialize};
@@ -117,11 +117,11 @@ fn key(name: &str) -> String {
     format!("{}{name}", layout::database::CONFIG)
 }
 
-pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<DbConfig>> {
+pub async fn load(mount: &Mount, name: &str) -> Result<Option<DbConfig>> {
     Ok(mount.storage.get_json(&key(name)).await?)
 }
 
-pub async fn store(mount: &MountEntry, name: &str, config: &DbConfig) -> Result<()> {
+pub async fn store(mount: &Mount, name: &str, config: &DbConfig) -> Result<()> {
     Ok(mount.storage.put_json(&key(name), config).await?)
 }
 

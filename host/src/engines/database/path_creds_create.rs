@@ -10,12 +10,12 @@
 //! (`engines::pending_creds`).
 
 use super::{DatabaseEngine, credentials, path_roles, plugin_error};
-use crate::core::catalog::PASSWORD_GENERATOR;
-use crate::core::ttl;
 use crate::error::{Error, Result};
 use crate::framework::Req;
-use crate::logical::{Reply, Response, Secret};
+use crate::framework::ttl;
+use crate::logical::{Mount, Reply, Response, Secret};
 use crate::runtime::bindings::db;
+use crate::runtime::catalog::PASSWORD_GENERATOR;
 use chrono::Utc;
 use serde_json::json;
 use warden_driver_common::redact::redact_secrets;
@@ -39,8 +39,8 @@ pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
         0,
         role.default_ttl,
         role.max_ttl,
-        mount.record.default_lease_ttl,
-        mount.record.max_lease_ttl,
+        mount.default_lease_ttl,
+        mount.max_lease_ttl,
         None,
         Utc::now(),
     );
@@ -53,7 +53,7 @@ pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
         .and_then(|v| v.as_str())
         .filter(|p| !p.is_empty())
         .unwrap_or(&config.password_policy);
-    let password = generate_password(engine, policy).await?;
+    let password = generate_password(engine, mount, policy).await?;
 
     let request = db::NewUserRequest {
         username_config: db::UsernameMetadata {
@@ -117,11 +117,11 @@ pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
 /// `policy` is empty (also for root rotation and static roles). A policy
 /// that does not exist fails the request as in Vault (500 "failed to
 /// generate password: ...").
-pub(super) async fn generate_password(engine: &DatabaseEngine, policy: &str) -> Result<String> {
+pub(super) async fn generate_password(engine: &DatabaseEngine, mount: &Mount, policy: &str) -> Result<String> {
     if !policy.is_empty() {
-        return engine
-            .policies
-            .generate(policy)
+        return mount
+            .system
+            .generate_password(policy)
             .await
             .map_err(|e| Error::internal(format!("failed to generate password: {e}")))?
             .ok_or_else(|| {

@@ -2,9 +2,9 @@
 //! create, revoke, roll back and renew a user, and the TTLs of its leases.
 
 use super::DatabaseEngine;
-use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::{FieldData, Req};
+use crate::logical::Mount;
 use crate::logical::{Reply, Response};
 use crate::storage::layout;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ fn key(name: &str) -> String {
     format!("{}{name}", layout::engine::ROLE)
 }
 
-pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
+pub async fn load(mount: &Mount, name: &str) -> Result<Option<Role>> {
     Ok(mount.storage.get_json(&key(name)).await?)
 }
 

@@ -51,7 +51,7 @@ pub async fn rotate_root(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
             "unable to rotate root credentials: no password in configuration",
         ));
     }
-    let new_password = super::path_creds_create::generate_password(engine, &config.password_policy).await?;
+    let new_password = super::path_creds_create::generate_password(engine, mount, &config.password_policy).await?;
     let wal = RootWal {
         username: username.clone(),
         old_password,

@@ -7,10 +7,10 @@
 
 use super::cron::Schedule;
 use super::{DatabaseEngine, multierror, path_roles, scheduler};
-use crate::core::mounts::MountEntry;
-use crate::core::ttl;
 use crate::error::{Error, Result};
+use crate::framework::ttl;
 use crate::framework::{FieldData, Req};
+use crate::logical::Mount;
 use crate::logical::{Reply, Response};
 use crate::storage::layout;
 use chrono::{DateTime, Utc};
@@ -134,11 +134,11 @@ pub fn key(name: &str) -> String {
     format!("{}{name}", layout::database::STATIC_ROLE)
 }
 
-pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<StaticRole>> {
+pub async fn load(mount: &Mount, name: &str) -> Result<Option<StaticRole>> {
     Ok(mount.storage.get_json(&key(name)).await?)
 }
 
-pub async fn store(mount: &MountEntry, name: &str, role: &StaticRole) -> Result<()> {
+pub async fn store(mount: &Mount, name: &str, role: &StaticRole) -> Result<()> {
     Ok(mount.storage.put_json(&key(name), role).await?)
 }
 

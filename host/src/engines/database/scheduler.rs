@@ -23,8 +23,8 @@ use super::path_config_connection::{self, DbConfig};
 use super::path_creds_create::generate_password;
 use super::path_static_roles::{self, StaticRole};
 use super::{DatabaseEngine, plugin_error};
-use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
+use crate::logical::Mount;
 use crate::runtime::bindings::db;
 use crate::storage::layout;
 use chrono::{DateTime, Utc};
@@ -160,7 +160,7 @@ fn backoff(failures: u32) -> Duration {
 
 /// Start the scheduler task of a mount: recover what a crash left behind,
 /// load the queue from storage, then rotate roles as they fall due.
-pub fn start(engine: DatabaseEngine, mount: Arc<MountEntry>) {
+pub fn start(engine: DatabaseEngine, mount: Arc<Mount>) {
     let statics = engine.statics.clone();
     let handle = tokio::spawn(task(engine, mount));
     if let Some(old) = statics
@@ -177,14 +177,14 @@ pub fn start(engine: DatabaseEngine, mount: Arc<MountEntry>) {
 /// the time: the work it awaits now and then (recovery, a rotation) is
 /// boxed, so the task's own allocation stays small (it was 6.9 KB per mount
 /// with that work inline, most of the memory a mount cost).
-async fn task(engine: DatabaseEngine, mount: Arc<MountEntry>) {
+async fn task(engine: DatabaseEngine, mount: Arc<Mount>) {
     if let Err(e) = Box::pin(recover(&engine, &mount)).await {
         tracing::error!(mount = %mount.path(), error = %e, "static role recovery failed");
     }
     run(&engine, &mount).await;
 }
 
-async fn run(engine: &DatabaseEngine, mount: &MountEntry) {
+async fn run(engine: &DatabaseEngine, mount: &Mount) {
     let statics = &engine.statics;
     loop {
         let wait = statics
@@ -212,7 +212,7 @@ async fn run(engine: &DatabaseEngine, mount: &MountEntry) {
 
 /// Handle one due role: rotate it, or (outside a schedule's window) skip to
 /// its next scheduled time; reschedule either way.
-async fn process(engine: &DatabaseEngine, mount: &MountEntry, name: &str, due: &Due) {
+async fn process(engine: &DatabaseEngine, mount: &Mount, name: &str, due: &Due) {
     let statics = &engine.statics;
     let _guard = statics.lock.lock().await;
     // The role may have changed or gone while this one waited for the lock.
@@ -277,7 +277,7 @@ async fn process(engine: &DatabaseEngine, mount: &MountEntry, name: &str, due: &
 /// holds `statics.lock`. The new password is recorded (write-ahead) before
 /// the database sees it; a recorded one is reused, because a failed attempt
 /// may have reached the database. On failure the role is unchanged.
-pub async fn rotate(engine: &DatabaseEngine, mount: &MountEntry, name: &str, role: &mut StaticRole) -> Result<()> {
+pub async fn rotate(engine: &DatabaseEngine, mount: &Mount, name: &str, role: &mut StaticRole) -> Result<()> {
     let password = change_password(engine, mount, name, role).await?;
     commit_rotation(mount, name, role, password).await
 }
@@ -286,18 +286,13 @@ pub async fn rotate(engine: &DatabaseEngine, mount: &MountEntry, name: &str, rol
 /// recorded one) and have the database take it. Returns the password, which
 /// from now on lives only in the write-ahead record until
 /// [`commit_rotation`] stores it in the role.
-pub async fn change_password(
-    engine: &DatabaseEngine,
-    mount: &MountEntry,
-    name: &str,
-    role: &StaticRole,
-) -> Result<String> {
+pub async fn change_password(engine: &DatabaseEngine, mount: &Mount, name: &str, role: &StaticRole) -> Result<String> {
     let config = engine.config(mount, &role.db_name).await?;
     let recorded: Option<StaticWal> = mount.storage.get_json(&wal_key(name)).await?;
     let password = match recorded {
         Some(w) if w.username == role.username && !w.password.is_empty() => w.password,
         _ => {
-            let password = generate_password(engine, &config.password_policy).await?;
+            let password = generate_password(engine, mount, &config.password_policy).await?;
             let wal = StaticWal {
                 username: role.username.clone(),
                 password: password.clone(),
@@ -323,7 +318,7 @@ pub async fn change_password(
 /// The second half: the role takes the password the database now has, and
 /// only then is the write-ahead record dropped. If storing fails the record
 /// stays, so the next attempt (or start-up recovery) reuses the password.
-pub async fn commit_rotation(mount: &MountEntry, name: &str, role: &mut StaticRole, password: String) -> Result<()> {
+pub async fn commit_rotation(mount: &Mount, name: &str, role: &mut StaticRole, password: String) -> Result<()> {
     let now = Utc::now();
     let mut rotated = role.clone();
     rotated.password = password;
@@ -338,7 +333,7 @@ pub async fn commit_rotation(mount: &MountEntry, name: &str, role: &mut StaticRo
 /// Have the driver change a user's password (update-user).
 pub async fn set_password(
     engine: &DatabaseEngine,
-    mount: &MountEntry,
+    mount: &Mount,
     connection: &str,
     config: &DbConfig,
     username: &str,
@@ -371,7 +366,7 @@ fn redact(e: Error, secret: &str) -> Error {
 }
 
 /// Start-up: finish or undo what a crash interrupted, then fill the queue.
-async fn recover(engine: &DatabaseEngine, mount: &MountEntry) -> Result<()> {
+async fn recover(engine: &DatabaseEngine, mount: &Mount) -> Result<()> {
     for connection in mount.storage.list(layout::database::ROOT_WAL).await? {
         let _guard = engine.statics.lock.lock().await;
         if let Err(e) = recover_root(engine, mount, &connection).await {
@@ -458,7 +453,7 @@ fn root_plan(stored: &str, wal: &RootWal, works: impl Fn(&str) -> bool) -> RootR
 }
 
 /// Roll an interrupted rotate-root back to the old, working password.
-pub(super) async fn recover_root(engine: &DatabaseEngine, mount: &MountEntry, connection: &str) -> Result<()> {
+pub(super) async fn recover_root(engine: &DatabaseEngine, mount: &Mount, connection: &str) -> Result<()> {
     let Some(wal) = mount.storage.get_json::<RootWal>(&root_wal_key(connection)).await? else {
         return Ok(());
     };
@@ -515,7 +510,7 @@ pub fn with_password(config: &DbConfig, password: &str) -> DbConfig {
 }
 
 /// True when the driver can log in with this configuration.
-async fn logs_in(engine: &DatabaseEngine, mount: &MountEntry, connection: &str, config: &DbConfig) -> bool {
+async fn logs_in(engine: &DatabaseEngine, mount: &Mount, connection: &str, config: &DbConfig) -> bool {
     let Ok(mut driver) = engine.driver(mount, connection, config).await else {
         return false;
     };
@@ -532,20 +527,14 @@ mod tests {
     async fn the_scheduler_task_of_a_mount_is_small() {
         let mem: crate::storage::Storage = Arc::new(crate::storage::MemoryBackend::new());
         let rt = crate::runtime::Runtime::new(Duration::from_secs(5)).expect("runtime");
-        let policies = crate::core::password_policy::PasswordPolicies::new(mem.clone(), rt.clone());
-        let engine = DatabaseEngine::new(rt, Arc::default(), policies);
-        let mount = Arc::new(MountEntry {
-            record: crate::core::mounts::MountRecord {
-                path: "db/".into(),
-                kind: "database".into(),
-                description: String::new(),
-                uuid: "u".into(),
-                accessor: "database_u".into(),
-                default_lease_ttl: 0,
-                max_lease_ttl: 0,
-            },
+        let engine = DatabaseEngine::new(rt, Arc::default(), Arc::default());
+        let mount = Arc::new(Mount {
+            path: "db/".into(),
+            uuid: "u".into(),
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
             storage: crate::storage::View::new(mem, layout::mount("u")),
-            engine: Arc::new(engine.clone()),
+            system: Arc::new(crate::logical::mount::testing::NoSystem),
         });
         let size = std::mem::size_of_val(&task(engine, mount));
         assert!(size <= 1024, "a mount's scheduler task takes {size} bytes");

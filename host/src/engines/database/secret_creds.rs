@@ -4,11 +4,11 @@
 //! record of a credential being issued.
 
 use super::{DatabaseEngine, path_roles, plugin_error};
-use crate::core::expiration::LeaseEntry;
-use crate::core::mounts::MountEntry;
-use crate::engines::LeaseTtls;
 use crate::engines::pending_creds::Pending;
 use crate::error::{Error, Result};
+use crate::framework::LeaseTtls;
+use crate::logical::Lease;
+use crate::logical::Mount;
 use crate::runtime::bindings::db;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ struct Issued<'a> {
     db_name: &'a str,
 }
 
-fn issued(lease: &LeaseEntry) -> Result<Issued<'_>> {
+fn issued(lease: Lease<'_>) -> Result<Issued<'_>> {
     let get = |k: &str| lease.internal.get(k).and_then(|v| v.as_str());
     match (get("username"), get("role"), get("db_name")) {
         (Some(username), Some(role), Some(db_name)) => Ok(Issued {
@@ -51,7 +51,7 @@ fn issued(lease: &LeaseEntry) -> Result<Issued<'_>> {
     }
 }
 
-pub async fn lease_ttls(mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseTtls> {
+pub async fn lease_ttls(mount: &Mount, lease: Lease<'_>) -> Result<LeaseTtls> {
     let i = issued(lease)?;
     let role = path_roles::load(mount, i.role).await?;
     Ok(role
@@ -62,12 +62,7 @@ pub async fn lease_ttls(mount: &MountEntry, lease: &LeaseEntry) -> Result<LeaseT
         .unwrap_or_default())
 }
 
-pub async fn renew(
-    engine: &DatabaseEngine,
-    mount: &MountEntry,
-    lease: &LeaseEntry,
-    expires: DateTime<Utc>,
-) -> Result<()> {
+pub async fn renew(engine: &DatabaseEngine, mount: &Mount, lease: Lease<'_>, expires: DateTime<Utc>) -> Result<()> {
     let i = issued(lease)?;
     let statements = path_roles::load(mount, i.role)
         .await?
@@ -89,7 +84,7 @@ pub async fn renew(
         .map_err(plugin_error)
 }
 
-pub async fn revoke(engine: &DatabaseEngine, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
+pub async fn revoke(engine: &DatabaseEngine, mount: &Mount, lease: Lease<'_>) -> Result<()> {
     let i = issued(lease)?;
     let statements = path_roles::load(mount, i.role)
         .await?

@@ -4,9 +4,9 @@
 //! A write that fails stores nothing.
 
 use super::{MongoDbEngine, driver_config, plugin_error};
-use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
+use crate::logical::Mount;
 use crate::logical::{Reply, Response};
 use crate::storage::layout;
 use serde::{Deserialize, Serialize};
@@ -32,11 +32,11 @@ pub struct Lease {
     pub max_ttl: i64,
 }
 
-pub async fn load_connection(mount: &MountEntry) -> Result<Option<Connection>> {
+pub async fn load_connection(mount: &Mount) -> Result<Option<Connection>> {
     Ok(mount.storage.get_json(CONNECTION_KEY).await?)
 }
 
-pub async fn load_lease(mount: &MountEntry) -> Result<Option<Lease>> {
+pub async fn load_lease(mount: &Mount) -> Result<Option<Lease>> {
     Ok(mount.storage.get_json(LEASE_KEY).await?)
 }
 
@@ -134,7 +134,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::go_duration;
-    use crate::core::fields::MAX_DURATION_SECS;
+    use crate::framework::convert::MAX_DURATION_SECS;
     use proptest::prelude::*;
 
     proptest! {

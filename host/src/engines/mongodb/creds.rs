@@ -10,12 +10,12 @@
 //! between: the user is dropped (`engines::pending_creds`).
 
 use super::{MongoDbEngine, config, driver_config, plugin_error, roles};
-use crate::core::expiration::LeaseEntry;
-use crate::core::mounts::MountEntry;
-use crate::core::ttl;
 use crate::engines::pending_creds::{self, Pending};
 use crate::error::{Error, Result};
 use crate::framework::Req;
+use crate::framework::ttl;
+use crate::logical::Lease;
+use crate::logical::Mount;
 use crate::logical::{Reply, Response, Secret};
 use crate::runtime::bindings::db;
 use chrono::Utc;
@@ -37,8 +37,8 @@ pub async fn read(engine: &MongoDbEngine, req: &Req<'_>) -> Reply {
         0,
         lease.ttl,
         lease.max_ttl,
-        mount.record.default_lease_ttl,
-        mount.record.max_lease_ttl,
+        mount.default_lease_ttl,
+        mount.max_lease_ttl,
         None,
         Utc::now(),
     );
@@ -121,7 +121,7 @@ impl Pending for PendingUser {
 
 /// Drop the lease's user from the database it was created in. A user
 /// already gone is fine, so a retry after a partial failure succeeds.
-pub async fn revoke(engine: &MongoDbEngine, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
+pub async fn revoke(engine: &MongoDbEngine, mount: &Mount, lease: Lease<'_>) -> Result<()> {
     let get = |k: &str| lease.internal.get(k).and_then(|v| v.as_str());
     let (Some(username), Some(database)) = (get("username"), get("db")) else {
         return Err(Error::internal("secret is missing username or db internal data"));

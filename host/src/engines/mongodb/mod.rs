@@ -21,18 +21,18 @@ mod config;
 mod creds;
 mod roles;
 
-use crate::core::Check;
-use crate::core::catalog::MONGODB_PLUGIN;
-use crate::core::expiration::{Expiration, LeaseEntry};
-use crate::core::mounts::MountEntry;
-use crate::engines::{LeaseTtls, SecretsEngine};
 use crate::error::{Error, Result};
+use crate::framework::Check;
 use crate::framework::{Backend, BackendDoc, Field, FieldType, Path, name_capture};
+use crate::framework::{LeaseTtls, SecretsEngine};
 use crate::handler;
 use crate::imports::Grant;
 use crate::imports::mongo::{MongoClients, MongoGrant};
+use crate::logical::Lease;
+use crate::logical::Mount;
 use crate::logical::Operation::{Create, Delete, List, Read, Update};
 use crate::logical::{Reply, Request};
+use crate::runtime::catalog::MONGODB_PLUGIN;
 use crate::runtime::{DriverCall, PluginError, Runtime};
 use crate::storage::layout;
 use crate::storage::locality::LocalStorage;
@@ -96,12 +96,12 @@ impl MongoDbEngine {
     }
 
     /// The scope of the mount's MongoDB clients: its one connection.
-    fn scope(mount: &MountEntry) -> String {
-        format!("{}/connection", mount.record.uuid)
+    fn scope(mount: &Mount) -> String {
+        format!("{}/connection", mount.uuid)
     }
 
     /// A driver instance allowed to reach only the hosts `uri` names.
-    async fn driver(&self, mount: &MountEntry, uri: &str) -> Result<DriverCall> {
+    async fn driver(&self, mount: &Mount, uri: &str) -> Result<DriverCall> {
         let grant = Grant {
             component: MONGODB_PLUGIN.to_string(),
             storage: None,
@@ -120,7 +120,7 @@ impl MongoDbEngine {
     }
 
     /// Drop the clients and idle instances of the mount's connection.
-    fn release(&self, mount: &MountEntry) {
+    fn release(&self, mount: &Mount) {
         let scope = Self::scope(mount);
         self.clients.close_scope(&scope);
         self.runtime.forget_grants(&format!("{scope}\0"));
@@ -153,7 +153,7 @@ impl SecretsEngine for MongoDbEngine {
         Self::LOCAL_STORAGE
     }
 
-    async fn handle(&self, mount: &MountEntry, req: &Request, check: &Check) -> Reply {
+    async fn handle(&self, mount: &Mount, req: &Request, check: &Check) -> Reply {
         BACKEND.handle(self, req, &req.path, Some(mount), check).await
     }
 
@@ -161,7 +161,7 @@ impl SecretsEngine for MongoDbEngine {
         BACKEND.describe()
     }
 
-    async fn lease_ttls(&self, mount: &MountEntry, _lease: &LeaseEntry) -> Result<LeaseTtls> {
+    async fn lease_ttls(&self, mount: &Mount, _lease: Lease<'_>) -> Result<LeaseTtls> {
         let lease = config::load_lease(mount).await?.unwrap_or_default();
         Ok(LeaseTtls {
             default_ttl: lease.ttl,
@@ -170,19 +170,19 @@ impl SecretsEngine for MongoDbEngine {
     }
 
     /// MongoDB users do not expire: the new expiry is the lease's alone.
-    async fn renew(&self, _mount: &MountEntry, _lease: &LeaseEntry, _expires: DateTime<Utc>) -> Result<()> {
+    async fn renew(&self, _mount: &Mount, _lease: Lease<'_>, _expires: DateTime<Utc>) -> Result<()> {
         Ok(())
     }
 
-    async fn revoke(&self, mount: &MountEntry, lease: &LeaseEntry) -> Result<()> {
+    async fn revoke(&self, mount: &Mount, lease: Lease<'_>) -> Result<()> {
         creds::revoke(self, mount, lease).await
     }
 
-    async fn unmount(&self, mount: &MountEntry) {
+    async fn unmount(&self, mount: &Mount) {
         self.release(mount);
     }
 
-    async fn recover(&self, mount: &MountEntry, expiration: &Expiration) -> Result<(usize, usize)> {
-        crate::engines::pending_creds::recover::<creds::PendingUser>(self, mount, expiration).await
+    async fn recover(&self, mount: &Mount) -> Result<(usize, usize)> {
+        crate::engines::pending_creds::recover::<creds::PendingUser>(self, mount).await
     }
 }

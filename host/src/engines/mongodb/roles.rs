@@ -5,9 +5,9 @@
 //! (400) and nothing is stored.
 
 use super::MongoDbEngine;
-use crate::core::mounts::MountEntry;
 use crate::error::{Error, Result};
 use crate::framework::Req;
+use crate::logical::Mount;
 use crate::logical::{Reply, Response};
 use crate::storage::layout;
 use serde::{Deserialize, Serialize};
@@ -52,11 +52,11 @@ fn key(name: &str) -> String {
     format!("{}{name}", layout::engine::ROLE)
 }
 
-pub async fn load(mount: &MountEntry, name: &str) -> Result<Option<Role>> {
+pub async fn load(mount: &Mount, name: &str) -> Result<Option<Role>> {
     Ok(mount.storage.get_json(&key(name)).await?)
 }
 
-pub async fn list(mount: &MountEntry) -> Reply {
+pub async fn list(mount: &Mount) -> Reply {
     let keys = mount.storage.list(layout::engine::ROLE).await?;
     if keys.is_empty() {
         return Err(Error::NotFound);

@@ -1,6 +1,10 @@
 //! The request and response a secrets engine sees, independent of HTTP
-//! (Vault's `logical` package): an operation on a path with JSON data.
+//! (Vault's `logical` package): an operation on a path with JSON data; and
+//! what an engine sees of its mount and of the system ([`mount`]).
 
+pub mod mount;
+
+pub use mount::{Lease, LeaseStatus, Mount, SystemView};
 use serde_json::{Map, Value};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

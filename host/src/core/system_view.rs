@@ -1,0 +1,33 @@
+//! The core's side of the engines' system view ([`SystemView`]): password
+//! policies and where a lease stands, answered from the core's own state.
+
+use super::expiration::Expiration;
+use super::password_policy::PasswordPolicies;
+use crate::error::Result;
+use crate::logical::{LeaseStatus, SystemView};
+use std::sync::Arc;
+
+pub struct CoreSystemView {
+    pub expiration: Arc<Expiration>,
+    pub policies: PasswordPolicies,
+}
+
+#[async_trait::async_trait]
+impl SystemView for CoreSystemView {
+    async fn generate_password(&self, policy: &str) -> Result<Option<String>> {
+        self.policies.generate(policy).await
+    }
+
+    async fn lease_status(&self, lease_id: &str) -> Result<LeaseStatus> {
+        // Issuing first: a request unmarks its id only after its lease is
+        // stored, so "not issuing, then no lease" means no lease will come
+        // (`Expiration::is_issuing`).
+        if self.expiration.is_issuing(lease_id) {
+            return Ok(LeaseStatus::Issuing);
+        }
+        Ok(match self.expiration.get(lease_id).await? {
+            Some(_) => LeaseStatus::Stored,
+            None => LeaseStatus::Absent,
+        })
+    }
+}

@@ -7,9 +7,20 @@
 
 use anyhow::Result;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use warden::core::Core;
 use warden::core::mounts::{MountRecord, normalize_path};
 use warden::logical::{Auth, Operation, Request, Response};
+
+/// Start a core over `storage` (which holds the root token's hash, as
+/// `sys/init` leaves it) with the built-in engine types, as an unseal does.
+pub async fn start_core(
+    storage: &warden::storage::Storage,
+    runtime: &Arc<warden::runtime::Runtime>,
+) -> Result<Arc<Core>> {
+    let engines = Arc::new(warden::engines::builtins());
+    Core::start(storage.clone(), Default::default(), runtime.clone(), engines).await
+}
 
 /// Handle `op path` with `data` (a JSON object, or anything else for none).
 pub async fn call(core: &Core, token: &str, op: Operation, path: &str, data: Value) -> Result<Option<Response>> {

@@ -15,6 +15,7 @@ use warden::logical::{Operation, Response};
 use warden::runtime::Runtime;
 use warden::runtime::catalog;
 use warden::storage::{MemoryBackend, Storage};
+use warden_tests::in_process::start_core;
 use warden_tests::util::random_alnum;
 use warden_tests::{TestMongo, in_process};
 
@@ -37,13 +38,7 @@ async fn a_user_created_before_a_crash_without_its_lease_is_dropped_at_start_up(
     let storage: Storage = Arc::new(MemoryBackend::new());
     warden::core::token::store_root(storage.as_ref(), TOKEN).await?;
 
-    let first = Core::start(
-        storage.clone(),
-        Default::default(),
-        runtime.clone(),
-        Arc::new(warden::engines::builtins()),
-    )
-    .await?;
+    let first = start_core(&storage, &runtime).await?;
     call(
         &first,
         Operation::Update,
@@ -121,13 +116,7 @@ async fn a_user_created_before_a_crash_without_its_lease_is_dropped_at_start_up(
     drop(first);
 
     // Start-up settles both records (in the background: wait for it).
-    let second = Core::start(
-        storage.clone(),
-        Default::default(),
-        runtime.clone(),
-        Arc::new(warden::engines::builtins()),
-    )
-    .await?;
+    let second = start_core(&storage, &runtime).await?;
     for _ in 0..300 {
         if records(&storage, &pending).await?.is_empty() {
             break;

@@ -16,6 +16,7 @@ use warden::logical::Operation;
 use warden::runtime::Runtime;
 use warden::runtime::catalog;
 use warden::storage::{MemoryBackend, Storage};
+use warden_tests::in_process::start_core;
 use warden_tests::{TestPostgres, in_process};
 
 const TOKEN: &str = "recovery-root";
@@ -63,13 +64,7 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
 
     // What sys/init leaves for the core: the root token's hash.
     warden::core::token::store_root(storage.as_ref(), TOKEN).await?;
-    let first = Core::start(
-        storage.clone(),
-        Default::default(),
-        runtime.clone(),
-        Arc::new(warden::engines::builtins()),
-    )
-    .await?;
+    let first = start_core(&storage, &runtime).await?;
     call(&first, Operation::Update, "sys/mounts/db", json!({"type": "database"})).await?;
     call(
         &first,
@@ -170,13 +165,7 @@ async fn interrupted_rotations_are_finished_or_undone_at_start_up() -> Result<()
     late["next_vault_rotation"] = json!(chrono::Utc::now() - chrono::Duration::minutes(5));
     put_json(&storage, &late_key, &late).await?;
 
-    let second = Core::start(
-        storage.clone(),
-        Default::default(),
-        runtime.clone(),
-        Arc::new(warden::engines::builtins()),
-    )
-    .await?;
+    let second = start_core(&storage, &runtime).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut wals = storage.list(&format!("{base}wal/root/")).await?.len();

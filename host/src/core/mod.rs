@@ -8,6 +8,7 @@
 pub mod expiration;
 pub mod mounts;
 pub mod password_policy;
+pub mod policy_store;
 pub mod shamir;
 pub mod system_view;
 pub mod token;
@@ -52,6 +53,8 @@ pub struct Core {
     /// What every engine sees of the core (password policies, leases).
     system: Arc<dyn SystemView>,
     pub expiration: Arc<Expiration>,
+    /// ACL policies (`sys/policy/`) and the compiled ACLs of policy sets.
+    pub policy_store: policy_store::PolicyStore,
     /// SHA-256 of the root token (the token itself is never stored).
     root_token_hash: [u8; 32],
     /// Background tasks (expiry loop, lease loading), stopped on seal.
@@ -80,6 +83,8 @@ impl Core {
     ) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::LEASES)));
+        let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
+        policy_store.load_defaults().await?;
         let system = Arc::new(system_view::CoreSystemView {
             expiration: expiration.clone(),
             policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
@@ -87,6 +92,7 @@ impl Core {
         let core = Arc::new_cyclic(|this| Core {
             this: this.clone(),
             expiration,
+            policy_store,
             system,
             engine_deps: EngineDeps {
                 runtime: runtime.clone(),

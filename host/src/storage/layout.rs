@@ -14,6 +14,7 @@
 //! sys/expire/id/<lease id>    core: leases
 //! sys/token/root              core: the root token's hash
 //! sys/password_policy/<name>  core: password policies
+//! sys/policy/<name>           core: ACL policies (replicated, as Vault's)
 //! sys/wal/<index>             storage: the log of replicated writes
 //! logical/<uuid>/...          one mount's own keys (its storage view), below:
 //!   wal/creds/<id>            database, mongodb: credentials being issued
@@ -53,6 +54,9 @@ pub const TOKENS: &str = "sys/token/";
 pub const ROOT_TOKEN: &str = "sys/token/root";
 /// Password policies by name.
 pub const PASSWORD_POLICIES: &str = "sys/password_policy/";
+/// ACL policies by name (Vault's `sys/policy/<name>`, a `PolicyEntry`).
+/// Replicated: every node enforces the same policies.
+pub const ACL_POLICIES: &str = "sys/policy/";
 
 // The storage layer's own keys.
 
@@ -120,6 +124,7 @@ mod tests {
             LEASES,
             TOKENS,
             PASSWORD_POLICIES,
+            ACL_POLICIES,
             LOG,
             LOGICAL,
             engine::WAL,

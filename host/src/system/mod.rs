@@ -1,8 +1,10 @@
 //! The `sys/` backend, declared as every other backend: the seal (served
 //! by the node, so health, seal-status, init and unseal answer while
-//! sealed and without a token), mounts, leases, password policies, the
-//! plugin catalog and the generated OpenAPI document.
+//! sealed and without a token), mounts, leases, password policies, ACL
+//! policies and capabilities-self, the plugin catalog and the generated
+//! OpenAPI document.
 
+mod acl_policies;
 mod internal;
 mod leases;
 mod mounts;
@@ -19,11 +21,12 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(mounts::paths());
     paths.extend(leases::paths());
     paths.extend(policies::paths());
+    paths.extend(acl_policies::paths());
     paths.extend(plugins::paths());
     paths.extend(internal::paths());
     Backend::new(
         "system",
-        "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password policies and the plugin catalog.",
+        "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",
         paths,
     )
 });

@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::framework::Resolved;
 use crate::logical::{Auth, Operation, Reply, Request};
+
 use crate::node::Node;
 
 /// Is the request path (below `/v1/`) exempt from the request timeout?
@@ -17,27 +18,72 @@ pub fn runs_to_completion(path: &str) -> bool {
         .is_some_and(|rest| crate::system::BACKEND.runs_to_completion(rest))
 }
 
-/// Serve one request made with `token` (empty: none).
+/// Serve one request made with `token` (empty: none): authenticate it
+/// (unless its declaration is unauthenticated), then route it; the check
+/// the router runs once it has resolved the path is the token's ACL
+/// (create vs update from the path's existence check, sudo where the
+/// declaration says so). A token's last use revokes it after the request.
 pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     // Vault refuses writes to a path ending in '/' before routing them.
     if req.operation.is_write() && req.path.ends_with('/') {
         return Err(Error::bad("cannot write to a path ending in '/'"));
     }
-    let check = |_: &Resolved| -> Result<()> { Ok(()) };
-    if let Some(rest) = req.path.strip_prefix("sys/") {
-        let sys = &*crate::system::BACKEND;
-        let open = req.operation != Operation::Help && sys.is_unauthenticated(rest);
-        req.auth = match open {
-            true => Auth::anonymous(),
-            // Everything else needs an unsealed node (503) and a token.
-            false => node.core()?.authenticate(Some(token))?,
-        };
-        let rest = rest.to_string();
-        return sys.handle(node, &req, &rest, None, &check).await;
+    let sys = &*crate::system::BACKEND;
+    let sys_rest = req.path.strip_prefix("sys/").map(str::to_string);
+    if let Some(rest) = &sys_rest
+        && req.operation != Operation::Help
+        && sys.is_unauthenticated(rest)
+    {
+        req.auth = Auth::anonymous();
+        return sys.handle(node, &req, rest, None, &|_| Ok(())).await;
     }
+    // Everything else needs an unsealed node (503) and a token.
     let core = node.core()?;
-    req.auth = core.authenticate(Some(token))?;
-    core.handle(req, &check).await
+    req.auth = core.authenticate(Some(token)).await?;
+    let acl = match req.auth.is_root() {
+        true => None,
+        false => Some(core.policy_store.acl(&req.auth.policies).await?),
+    };
+    let path = req.path.clone();
+    let check = |resolved: &Resolved| -> Result<()> {
+        match &acl {
+            None => Ok(()),
+            Some(acl) => authorize(acl, &path, resolved),
+        }
+    };
+    let last_use = req.auth.last_use.then(|| req.auth.token_hash.clone());
+    let reply = match &sys_rest {
+        Some(rest) => sys.handle(node, &req, rest, None, &check).await,
+        None => core.handle(req, &check).await,
+    };
+    if let Some(hash) = last_use
+        && let Err(e) = core.revoke_token(&hash).await
+    {
+        tracing::warn!(error = %e, "could not revoke a token after its last use (its use count stays spent)");
+    }
+    reply
+}
+
+/// The ACL's verdict on a resolved request: allowed by a capability for
+/// its operation, with sudo where the path needs it, and within the
+/// rule's parameter constraints. Refusals are Vault's bare 403; the reason
+/// goes to the debug log only.
+fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved) -> Result<()> {
+    let operation = match resolved.operation {
+        Operation::Read => warden_acl::Operation::Read,
+        Operation::Create => warden_acl::Operation::Create,
+        Operation::Update => warden_acl::Operation::Update,
+        Operation::Patch => warden_acl::Operation::Patch,
+        Operation::Delete => warden_acl::Operation::Delete,
+        Operation::List => warden_acl::Operation::List,
+        Operation::Help => warden_acl::Operation::Help,
+    };
+    let decision = acl.allow(&warden_acl::Request::new(operation, path).data(resolved.data));
+    if !decision.allowed || (resolved.sudo && !decision.sudo) {
+        tracing::debug!(path, operation = resolved.operation.as_str(), denial = ?decision.denial, sudo_needed = resolved.sudo, "permission denied");
+        return Err(Error::PermissionDenied);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

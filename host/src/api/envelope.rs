@@ -28,7 +28,7 @@ pub fn render(resp: Logical, request_id: &str) -> Response {
             json!(resp.warnings)
         },
     );
-    body.insert("auth".into(), Value::Null);
+    body.insert("auth".into(), resp.auth.map(sort_keys).unwrap_or(Value::Null));
     Json(Value::Object(body)).into_response()
 }
 

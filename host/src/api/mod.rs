@@ -245,7 +245,7 @@ async fn serve(
             .strip_prefix("sys/")
             .is_some_and(|rest| crate::system::BACKEND.is_unauthenticated(rest));
         if !open {
-            node.core()?.authenticate(token(headers))?;
+            node.core()?.authenticate(token(headers)).await?;
         }
         return Err(Error::UnsupportedOperation);
     }

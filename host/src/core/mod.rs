@@ -57,6 +57,8 @@ pub struct Core {
     pub policy_store: policy_store::PolicyStore,
     /// SHA-256 of the root token (the token itself is never stored).
     root_token_hash: [u8; 32],
+    /// Every other token (salted hashes only).
+    pub tokens: token::store::TokenStore,
     /// Background tasks (expiry loop, lease loading), stopped on seal.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The live mounts by path (longest-prefix routing).
@@ -82,6 +84,7 @@ impl Core {
         engines: Arc<Registry>,
     ) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
+        let tokens = token::store::TokenStore::open(View::new(storage.clone(), layout::TOKENS)).await?;
         let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::LEASES)));
         let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
         policy_store.load_defaults().await?;
@@ -104,6 +107,7 @@ impl Core {
             locality,
             runtime,
             root_token_hash,
+            tokens,
             tasks: std::sync::Mutex::new(Vec::new()),
             mounts: RwLock::new(MountTable::default()),
             mount_changes: tokio::sync::Mutex::new(()),
@@ -182,18 +186,79 @@ impl Core {
     }
 
     /// Resolve a request's token into its authentication context, once per
-    /// request: for now only the root token exists.
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Auth> {
-        match token {
-            Some(t) if !t.is_empty() && constant_time_eq(&token::hash(t), &self.root_token_hash) => Ok(Auth::root(t)),
-            _ => Err(Error::PermissionDenied),
+    /// request: the root token, or a live token of the token store (an
+    /// expired one is refused even before its timer revokes it). A token
+    /// with limited uses spends one here.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Auth> {
+        let Some(t) = token.filter(|t| !t.is_empty()) else {
+            return Err(Error::PermissionDenied);
+        };
+        if constant_time_eq(&token::hash(t), &self.root_token_hash) {
+            // Its children name it as their parent (they are not orphans).
+            return Ok(Auth {
+                token_hash: token::ROOT_PARENT.into(),
+                ..Auth::root(t)
+            });
         }
+        let Some(mut entry) = self.tokens.lookup(t).await? else {
+            return Err(Error::PermissionDenied);
+        };
+        if entry.expired(Utc::now()) || entry.num_uses < 0 {
+            return Err(Error::PermissionDenied);
+        }
+        let mut last_use = false;
+        if entry.num_uses > 0 {
+            entry = self
+                .tokens
+                .use_once(&entry.hash)
+                .await?
+                .ok_or(Error::PermissionDenied)?;
+            last_use = entry.num_uses == 1;
+        }
+        Ok(Auth {
+            client_token: t.to_string(),
+            display_name: entry.display_name,
+            policies: entry.policies,
+            anonymous: false,
+            token_hash: entry.hash,
+            accessor: entry.accessor,
+            last_use,
+        })
+    }
+
+    /// Revoke a token and every token below it (children first), with their
+    /// expiry leases. A token already gone is not an error.
+    pub async fn revoke_token(&self, hash: &str) -> Result<()> {
+        // The whole tree, parents before children; revoked in reverse so a
+        // failure half way leaves no child without its parent.
+        let mut tree = vec![hash.to_string()];
+        let mut i = 0;
+        while i < tree.len() {
+            let children = self.tokens.children(&tree[i]).await?;
+            tree.extend(children);
+            i += 1;
+        }
+        for h in tree.iter().rev() {
+            let Some(entry) = self.tokens.get(h).await? else {
+                continue;
+            };
+            self.expiration.remove(&entry.lease_id()).await?;
+            self.tokens.remove(&entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Revoke a token but not its children, which become orphans
+    /// (`auth/token/revoke-orphan`).
+    pub async fn revoke_token_orphaning(&self, hash: &str) -> Result<()> {
+        self.tokens.orphan_children(hash).await?;
+        self.revoke_token(hash).await
     }
 
     /// Route an authenticated request below `auth/token/` or to the mount
     /// at the longest matching prefix. `check` is the policy check the
     /// router runs once it knows the operation (create vs update).
-    pub async fn handle(&self, req: Request, check: &Check) -> Reply {
+    pub async fn handle(&self, req: Request, check: &Check<'_>) -> Reply {
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
             let rest = rest.to_string();
             return token::BACKEND.handle(self, &req, &rest, None, check).await;
@@ -391,10 +456,14 @@ impl Core {
 
     /// Revoke one lease: the engine destroys the secret, then the lease is
     /// forgotten. Unknown leases are not an error (revocation is idempotent).
+    /// A token's lease revokes the token (and its children).
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
         let Some(lease) = self.expiration.get(lease_id).await? else {
             return Ok(());
         };
+        if lease.mount_path == token::store::LEASE_MOUNT {
+            return self.revoke_token(lease_token(&lease)).await;
+        }
         let mount = self.lease_mount(&lease)?;
         mount
             .engine
@@ -478,6 +547,7 @@ impl Core {
                     return Ok(false);
                 };
                 let revoked = match self.lease_mount(&lease) {
+                    _ if lease.mount_path == token::store::LEASE_MOUNT => self.revoke_token(lease_token(&lease)).await,
                     Ok(mount) => mount.engine.revoke(&mount.view, lease.as_lease()).await,
                     Err(e) => Err(e),
                 };
@@ -610,6 +680,15 @@ async fn expired_lease_job(expiration: &Expiration, id: &str, job: impl std::fut
             tracing::warn!(lease_id = %id, error = %e, store_error = %store, "revoking an expired lease failed, and so did recording the attempt")
         }
     }
+}
+
+/// The token a token's expiry lease names.
+fn lease_token(lease: &LeaseEntry) -> &str {
+    lease
+        .internal
+        .get("token_hash")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -34,7 +34,7 @@ pub fn name_capture(field: &str) -> String {
 /// The policy check the router runs on what it resolved, before the
 /// handler (today every authenticated token is root; ACL policies will
 /// check here).
-pub type Check = dyn Fn(&Resolved) -> Result<()> + Sync;
+pub type Check<'a> = dyn Fn(&Resolved) -> Result<()> + Sync + 'a;
 
 /// What a handler sees of its request: the operation (create told apart
 /// from update), the path below the mount, the converted fields, and who
@@ -212,6 +212,9 @@ pub struct Resolved<'a> {
     pub unauthenticated: bool,
     pub sudo: bool,
     pub fields: &'a FieldData,
+    /// The request's input as sent (ACL parameter rules read its keys
+    /// and values, as Vault's do).
+    pub data: &'a Map<String, Value>,
 }
 
 /// A backend: its declared paths, compiled once.
@@ -331,6 +334,7 @@ impl<B: 'static> Backend<B> {
             unauthenticated: declared.unauthenticated,
             sudo: declared.sudo,
             fields: &r.fields,
+            data: &req.data,
         })?;
         (op.handler)(b, &r).await
     }

@@ -37,7 +37,7 @@ pub trait SecretsEngine: Send + Sync + 'static {
     /// engines route it through their declared paths
     /// ([`super::Backend::handle`]), which runs `check` once the operation
     /// is known.
-    async fn handle(&self, mount: &Mount, req: &Request, check: &Check) -> Reply;
+    async fn handle(&self, mount: &Mount, req: &Request, check: &Check<'_>) -> Reply;
 
     /// The engine's path declarations (path-help, the OpenAPI document).
     fn describe(&self) -> BackendDoc;
@@ -135,7 +135,7 @@ pub mod testing {
         fn local_storage(&self) -> LocalStorage {
             &[layout::engine::WAL]
         }
-        async fn handle(&self, _: &Mount, _: &Request, _: &Check) -> Reply {
+        async fn handle(&self, _: &Mount, _: &Request, _: &Check<'_>) -> Reply {
             Ok(None)
         }
         fn describe(&self) -> BackendDoc {

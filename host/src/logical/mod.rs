@@ -54,6 +54,13 @@ pub struct Auth {
     pub policies: Vec<String>,
     /// No token was checked (a path served without one).
     pub anonymous: bool,
+    /// The token store's name for the token (its salted hash; empty for
+    /// the root token, which is kept apart): what its children and its
+    /// leases point at.
+    pub token_hash: String,
+    pub accessor: String,
+    /// This request spends the token's last use: it is revoked after it.
+    pub last_use: bool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -62,6 +69,7 @@ impl std::fmt::Debug for Auth {
             .field("display_name", &self.display_name)
             .field("policies", &self.policies)
             .field("anonymous", &self.anonymous)
+            .field("last_use", &self.last_use)
             .finish_non_exhaustive()
     }
 }
@@ -73,8 +81,13 @@ impl Auth {
             client_token: token.to_string(),
             display_name: "token".into(),
             policies: vec!["root".into()],
-            anonymous: false,
+            ..Auth::default()
         }
+    }
+
+    /// Is this the root token, or a token with the root policy?
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
     }
 
     /// A request served without a token.
@@ -144,6 +157,9 @@ pub struct Response {
     pub raw_body: Option<Value>,
     /// The HTTP status, where it is not the usual one (sys/health's codes).
     pub status: Option<u16>,
+    /// Vault's `auth` block: a token was issued or renewed (client_token,
+    /// accessor, policies, lease_duration...).
+    pub auth: Option<Value>,
 }
 
 impl Response {
@@ -191,6 +207,7 @@ impl Response {
             && !self.accepted
             && self.raw_body.is_none()
             && self.status.is_none()
+            && self.auth.is_none()
     }
 }
 

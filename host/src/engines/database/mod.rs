@@ -138,7 +138,7 @@ impl SecretsEngine for DatabaseEngine {
         Self::LOCAL_STORAGE
     }
 
-    async fn handle(&self, mount: &Mount, req: &Request, check: &Check) -> Reply {
+    async fn handle(&self, mount: &Mount, req: &Request, check: &Check<'_>) -> Reply {
         paths::BACKEND.handle(self, req, &req.path, Some(mount), check).await
     }
 

@@ -153,7 +153,7 @@ impl SecretsEngine for MongoDbEngine {
         Self::LOCAL_STORAGE
     }
 
-    async fn handle(&self, mount: &Mount, req: &Request, check: &Check) -> Reply {
+    async fn handle(&self, mount: &Mount, req: &Request, check: &Check<'_>) -> Reply {
         BACKEND.handle(self, req, &req.path, Some(mount), check).await
     }
 

@@ -1,0 +1,595 @@
+//! The token backend (`auth/token/`): Vault's service tokens, created as
+//! children of the caller (or orphans), looked up, renewed and revoked with
+//! their children. The root token, written by `sys/init`, is kept apart as
+//! its SHA-256 hash; every other token lives in the token store
+//! ([`store`]), as salted hashes only.
+
+pub mod store;
+
+use super::Core;
+use crate::error::{Error, Result};
+use crate::framework::{Backend, Field, FieldType, Path, Req, ttl};
+use crate::handler;
+use crate::logical::Operation::{Read, Update};
+use crate::logical::{Reply, Response};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use store::TokenEntry;
+
+/// The token backend's paths (`auth/token/`).
+pub static BACKEND: std::sync::LazyLock<Backend<Core>> = std::sync::LazyLock::new(|| {
+    let token = || Field::new("token", FieldType::Str, "Token to act on.");
+    let accessor = || Field::new("accessor", FieldType::Str, "Accessor of the token.");
+    let increment = || {
+        Field::new(
+            "increment",
+            FieldType::Duration,
+            "The desired increment in seconds to the token expiration.",
+        )
+    };
+    let create_fields = |p: Path<Core>| {
+        p.field(Field::new(
+            "policies",
+            FieldType::CommaList,
+            "List of policies for the token.",
+        ))
+        .field(Field::new(
+            "meta",
+            FieldType::Map,
+            "Arbitrary key=value metadata to associate with the token.",
+        ))
+        .field(Field::new(
+            "no_parent",
+            FieldType::Bool,
+            "Create the token with no parent.",
+        ))
+        .field(Field::new(
+            "no_default_policy",
+            FieldType::Bool,
+            "Do not include default policy for this token.",
+        ))
+        .field(Field::new("ttl", FieldType::Duration, "Time to live for this token."))
+        .field(Field::new(
+            "explicit_max_ttl",
+            FieldType::Duration,
+            "Explicit Max TTL for this token.",
+        ))
+        .field(Field::new(
+            "period",
+            FieldType::Duration,
+            "Renew period of the token (a periodic token).",
+        ))
+        .field(Field::new(
+            "display_name",
+            FieldType::Str,
+            "Name to associate with this token.",
+        ))
+        .field(Field::new(
+            "num_uses",
+            FieldType::Int,
+            "Max number of uses for this token.",
+        ))
+        .field(
+            Field::new(
+                "renewable",
+                FieldType::Bool,
+                "Allow token to be renewed past its initial TTL up to system/mount maximum TTL.",
+            )
+            .default(true),
+        )
+        .field(Field::new(
+            "type",
+            FieldType::Str,
+            "Token type: service (batch tokens are not built yet).",
+        ))
+    };
+    Backend::new(
+        "token",
+        "The token credential backend is always enabled and builtin to Warden. Client tokens are used to identify a client and to allow Warden to associate policies and ACLs which are enforced on every request.",
+        vec![
+            create_fields(Path::new("create"))
+                .op(Update, handler!(create), "The token create path is used to create new tokens.")
+                .help("The token create path is used to create new tokens.", "A new token, a child of the calling token unless no_parent is set (root or sudo only), with the given policies (a subset of the caller's), TTL and uses."),
+            create_fields(Path::new("create-orphan"))
+                .op(Update, handler!(create_orphan), "The token create path is used to create new orphan tokens.")
+                .help("The token create path is used to create new orphan tokens.", "A new token without a parent: revoking the caller does not revoke it."),
+            Path::new("lookup-self")
+                .op(Read, handler!(lookup_self), "Look up the calling token's properties.")
+                .op(Update, handler!(lookup_self), "Look up the calling token's properties.")
+                .help(
+                    "This endpoint will lookup a token and its properties.",
+                    "The calling token's policies, TTL and other properties.",
+                ),
+            Path::new("lookup")
+                .field(token())
+                .op(Update, handler!(lookup_other), "Look up a token's properties.")
+                .help(
+                    "This endpoint will lookup a token and its properties.",
+                    "The given token's policies, TTL and other properties.",
+                ),
+            Path::new("lookup-accessor")
+                .field(accessor())
+                .op(Update, handler!(lookup_accessor), "Look up a token's properties by its accessor.")
+                .help("This endpoint will lookup a token associated with the given accessor and its properties. Response will not contain the token ID.", "The properties of the token the accessor names, without the token."),
+            Path::new("renew-self")
+                .field(increment())
+                .op(Update, handler!(renew_self), "Renew the calling token.")
+                .help("This endpoint will renew the token used to call it and prevent expiration.", "Extends the calling token's TTL by the increment, within its maximum."),
+            Path::new("renew")
+                .field(token())
+                .field(increment())
+                .op(Update, handler!(renew_other), "Renew a token.")
+                .help("This endpoint will renew the given token and prevent expiration.", "Extends the token's TTL by the increment, within its maximum."),
+            Path::new("renew-accessor")
+                .field(accessor())
+                .field(increment())
+                .op(Update, handler!(renew_accessor), "Renew a token by its accessor.")
+                .help("This endpoint will renew a token associated with the given accessor and its properties. Response will not contain the token ID.", "Extends the TTL of the token the accessor names."),
+            Path::new("revoke-self")
+                .op(Update, handler!(revoke_self), "Revoke the calling token and all its children.")
+                .help("This endpoint will delete the token used to call it and all of its child tokens.", "Revokes the calling token and every token below it."),
+            Path::new("revoke")
+                .field(token())
+                .op(Update, handler!(revoke_other), "Revoke a token and all its children.")
+                .help("This endpoint will delete the given token and all of its child tokens.", "Revokes the token and every token below it."),
+            Path::new("revoke-accessor")
+                .field(accessor())
+                .op(Update, handler!(revoke_accessor), "Revoke a token by its accessor, and all its children.")
+                .help("This endpoint will delete the token associated with the accessor and all of its child tokens.", "Revokes the token the accessor names and every token below it."),
+            Path::new("revoke-orphan")
+                .sudo()
+                .field(token())
+                .op(Update, handler!(revoke_orphan), "Revoke a token but not its children, which become orphans.")
+                .help("This endpoint will delete the token and orphan its child tokens.", "Revokes the token; its children stay, as orphans."),
+        ],
+    )
+});
+
+/// Vault's display name: "token", or "token-" and the name with anything
+/// but letters, digits and '-' made a '-'.
+fn display_name(requested: &str) -> String {
+    let name: String = requested
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    if name.is_empty() {
+        "token".into()
+    } else {
+        format!("token-{name}")
+    }
+}
+
+/// Sorted and deduplicated, lower-cased and trimmed as Vault stores them.
+fn sanitize_policies(mut policies: Vec<String>, add_default: bool) -> Vec<String> {
+    for p in &mut policies {
+        *p = p.trim().to_lowercase();
+    }
+    policies.retain(|p| !p.is_empty());
+    if add_default && !policies.iter().any(|p| p == "root") {
+        policies.push("default".into());
+    }
+    policies.sort();
+    policies.dedup();
+    policies
+}
+
+async fn create(core: &Core, r: &Req<'_>) -> Reply {
+    create_token(core, r, r.fields.bool("no_parent")).await
+}
+
+async fn create_orphan(core: &Core, r: &Req<'_>) -> Reply {
+    create_token(core, r, true).await
+}
+
+/// Vault's `handleCreateCommon`, for service tokens without roles.
+async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
+    let parent = r.auth;
+    let f = &r.fields;
+    if let Some(kind) = f.opt_str("type")
+        && !kind.is_empty()
+        && kind != "service"
+    {
+        return Err(match kind.as_str() {
+            "batch" => Error::bad("batch tokens are not supported by this server yet"),
+            other => Error::bad(format!("invalid 'token_type' value {other:?}")),
+        });
+    }
+    let num_uses = f.int("num_uses");
+    if num_uses < 0 {
+        return Err(Error::bad("number of uses cannot be negative"));
+    }
+    let explicit_max_ttl = f.duration("explicit_max_ttl");
+    let period = f.duration("period");
+    let requested_ttl = f.duration("ttl");
+    if explicit_max_ttl < 0 || period < 0 || requested_ttl < 0 {
+        return Err(Error::bad("a TTL, explicit_max_ttl or period cannot be negative"));
+    }
+    let parent_root = parent.is_root();
+    if orphan && r.path == "create" && !parent_root {
+        return Err(Error::bad("root or sudo privileges required to create orphan token"));
+    }
+    if period > 0 && !parent_root {
+        return Err(Error::bad("root or sudo privileges required to create periodic token"));
+    }
+    let policies = match f.opt_list("policies") {
+        Some(p) if !p.is_empty() => p,
+        // Without policies, a child has its parent's.
+        _ => parent.policies.clone(),
+    };
+    let policies = sanitize_policies(policies, !f.bool("no_default_policy"));
+    if !parent_root {
+        let allowed: Vec<&String> = parent.policies.iter().collect();
+        if policies.iter().any(|p| p != "default" && !allowed.contains(&p)) || policies.iter().any(|p| p == "root") {
+            return Err(Error::bad("child policies must be subset of parent's policies"));
+        }
+    }
+    let is_root_token = policies.iter().any(|p| p == "root");
+
+    // Vault's TTL rules: a periodic token lives for its period; otherwise
+    // the requested TTL or the system default, capped by the system max
+    // (root-policy tokens without a TTL never expire) and by
+    // explicit_max_ttl.
+    let mut warnings = Vec::new();
+    let mut ttl_secs = if period > 0 {
+        period
+    } else if requested_ttl > 0 {
+        requested_ttl
+    } else if is_root_token {
+        0
+    } else {
+        ttl::system_default_ttl()
+    };
+    if !is_root_token && period == 0 && ttl_secs > ttl::system_max_ttl() {
+        warnings.push(format!(
+            "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+            ttl::human(ttl_secs),
+            ttl::human(ttl::system_max_ttl())
+        ));
+        ttl_secs = ttl::system_max_ttl();
+    }
+    if explicit_max_ttl > 0 && (ttl_secs == 0 || ttl_secs > explicit_max_ttl) {
+        if ttl_secs != 0 {
+            warnings.push(format!(
+                "Explicit max TTL of {:?} is less than the requested TTL; TTL value is capped accordingly",
+                ttl::human(explicit_max_ttl)
+            ));
+        }
+        ttl_secs = explicit_max_ttl;
+    }
+    let now = Utc::now();
+    let expire_time = match ttl_secs {
+        0 => None,
+        s => Some(ttl::expiry(now, s)?),
+    };
+    let mut meta = Map::new();
+    for (k, v) in f.opt_map("meta").unwrap_or_default() {
+        match v {
+            Value::String(_) => meta.insert(k, v),
+            Value::Null => continue,
+            other => meta.insert(k, Value::String(other.to_string())),
+        };
+    }
+    let token = store::random_id("hvs.");
+    let entry = TokenEntry {
+        hash: core.tokens.salted(&token),
+        accessor: store::random_id(""),
+        parent: if orphan {
+            String::new()
+        } else {
+            parent.token_hash.clone()
+        },
+        policies,
+        path: format!("auth/token/{}", r.path),
+        meta,
+        display_name: display_name(&f.str("display_name")),
+        num_uses,
+        creation_time: now,
+        creation_ttl: ttl_secs,
+        explicit_max_ttl,
+        period,
+        renewable: f.bool("renewable") && ttl_secs > 0,
+        expire_time,
+    };
+    // The expiry lease first: a crash before the token is stored leaves a
+    // lease whose revocation finds nothing, never a token without expiry.
+    if let Some(expires) = expire_time {
+        core.expiration.save(&token_lease(&entry, expires)).await?;
+    }
+    core.tokens.create(&entry).await?;
+    let mut resp = Response {
+        auth: Some(auth_block(&entry, &token, now)),
+        ..Response::default()
+    };
+    resp.warnings = warnings;
+    Ok(Some(resp))
+}
+
+/// The expiration manager's lease of a token's expiry.
+fn token_lease(entry: &TokenEntry, expires: chrono::DateTime<Utc>) -> super::expiration::LeaseEntry {
+    super::expiration::LeaseEntry {
+        lease_id: entry.lease_id(),
+        path: entry.path.clone(),
+        mount_path: store::LEASE_MOUNT.to_string(),
+        internal: json!({ "token_hash": entry.hash }),
+        issue_time: entry.creation_time,
+        expire_time: expires,
+        last_renewal: None,
+        // Renewed through auth/token/renew, not sys/leases/renew.
+        renewable: false,
+        revoke: Default::default(),
+    }
+}
+
+/// Vault's `auth` block of a response that issues or renews a token.
+fn auth_block(entry: &TokenEntry, token: &str, now: chrono::DateTime<Utc>) -> Value {
+    json!({
+        "client_token": token,
+        "accessor": entry.accessor,
+        "policies": entry.policies,
+        "token_policies": entry.policies,
+        "metadata": if entry.meta.is_empty() { Value::Null } else { Value::Object(entry.meta.clone()) },
+        "lease_duration": entry.ttl(now),
+        "renewable": entry.renewable,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": entry.is_orphan(),
+        "mfa_requirement": null,
+        "num_uses": entry.num_uses.max(0),
+    })
+}
+
+/// Vault's lookup data of a token (`id` empty when looked up by accessor).
+fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
+    let now = Utc::now();
+    let rfc3339 = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let mut data = json!({
+        "accessor": entry.accessor,
+        "creation_time": entry.creation_time.timestamp(),
+        "creation_ttl": entry.creation_ttl,
+        "display_name": entry.display_name,
+        "entity_id": "",
+        "expire_time": entry.expire_time.map(rfc3339),
+        "explicit_max_ttl": entry.explicit_max_ttl,
+        "id": id,
+        "issue_time": rfc3339(entry.creation_time),
+        "meta": if entry.meta.is_empty() { Value::Null } else { Value::Object(entry.meta.clone()) },
+        "num_uses": entry.num_uses.max(0),
+        "orphan": entry.is_orphan(),
+        "path": entry.path,
+        "policies": entry.policies,
+        "renewable": entry.renewable,
+        "ttl": entry.ttl(now),
+        "type": "service",
+    });
+    if entry.period > 0 {
+        data["period"] = json!(entry.period);
+    }
+    data
+}
+
+/// The root token's lookup data.
+fn root_lookup(core: &Core, token: &str) -> Value {
+    json!({
+        "accessor": "",
+        "creation_time": core.started.timestamp(),
+        "creation_ttl": 0,
+        "display_name": "root",
+        "entity_id": "",
+        "expire_time": null,
+        "explicit_max_ttl": 0,
+        "id": token,
+        "meta": null,
+        "num_uses": 0,
+        "orphan": true,
+        "path": "auth/token/root",
+        "policies": ["root"],
+        "renewable": false,
+        "ttl": 0,
+        "type": "service",
+    })
+}
+
+fn is_root_token(core: &Core, token: &str) -> bool {
+    !token.is_empty() && super::constant_time_eq(&hash(token), &core.root_token_hash)
+}
+
+/// A live token's entry, or Vault's 403 for one that is unknown, expired
+/// or used up.
+fn live(entry: Option<TokenEntry>) -> Result<TokenEntry> {
+    match entry {
+        Some(e) if !e.expired(Utc::now()) && e.num_uses >= 0 => Ok(e),
+        _ => Err(Error::PermissionDenied),
+    }
+}
+
+async fn lookup_self(core: &Core, r: &Req<'_>) -> Reply {
+    let token = &r.auth.client_token;
+    if is_root_token(core, token) {
+        return Ok(Some(Response::data(root_lookup(core, token))));
+    }
+    let entry = live(core.tokens.get(&r.auth.token_hash).await?)?;
+    Ok(Some(Response::data(lookup_data(&entry, token))))
+}
+
+async fn lookup_other(core: &Core, r: &Req<'_>) -> Reply {
+    let token = r.fields.str("token");
+    if token.is_empty() {
+        return Err(Error::bad("missing token to lookup"));
+    }
+    if is_root_token(core, &token) {
+        return Ok(Some(Response::data(root_lookup(core, &token))));
+    }
+    let entry = live(core.tokens.lookup(&token).await?).map_err(|_| Error::bad("bad token"))?;
+    Ok(Some(Response::data(lookup_data(&entry, &token))))
+}
+
+async fn lookup_accessor(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = by_accessor(core, &r.fields.str("accessor")).await?;
+    Ok(Some(Response::data(lookup_data(&entry, ""))))
+}
+
+async fn by_accessor(core: &Core, accessor: &str) -> Result<TokenEntry> {
+    if accessor.is_empty() {
+        return Err(Error::bad("missing accessor"));
+    }
+    live(core.tokens.by_accessor(accessor).await?).map_err(|_| Error::bad("invalid accessor"))
+}
+
+/// The entry of a token named in a request, refusing the root token where
+/// this server cannot act on it yet.
+async fn named(core: &Core, token: &str, what: &str) -> Result<TokenEntry> {
+    if token.is_empty() {
+        return Err(Error::bad(format!("missing token to {what}")));
+    }
+    if is_root_token(core, token) {
+        return Err(Error::bad(format!(
+            "the root token cannot be {what}d here: it has no TTL, and without sys/generate-root (not built yet) revoking it would lock everyone out"
+        )));
+    }
+    live(core.tokens.lookup(token).await?).map_err(|_| Error::bad("token not found"))
+}
+
+async fn renew_self(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = named(core, &r.auth.client_token, "renew").await?;
+    renew(core, entry, &r.auth.client_token, r.fields.duration("increment")).await
+}
+
+async fn renew_other(core: &Core, r: &Req<'_>) -> Reply {
+    let token = r.fields.str("token");
+    let entry = named(core, &token, "renew").await?;
+    renew(core, entry, &token, r.fields.duration("increment")).await
+}
+
+async fn renew_accessor(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = by_accessor(core, &r.fields.str("accessor")).await?;
+    renew(core, entry, "", r.fields.duration("increment")).await
+}
+
+/// Extend a token's TTL: by the increment (else its creation TTL, or its
+/// period for a periodic token), within explicit_max_ttl and the system
+/// max counted from its creation.
+async fn renew(core: &Core, mut entry: TokenEntry, token: &str, increment: i64) -> Reply {
+    if !entry.renewable || entry.expire_time.is_none() {
+        return Err(Error::bad("lease is not renewable"));
+    }
+    if increment < 0 {
+        return Err(Error::bad("increment cannot be negative"));
+    }
+    let now = Utc::now();
+    let max = match entry.explicit_max_ttl {
+        0 => ttl::system_max_ttl(),
+        m => m.min(ttl::system_max_ttl()),
+    };
+    let granted = if entry.period > 0 {
+        // A periodic token gets its period again, whatever the increment,
+        // within explicit_max_ttl only.
+        let cap = match entry.explicit_max_ttl {
+            0 => entry.period,
+            m => {
+                ttl::add_secs(entry.creation_time, m).map_or(m, |end| (end - now).num_seconds().clamp(0, entry.period))
+            }
+        };
+        ttl::Granted {
+            ttl: cap,
+            warning: None,
+        }
+    } else {
+        let requested = if increment > 0 { increment } else { entry.creation_ttl };
+        ttl::calculate(requested, 0, max, 0, max, Some(entry.creation_time), now)
+    };
+    let expires = ttl::expiry(now, granted.ttl)?;
+    entry.expire_time = Some(expires);
+    let mut lease = token_lease(&entry, expires);
+    lease.last_renewal = Some(now);
+    core.expiration.save(&lease).await?;
+    core.tokens.update(&entry).await?;
+    let mut auth = auth_block(&entry, token, now);
+    if token.is_empty()
+        && let Some(a) = auth.as_object_mut()
+    {
+        a.insert("client_token".into(), json!(""));
+    }
+    let mut resp = Response {
+        auth: Some(auth),
+        ..Response::default()
+    };
+    resp.warnings.extend(granted.warning);
+    Ok(Some(resp))
+}
+
+async fn revoke_self(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = named(core, &r.auth.client_token, "revoke").await?;
+    core.revoke_token(&entry.hash).await?;
+    Ok(None)
+}
+
+async fn revoke_other(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = named(core, &r.fields.str("token"), "revoke").await?;
+    core.revoke_token(&entry.hash).await?;
+    Ok(None)
+}
+
+async fn revoke_accessor(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = by_accessor(core, &r.fields.str("accessor")).await?;
+    core.revoke_token(&entry.hash).await?;
+    Ok(None)
+}
+
+async fn revoke_orphan(core: &Core, r: &Req<'_>) -> Reply {
+    let entry = named(core, &r.fields.str("token"), "revoke").await?;
+    core.revoke_token_orphaning(&entry.hash).await?;
+    Ok(None)
+}
+
+/// How the root token's children name their parent: the root token is
+/// not in the token store, and cannot be revoked here.
+pub const ROOT_PARENT: &str = "root";
+
+/// Where the root token's hash is kept (a local key: tokens are per cluster).
+pub const ROOT_TOKEN_KEY: &str = crate::storage::layout::ROOT_TOKEN;
+
+/// A new random token in Vault's service-token shape.
+pub fn generate() -> String {
+    use rand::Rng;
+    let s: String = rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("hvs.{s}")
+}
+
+/// SHA-256 of a token: what is stored and compared, never the token.
+pub fn hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RootTokenEntry {
+    sha256: String,
+}
+
+/// Store the root token's hash (at init).
+pub async fn store_root(storage: &dyn crate::storage::Backend, token: &str) -> Result<()> {
+    let entry = RootTokenEntry {
+        sha256: hex::encode(hash(token)),
+    };
+    let bytes = serde_json::to_vec(&entry).map_err(|e| Error::internal(e.to_string()))?;
+    storage.put(ROOT_TOKEN_KEY, &bytes).await?;
+    Ok(())
+}
+
+/// The stored root token hash (at unseal).
+pub async fn load_root_hash(storage: &crate::storage::Storage) -> anyhow::Result<[u8; 32]> {
+    let bytes = storage
+        .get(ROOT_TOKEN_KEY)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("storage holds no root token ({ROOT_TOKEN_KEY})"))?;
+    let entry: RootTokenEntry = serde_json::from_slice(&bytes)?;
+    let raw = hex::decode(&entry.sha256)?;
+    raw.as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{ROOT_TOKEN_KEY} is corrupt"))
+}

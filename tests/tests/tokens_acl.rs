@@ -1,0 +1,215 @@
+//! Tokens and ACL policies against the real binary and a real PostgreSQL
+//! (issue 13, first part): a token made with a policy reaches what the
+//! policy grants and gets 403 elsewhere; create vs update come from the
+//! path's existence check; children die with their parent; a token's uses
+//! run out; token lookups, renewals and revocations answer as Vault's.
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use warden_tests::client::Client;
+use warden_tests::{Creds, DbEnv};
+
+/// Make a token with `policies` (and any extra fields) as the root client.
+async fn token(root: &Client, body: Value) -> Result<(String, Value)> {
+    let (status, resp) = root.post("/v1/auth/token/create", body).await?;
+    anyhow::ensure!(status == 200, "token create: {status} {resp}");
+    let t = resp["auth"]["client_token"]
+        .as_str()
+        .context("client_token")?
+        .to_string();
+    Ok((t, resp))
+}
+
+async fn policy(root: &Client, name: &str, text: &str) -> Result<()> {
+    root.expect(
+        "PUT",
+        &format!("/v1/sys/policies/acl/{name}"),
+        Some(json!({ "policy": text })),
+        204,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_policy_grants_its_paths_and_nothing_else() -> Result<()> {
+    let env = DbEnv::start("acl_grant", &["*"]).await?;
+    env.write_role("app", json!({})).await?;
+    env.write_role("other", json!({})).await?;
+    let root = &env.client;
+    policy(root, "app-creds", r#"path "db/creds/app" { capabilities = ["read"] }"#).await?;
+    let (t, created) = token(root, json!({"policies": ["app-creds"]})).await?;
+    let auth = &created["auth"];
+    assert_eq!(auth["policies"], json!(["app-creds", "default"]), "{created}");
+    assert_eq!(auth["token_policies"], auth["policies"]);
+    assert_eq!(auth["token_type"], "service");
+    assert_eq!(auth["orphan"], false);
+    assert!(t.starts_with("hvs."), "{t}");
+    assert!(auth["lease_duration"].as_i64().unwrap_or_default() > 0, "{created}");
+
+    let c = root.with_token(Some(&t));
+    let (status, body) = c.get("/v1/db/creds/app").await?;
+    assert_eq!(status, 200, "{body}");
+    let creds = Creds::from_body(body)?;
+    for (method, path) in [
+        ("GET", "/v1/db/creds/other"),
+        ("GET", "/v1/db/roles/app"),
+        ("GET", "/v1/db/config/pg"),
+        ("GET", "/v1/sys/mounts"),
+        ("GET", "/v1/sys/policies/acl/app-creds"),
+        ("POST", "/v1/sys/leases/revoke-prefix/db"),
+    ] {
+        let (status, body) = c.req(method, path, None).await?;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert_eq!(body["errors"], json!(["permission denied"]), "{method} {path}");
+    }
+    // The default policy lets a token look itself up.
+    let (status, body) = c.get("/v1/auth/token/lookup-self").await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], t.as_str());
+    assert_eq!(body["data"]["policies"], json!(["app-creds", "default"]));
+    assert_eq!(body["data"]["display_name"], "token");
+    // The credential it got is real and leased.
+    assert!(env.lookup(&creds.lease_id).await.is_ok());
+    // An unknown token is a 403 everywhere.
+    let nobody = root.with_token(Some("hvs.nobodyhasthistoken0000"));
+    let (status, _) = nobody.get("/v1/db/creds/app").await?;
+    assert_eq!(status, 403);
+    Ok(())
+}
+
+#[tokio::test]
+async fn create_and_update_are_told_apart_by_existence() -> Result<()> {
+    let env = DbEnv::start("acl_create", &["*"]).await?;
+    env.write_role("existing", json!({})).await?;
+    let root = &env.client;
+    policy(
+        root,
+        "create-only",
+        r#"path "db/roles/*" { capabilities = ["create"] }"#,
+    )
+    .await?;
+    policy(
+        root,
+        "update-only",
+        r#"path "db/roles/*" { capabilities = ["update"] }"#,
+    )
+    .await?;
+    let (creator, _) = token(root, json!({"policies": "create-only"})).await?;
+    let (updater, _) = token(root, json!({"policies": "update-only"})).await?;
+    let role = json!({"db_name": "pg", "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]});
+    let c = root.with_token(Some(&creator));
+    let u = root.with_token(Some(&updater));
+    // A create-only token creates a new role but cannot change one.
+    let (status, body) = c.post("/v1/db/roles/fresh", role.clone()).await?;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = c.post("/v1/db/roles/existing", role.clone()).await?;
+    assert_eq!(status, 403);
+    // An update-only token changes an existing role but cannot create one.
+    let (status, body) = u.post("/v1/db/roles/existing", role.clone()).await?;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = u.post("/v1/db/roles/brand-new", role).await?;
+    assert_eq!(status, 403);
+    let (status, _) = root.get("/v1/db/roles/brand-new").await?;
+    assert_eq!(status, 404, "a refused create leaves nothing");
+    Ok(())
+}
+
+#[tokio::test]
+async fn children_die_with_their_parent_and_uses_run_out() -> Result<()> {
+    let env = DbEnv::start("acl_tree", &["*"]).await?;
+    let root = &env.client;
+    policy(
+        root,
+        "tokens",
+        r#"path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await?;
+    let (parent, _) = token(root, json!({"policies": ["tokens"]})).await?;
+    let p = root.with_token(Some(&parent));
+    // A child may only have a subset of its parent's policies.
+    let (status, body) = p.post("/v1/auth/token/create", json!({"policies": ["root"]})).await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"],
+        json!(["child policies must be subset of parent's policies"])
+    );
+    let (status, body) = p.post("/v1/auth/token/create", json!({})).await?;
+    assert_eq!(status, 200, "{body}");
+    let child = body["auth"]["client_token"].as_str().context("child")?.to_string();
+    let child_accessor = body["auth"]["accessor"].as_str().context("accessor")?.to_string();
+    assert_eq!(body["auth"]["policies"], json!(["default", "tokens"]));
+    let (status, body) = root
+        .post("/v1/auth/token/lookup-accessor", json!({"accessor": child_accessor}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], "", "an accessor lookup hides the token");
+    assert_eq!(body["data"]["orphan"], false);
+    // Revoking the parent revokes the child.
+    root.expect("POST", "/v1/auth/token/revoke", Some(json!({"token": parent})), 204)
+        .await?;
+    for t in [&parent, &child] {
+        let (status, _) = root.with_token(Some(t)).get("/v1/auth/token/lookup-self").await?;
+        assert_eq!(status, 403, "revoked: {t}");
+    }
+    let (status, body) = root.post("/v1/auth/token/lookup", json!({"token": child})).await?;
+    assert_eq!((status, body["errors"].clone()), (400, json!(["bad token"])));
+
+    // Two uses: the second request is served, then the token is gone.
+    let (limited, created) = token(root, json!({"num_uses": 2})).await?;
+    assert_eq!(created["auth"]["num_uses"], 2);
+    let l = root.with_token(Some(&limited));
+    let (status, body) = l.get("/v1/auth/token/lookup-self").await?;
+    assert_eq!((status, body["data"]["num_uses"].clone()), (200, json!(1)), "{body}");
+    let (status, _) = l.get("/v1/sys/mounts").await?;
+    assert_eq!(status, 200);
+    let (status, _) = l.get("/v1/sys/mounts").await?;
+    assert_eq!(status, 403, "no use left");
+    Ok(())
+}
+
+#[tokio::test]
+async fn token_ttls_renewal_and_bad_input() -> Result<()> {
+    let env = DbEnv::start("acl_ttl", &["*"]).await?;
+    let root = &env.client;
+    let (t, created) = token(
+        root,
+        json!({"ttl": "1h", "explicit_max_ttl": "2h", "display_name": "ci job", "meta": {"team": "db"}}),
+    )
+    .await?;
+    assert_eq!(created["auth"]["lease_duration"], 3600);
+    assert_eq!(created["auth"]["metadata"], json!({"team": "db"}));
+    let c = root.with_token(Some(&t));
+    let (status, body) = c.get("/v1/auth/token/lookup-self").await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["display_name"], "token-ci-job");
+    assert_eq!(body["data"]["explicit_max_ttl"], 7200);
+    assert_eq!(body["data"]["creation_ttl"], 3600);
+    assert!(body["data"]["expire_time"].is_string(), "{body}");
+    // Renewal past explicit_max_ttl is capped at it.
+    let (status, body) = c.post("/v1/auth/token/renew-self", json!({"increment": "5h"})).await?;
+    assert_eq!(status, 200, "{body}");
+    let granted = body["auth"]["lease_duration"].as_i64().unwrap_or_default();
+    assert!((7100..=7200).contains(&granted), "{body}");
+    // The token's expiry is a lease the expiration manager holds.
+    // Bad input: a 4xx with Vault's words, nothing made.
+    for (body, text) in [
+        (json!({"num_uses": -1}), "number of uses cannot be negative"),
+        (json!({"ttl": "soon"}), "error converting input for field \"ttl\""),
+        (
+            json!({"type": "batch"}),
+            "batch tokens are not supported by this server yet",
+        ),
+    ] {
+        let (status, resp) = root.post("/v1/auth/token/create", body.clone()).await?;
+        assert_eq!(status, 400, "{body}: {resp}");
+        let msg = resp["errors"][0].as_str().unwrap_or_default();
+        assert!(msg.starts_with(text), "{body}: {resp}");
+    }
+    // A token without policies inherits its parent's: root's children are
+    // root tokens that never expire.
+    let (_, rooted) = token(root, json!({})).await?;
+    assert_eq!(rooted["auth"]["policies"], json!(["root"]));
+    assert_eq!(rooted["auth"]["lease_duration"], 0);
+    Ok(())
+}

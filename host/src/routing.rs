@@ -44,11 +44,13 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
         true => None,
         false => Some(core.policy_store.acl(&req.auth.policies).await?),
     };
-    let path = req.path.clone();
+    // The path is kept for the ACL only (the request moves on to the core);
+    // a root token's request pays for neither.
+    let acl = acl.map(|acl| (acl, req.path.clone()));
     let check = |resolved: &Resolved| -> Result<()> {
         match &acl {
             None => Ok(()),
-            Some(acl) => authorize(acl, &path, resolved),
+            Some((acl, path)) => authorize(acl, path, resolved),
         }
     };
     let last_use = req.auth.last_use.then(|| req.auth.token_hash.clone());

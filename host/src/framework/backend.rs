@@ -293,14 +293,7 @@ impl<B: 'static> Backend<B> {
     /// update with the existence check, convert the fields, let `check`
     /// (the policy check) see what was resolved, then run the handler.
     /// `?help=1` answers the path's help instead.
-    pub async fn handle(
-        &self,
-        b: &B,
-        req: &Request,
-        path: &str,
-        mount: Option<&Mount>,
-        check: &(dyn Fn(&Resolved) -> Result<()> + Sync),
-    ) -> Reply {
+    pub async fn handle(&self, b: &B, req: &Request, path: &str, mount: Option<&Mount>, check: &Check<'_>) -> Reply {
         if req.operation == Operation::Help {
             return self.help_response(path, mount).map(Some);
         }

@@ -161,7 +161,7 @@ fn display_name(requested: &str) -> String {
 }
 
 /// Sorted and deduplicated, lower-cased and trimmed as Vault stores them.
-fn sanitize_policies(mut policies: Vec<String>, add_default: bool) -> Vec<String> {
+pub fn sanitize_policies(mut policies: Vec<String>, add_default: bool) -> Vec<String> {
     for p in &mut policies {
         *p = p.trim().to_lowercase();
     }
@@ -257,11 +257,6 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
         }
         ttl_secs = explicit_max_ttl;
     }
-    let now = Utc::now();
-    let expire_time = match ttl_secs {
-        0 => None,
-        s => Some(ttl::expiry(now, s)?),
-    };
     let mut meta = Map::new();
     for (k, v) in f.opt_map("meta").unwrap_or_default() {
         match v {
@@ -270,39 +265,91 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
             other => meta.insert(k, Value::String(other.to_string())),
         };
     }
-    let token = store::random_id("hvs.");
-    let entry = TokenEntry {
-        hash: core.tokens.salted(&token),
-        accessor: store::random_id(""),
-        parent: if orphan {
-            String::new()
-        } else {
-            parent.token_hash.clone()
-        },
-        policies,
-        path: format!("auth/token/{}", r.path),
-        meta,
-        display_name: display_name(&f.str("display_name")),
-        num_uses,
-        creation_time: now,
-        creation_ttl: ttl_secs,
-        explicit_max_ttl,
-        period,
-        renewable: f.bool("renewable") && ttl_secs > 0,
-        expire_time,
-    };
-    // The expiry lease first: a crash before the token is stored leaves a
-    // lease whose revocation finds nothing, never a token without expiry.
-    if let Some(expires) = expire_time {
-        core.expiration.save(&token_lease(&entry, expires)).await?;
-    }
-    core.tokens.create(&entry).await?;
+    let (token, entry) = core
+        .issue_token(TokenSpec {
+            parent: if orphan {
+                String::new()
+            } else {
+                parent.token_hash.clone()
+            },
+            policies,
+            path: format!("auth/token/{}", r.path),
+            meta,
+            display_name: display_name(&f.str("display_name")),
+            num_uses,
+            ttl: ttl_secs,
+            explicit_max_ttl,
+            period,
+            renewable: f.bool("renewable"),
+        })
+        .await?;
     let mut resp = Response {
-        auth: Some(auth_block(&entry, &token, now)),
+        auth: Some(auth_block(&entry, &token, entry.creation_time)),
         ..Response::default()
     };
     resp.warnings = warnings;
     Ok(Some(resp))
+}
+
+/// What a new service token is made of: `auth/token/create`, a login
+/// through an auth method, a response-wrapping token. The caller has
+/// checked the policies and capped the TTL.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSpec {
+    /// The parent's hash ([`crate::logical::Auth::token_hash`]); empty for
+    /// an orphan.
+    pub parent: String,
+    /// Sanitized ([`sanitize_policies`]).
+    pub policies: Vec<String>,
+    /// The path that created it (`auth/token/create`, `auth/approle/login`).
+    pub path: String,
+    pub meta: Map<String, Value>,
+    pub display_name: String,
+    /// Uses allowed; 0: unlimited.
+    pub num_uses: i64,
+    /// Seconds to live; 0: never expires.
+    pub ttl: i64,
+    pub explicit_max_ttl: i64,
+    pub period: i64,
+    /// Renewable if asked and it expires at all.
+    pub renewable: bool,
+}
+
+impl Core {
+    /// Mint a service token: its expiry lease (when it expires), then its
+    /// entry. Returns the token (shown once, never stored) and its entry.
+    pub async fn issue_token(&self, spec: TokenSpec) -> Result<(String, TokenEntry)> {
+        let now = Utc::now();
+        let expire_time = match spec.ttl {
+            0 => None,
+            s => Some(ttl::expiry(now, s)?),
+        };
+        let token = store::random_id("hvs.");
+        let entry = TokenEntry {
+            hash: self.tokens.salted(&token),
+            accessor: store::random_id(""),
+            parent: spec.parent,
+            policies: spec.policies,
+            path: spec.path,
+            meta: spec.meta,
+            display_name: spec.display_name,
+            num_uses: spec.num_uses,
+            creation_time: now,
+            creation_ttl: spec.ttl,
+            explicit_max_ttl: spec.explicit_max_ttl,
+            period: spec.period,
+            renewable: spec.renewable && spec.ttl > 0,
+            expire_time,
+        };
+        // The expiry lease first: a crash before the token is stored leaves
+        // a lease whose revocation finds nothing, never a token without
+        // expiry.
+        if let Some(expires) = expire_time {
+            self.expiration.save(&token_lease(&entry, expires)).await?;
+        }
+        self.tokens.create(&entry).await?;
+        Ok((token, entry))
+    }
 }
 
 /// The expiration manager's lease of a token's expiry.
@@ -322,7 +369,7 @@ fn token_lease(entry: &TokenEntry, expires: chrono::DateTime<Utc>) -> super::exp
 }
 
 /// Vault's `auth` block of a response that issues or renews a token.
-fn auth_block(entry: &TokenEntry, token: &str, now: chrono::DateTime<Utc>) -> Value {
+pub fn auth_block(entry: &TokenEntry, token: &str, now: chrono::DateTime<Utc>) -> Value {
     json!({
         "client_token": token,
         "accessor": entry.accessor,

@@ -296,3 +296,61 @@ path "auth/token/create" { capabilities = ["update"] }"#,
     assert!(gone.is_empty(), "login of a used-up token stayed: {gone:?}");
     Ok(())
 }
+
+/// `sys/capabilities` and `sys/capabilities-accessor` answer for another
+/// token; the response-wrapping policy cannot be given to a token.
+#[tokio::test]
+async fn capabilities_of_another_token() -> Result<()> {
+    let env = DbEnv::start("acl_caps", &["*"]).await?;
+    let root = &env.client;
+    policy(root, "reader", r#"path "db/creds/*" { capabilities = ["read"] }"#).await?;
+    let (t, created) = token(root, json!({"policies": ["reader"]})).await?;
+    let accessor = created["auth"]["accessor"].as_str().context("accessor")?;
+    let (status, body) = root
+        .post(
+            "/v1/sys/capabilities",
+            json!({"token": t, "paths": ["db/creds/app", "db/config/pg"]}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["db/creds/app"], json!(["read"]));
+    assert_eq!(body["data"]["db/config/pg"], json!(["deny"]));
+    let (status, body) = root
+        .post(
+            "/v1/sys/capabilities-accessor",
+            json!({"accessor": accessor, "path": "db/creds/x"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["capabilities"], json!(["read"]));
+    assert_eq!(body["capabilities"], json!(["read"]), "copied to the top level");
+    for (path, field, value, text) in [
+        ("/v1/sys/capabilities", "token", "hvs.nosuchtoken", "invalid token"),
+        (
+            "/v1/sys/capabilities-accessor",
+            "accessor",
+            "nosuchaccessor",
+            "invalid accessor",
+        ),
+    ] {
+        let (status, body) = root.post(path, json!({field: value, "paths": ["x"]})).await?;
+        assert_eq!((status, body["errors"].clone()), (400, json!([text])), "{path}");
+    }
+    // The token itself cannot ask about others (no policy grants it).
+    let (status, _) = root
+        .with_token(Some(&t))
+        .post("/v1/sys/capabilities", json!({"token": t, "paths": ["x"]}))
+        .await?;
+    assert_eq!(status, 403);
+    let (status, body) = root
+        .post(
+            "/v1/auth/token/create",
+            json!({"policies": ["response-wrapping"], "no_default_policy": true}),
+        )
+        .await?;
+    assert_eq!(
+        (status, body["errors"].clone()),
+        (400, json!(["cannot assign policy \"response-wrapping\""]))
+    );
+    Ok(())
+}

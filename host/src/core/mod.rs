@@ -281,6 +281,23 @@ impl Core {
         Ok(())
     }
 
+    /// The policies of a live token (the root token's: `root`), without
+    /// spending a use; None for anything else.
+    pub async fn token_policies(&self, token: &str) -> Result<Option<Vec<String>>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        if constant_time_eq(&token::hash(token), &self.root_token_hash) {
+            return Ok(Some(vec![policy_store::ROOT.to_string()]));
+        }
+        Ok(self
+            .tokens
+            .lookup(token)
+            .await?
+            .filter(|e| !e.expired(Utc::now()) && e.num_uses >= 0)
+            .map(|e| e.policies))
+    }
+
     /// Revoke a token but not its children, which become orphans
     /// (`auth/token/revoke-orphan`).
     pub async fn revoke_token_orphaning(&self, hash: &str) -> Result<()> {

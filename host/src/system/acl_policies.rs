@@ -10,7 +10,9 @@
 //!   copy their data to the top level of the body too;
 //! - `sys/capabilities-self` (PUT/POST `paths`, or the deprecated `path`):
 //!   the caller's capabilities on each path, from its own policies, one key
-//!   per path plus `capabilities` when one path is asked (top level too).
+//!   per path plus `capabilities` when one path is asked (top level too);
+//!   `sys/capabilities` (`token`) and `sys/capabilities-accessor`
+//!   (`accessor`) answer the same for another token.
 //!
 //! A policy text may be HCL, JSON, or either base64-encoded (Vault decodes
 //! it when it is valid base64). No path here is sudo-protected: Vault's
@@ -62,14 +64,22 @@ pub fn paths() -> Vec<Path<Node>> {
                 "Read, Modify, or Delete an access control policy.",
                 "An ACL policy (HCL or JSON, optionally base64-encoded) says which capabilities a token holding it has on which paths. `root` cannot be written or deleted; `default` can be edited but not deleted.",
             ),
-        Path::new("capabilities-self")
+        capabilities_path(Path::new("capabilities"))
             .field(Field::new("token", FieldType::Str, "Token for which capabilities are being queried."))
-            .field(Field::new(
-                "path",
-                FieldType::CommaList,
-                "(DEPRECATED) Path on which capabilities are being queried. Use 'paths' instead.",
-            ))
-            .field(Field::new("paths", FieldType::CommaList, "Paths on which capabilities are being queried."))
+            .op(Update, handler!(capabilities_token), "Fetches the capabilities of the given token on the given paths.")
+            .help(
+                "Fetches the capabilities of the given token on the given paths.",
+                "The capabilities the policies of the given token grant on each path.",
+            ),
+        capabilities_path(Path::new("capabilities-accessor"))
+            .field(Field::new("accessor", FieldType::Str, "Accessor of the token for which capabilities are being queried."))
+            .op(Update, handler!(capabilities_accessor), "Fetches the capabilities of the token associated with the given accessor on the given paths.")
+            .help(
+                "Fetches the capabilities of the token associated with the given accessor on the given paths.",
+                "The capabilities the policies of the token the accessor names grant on each path.",
+            ),
+        capabilities_path(Path::new("capabilities-self"))
+            .field(Field::new("token", FieldType::Str, "Token for which capabilities are being queried."))
             .op(Update, handler!(capabilities_self), "Fetches the capabilities of the calling token on the given paths.")
             .help(
                 "Fetches the capabilities of the calling token on the given paths.",
@@ -151,9 +161,47 @@ async fn delete(node: &Node, r: &Req<'_>) -> Reply {
     Ok(None)
 }
 
-/// Vault's `handleCapabilities` for `capabilities-self`: the policies are
-/// the caller's own.
+/// The fields every capabilities path takes: `paths`, or the deprecated `path`.
+fn capabilities_path(p: Path<Node>) -> Path<Node> {
+    p.field(Field::new(
+        "path",
+        FieldType::CommaList,
+        "(DEPRECATED) Path on which capabilities are being queried. Use 'paths' instead.",
+    ))
+    .field(Field::new(
+        "paths",
+        FieldType::CommaList,
+        "Paths on which capabilities are being queried.",
+    ))
+}
+
+/// `sys/capabilities`: the policies of the token in the body (Vault's
+/// 400 "invalid token" when there is no such live token).
+async fn capabilities_token(node: &Node, r: &Req<'_>) -> Reply {
+    let core = node.core()?;
+    let policies = core.token_policies(&r.fields.str("token")).await?;
+    capabilities(node, r, &policies.ok_or_else(|| Error::bad("invalid token"))?).await
+}
+
+/// `sys/capabilities-accessor`: the policies of the token the accessor names.
+async fn capabilities_accessor(node: &Node, r: &Req<'_>) -> Reply {
+    let accessor = r.fields.str("accessor");
+    if accessor.is_empty() {
+        return Err(Error::bad("missing accessor"));
+    }
+    let entry = node.core()?.tokens.by_accessor(&accessor).await?;
+    let entry = entry.filter(|e| !e.expired(chrono::Utc::now()) && e.num_uses >= 0);
+    capabilities(node, r, &entry.ok_or_else(|| Error::bad("invalid accessor"))?.policies).await
+}
+
+/// `sys/capabilities-self`: the policies are the caller's own.
 async fn capabilities_self(node: &Node, r: &Req<'_>) -> Reply {
+    capabilities(node, r, &r.auth.policies).await
+}
+
+/// Vault's `handleCapabilities`: the capabilities `policies` grant on each
+/// of the request's paths.
+async fn capabilities(node: &Node, r: &Req<'_>, policies: &[String]) -> Reply {
     let mut paths = r.fields.list("paths");
     if paths.is_empty() {
         paths = r.fields.list("path");
@@ -164,7 +212,7 @@ async fn capabilities_self(node: &Node, r: &Req<'_>) -> Reply {
     if paths.iter().any(|p| p.is_empty()) {
         return Err(Error::bad("missing path"));
     }
-    let acl = node.core()?.policy_store.acl(&r.auth.policies).await?;
+    let acl = node.core()?.policy_store.acl(policies).await?;
     let mut data = Map::new();
     for path in &paths {
         data.insert(path.clone(), json!(acl.capabilities(path)));
@@ -215,6 +263,8 @@ mod tests {
             ("policies/acl/ops", "policies/acl/(?P<name>.+)"),
             ("policies/acl/a/b", "policies/acl/(?P<name>.+)"),
             ("capabilities-self", "capabilities-self"),
+            ("capabilities", "capabilities"),
+            ("capabilities-accessor", "capabilities-accessor"),
         ] {
             let (p, _) = b.route(path).unwrap_or_else(|| panic!("{path} does not route"));
             assert_eq!(p.pattern, pattern, "{path}");

@@ -218,6 +218,13 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
         _ => parent.policies.clone(),
     };
     let policies = sanitize_policies(policies, !f.bool("no_default_policy"));
+    // Vault's nonAssignablePolicies: a wrapping token is made only by wrapping.
+    if policies.iter().any(|p| p == super::policy_store::RESPONSE_WRAPPING) {
+        return Err(Error::bad(format!(
+            "cannot assign policy {:?}",
+            super::policy_store::RESPONSE_WRAPPING
+        )));
+    }
     if !parent_root {
         let allowed: Vec<&String> = parent.policies.iter().collect();
         if policies.iter().any(|p| p != "default" && !allowed.contains(&p)) || policies.iter().any(|p| p == "root") {

@@ -164,7 +164,7 @@ async fn disable(node: &Node, r: &Req<'_>) -> Reply {
 
 /// A TTL of sys/mounts: a duration, or "system" (the system default,
 /// stored as 0).
-fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
+pub(super) fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     if data.get(field).and_then(Value::as_str) == Some("system") {
         return Ok(Some(0));
     }
@@ -172,7 +172,7 @@ fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
 }
 
 /// The same for a declared field of the request.
-fn ttl_given(f: &FieldData, field: &str) -> Result<Option<i64>> {
+pub(super) fn ttl_given(f: &FieldData, field: &str) -> Result<Option<i64>> {
     match f.opt_str(field) {
         None => Ok(None),
         Some(text) => ttl_field(&Map::from_iter([(field.to_string(), Value::String(text))]), field),
@@ -204,7 +204,7 @@ async fn enable(node: &Node, r: &Req<'_>) -> Reply {
     Ok(None)
 }
 
-fn check_ttls(default: i64, max: i64) -> Result<()> {
+pub(super) fn check_ttls(default: i64, max: i64) -> Result<()> {
     if default < 0 || max < 0 {
         return Err(Error::bad("lease TTLs cannot be negative"));
     }

@@ -118,7 +118,10 @@ mod tests {
         let mut all = vec![
             ("sys/".to_string(), crate::system::BACKEND.describe()),
             ("auth/token/".to_string(), crate::core::token::BACKEND.describe()),
-            ("auth/approle/".to_string(), crate::credential::approle::BACKEND.describe()),
+            (
+                "auth/approle/".to_string(),
+                crate::credential::approle::BACKEND.describe(),
+            ),
         ];
         let engines = crate::engines::builtins();
         for name in engines.names() {
@@ -193,8 +196,8 @@ mod tests {
     }
 
     /// Only what a path's declaration marks outlasts the request timeout:
-    /// revoke-prefix, revoke-force and a mount's disable (which revokes its
-    /// leases).
+    /// revoke-prefix, revoke-force, a mount's disable (which revokes its
+    /// leases) and an auth method's (which revokes its tokens).
     #[test]
     fn only_declared_paths_outlast_the_request_timeout() {
         for path in [
@@ -203,6 +206,7 @@ mod tests {
             "sys/leases/revoke-force/db",
             "sys/revoke-force/db",
             "sys/mounts/db",
+            "sys/auth/approle",
         ] {
             assert!(super::runs_to_completion(path), "{path}");
         }
@@ -210,6 +214,8 @@ mod tests {
             "sys/leases/revoke",
             "sys/leases/lookup",
             "sys/mounts/db/tune",
+            "sys/auth/approle/tune",
+            "sys/auth",
             "sys/mounts",
             "db/creds/app",
             "db/revoke-prefix/x",
@@ -253,7 +259,13 @@ mod tests {
             ("core", &["crate::engines"][..]),
             (
                 "credential",
-                &["crate::core", "crate::engines", "crate::system", "crate::node", "crate::api"][..],
+                &[
+                    "crate::core",
+                    "crate::engines",
+                    "crate::system",
+                    "crate::node",
+                    "crate::api",
+                ][..],
             ),
             (
                 "framework",

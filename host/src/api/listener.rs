@@ -415,8 +415,7 @@ async fn connection<I>(
     router: Router,
     limits: Arc<HttpLimits>,
     mut stop: watch::Receiver<bool>,
-)
-where
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let watch = Arc::new(Watch::new());

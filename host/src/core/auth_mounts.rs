@@ -70,9 +70,8 @@ pub async fn load(storage: &Storage) -> crate::storage::Result<Vec<MountRecord>>
         after = Some(last.clone());
         let full = page.len() == LOAD_PAGE;
         for (key, value) in page {
-            let record: MountRecord = serde_json::from_slice(&value).map_err(|e| {
-                crate::storage::StorageError::Backend(format!("corrupt auth mount entry {key:?}: {e}"))
-            })?;
+            let record: MountRecord = serde_json::from_slice(&value)
+                .map_err(|e| crate::storage::StorageError::Backend(format!("corrupt auth mount entry {key:?}: {e}")))?;
             records.push(record);
         }
         if !full {
@@ -263,10 +262,7 @@ impl Core {
                 return Ok(());
             }
             self.storage.delete(&entry_key(&mount.record.uuid)).await?;
-            self.auth_mounts
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(path);
+            self.auth_mounts.write().unwrap_or_else(|p| p.into_inner()).remove(path);
         }
         for key in mount.view.storage.walk("").await? {
             mount.view.storage.delete(&key).await?;
@@ -351,7 +347,14 @@ impl Core {
             path: "token/".into(),
             kind: "token".into(),
             description: "token based credentials".into(),
-            uuid: format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]),
+            uuid: format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            ),
             accessor: format!("auth_token_{}", &h[32..40]),
             default_lease_ttl: 0,
             max_lease_ttl: 0,

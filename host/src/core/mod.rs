@@ -270,7 +270,11 @@ impl Core {
             let rest = rest.to_string();
             return token::BACKEND.handle(self, &req, &rest, None, check).await;
         }
-        if let Some(mount) = req.path.strip_prefix("auth/").and_then(|rest| self.auth_mount_for(rest)) {
+        if let Some(mount) = req
+            .path
+            .strip_prefix("auth/")
+            .and_then(|rest| self.auth_mount_for(rest))
+        {
             return self.handle_auth(mount, req, check).await;
         }
         let mount = self

@@ -148,7 +148,9 @@ pub struct MountTable<E = MountEntry> {
 
 impl<E> Default for MountTable<E> {
     fn default() -> Self {
-        MountTable { by_path: BTreeMap::new() }
+        MountTable {
+            by_path: BTreeMap::new(),
+        }
     }
 }
 

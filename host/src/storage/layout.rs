@@ -186,7 +186,10 @@ mod tests {
         }
         assert_eq!(mount("u1"), "logical/u1/");
         assert_eq!(auth_mount("u1"), "auth/u1/");
-        assert!(!AUTH_MOUNTS.starts_with(MOUNTS), "sys/mounts never loads an auth method");
+        assert!(
+            !AUTH_MOUNTS.starts_with(MOUNTS),
+            "sys/mounts never loads an auth method"
+        );
         assert_eq!(database::driver("pg"), "driver/pg/");
         assert!(LEASES.starts_with(EXPIRE) && ROOT_TOKEN.starts_with(TOKENS));
         assert!(engine::PENDING_CREDS.starts_with(engine::WAL));

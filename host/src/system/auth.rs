@@ -16,7 +16,13 @@ use crate::node::Node;
 use serde_json::{Map, Value, json};
 
 pub fn paths() -> Vec<Path<Node>> {
-    let path_field = || Field::new("path", FieldType::Str, "The path to mount to. Cannot be delimited. Example: \"user\"");
+    let path_field = || {
+        Field::new(
+            "path",
+            FieldType::Str,
+            "The path to mount to. Cannot be delimited. Example: \"user\"",
+        )
+    };
     vec![
         Path::new("auth")
             .op(Read, handler!(list), "List the currently enabled credential backends.")
@@ -36,8 +42,10 @@ pub fn paths() -> Vec<Path<Node>> {
                 "Tune the configuration parameters for an auth path.",
                 "Read and write the 'default-lease-ttl' and 'max-lease-ttl' values of the auth path.",
             ),
+        // Disabling revokes every token issued through the method first.
         Path::new("auth/(?P<path>.+)")
             .sudo()
+            .runs_to_completion()
             .field(path_field())
             .field(Field::new("type", FieldType::Str, "The type of the backend. Example: \"approle\""))
             .field(Field::new("description", FieldType::Str, "User-friendly description for this credential backend."))
@@ -123,8 +131,14 @@ async fn disable(node: &Node, r: &Req<'_>) -> Reply {
 }
 
 async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
+    tune_read_at(node, &auth_path(r))
+}
+
+/// The tune settings of the auth method at `path` (also answered at
+/// `sys/mounts/auth/<path>/tune`, which `bao auth tune` uses).
+pub(super) fn tune_read_at(node: &Node, path: &str) -> Reply {
     let core = node.core()?;
-    let path = auth_path(r);
+    let path = normalize_path(path);
     let record = match path.as_str() {
         "token/" => core.token_auth_record(),
         _ => tuned(&core, &path)?,
@@ -152,8 +166,13 @@ fn tuned(core: &crate::core::Core, path: &str) -> Result<MountRecord> {
 }
 
 async fn tune_write(node: &Node, r: &Req<'_>) -> Reply {
+    tune_write_at(node, &auth_path(r), r).await
+}
+
+/// Tune the auth method at `path` (also `sys/mounts/auth/<path>/tune`).
+pub(super) async fn tune_write_at(node: &Node, path: &str, r: &Req<'_>) -> Reply {
     let core = node.core()?;
-    let path = auth_path(r);
+    let path = normalize_path(path);
     if path == "token/" {
         return Err(Error::bad("the token/ auth method cannot be tuned here yet"));
     }

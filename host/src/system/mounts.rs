@@ -224,6 +224,10 @@ fn tuned(core: &Core, path: &str) -> Result<std::sync::Arc<crate::core::mounts::
 }
 
 async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
+    // As Vault: `auth/<path>` names an auth method (`bao auth tune`).
+    if let Some(auth) = mount_path(r).strip_prefix("auth/") {
+        return super::auth::tune_read_at(node, auth);
+    }
     let core = node.core()?;
     let m = tuned(&core, &mount_path(r))?;
     let or_system = |v: i64, system: i64| if v > 0 { v } else { system };
@@ -240,6 +244,9 @@ async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
 }
 
 async fn tune_write(node: &Node, r: &Req<'_>) -> Reply {
+    if let Some(auth) = mount_path(r).strip_prefix("auth/") {
+        return super::auth::tune_write_at(node, auth, r).await;
+    }
     let core = node.core()?;
     let m = tuned(&core, &mount_path(r))?;
     let mut record = m.record.clone();

@@ -123,13 +123,7 @@ fn role_name_field() -> Field {
 /// AppRole's paths.
 pub static BACKEND: std::sync::LazyLock<Backend<AppRole>> = std::sync::LazyLock::new(|| {
     let secret_id = || Field::new("secret_id", FieldType::Str, "SecretID attached to the role.");
-    let accessor = || {
-        Field::new(
-            "secret_id_accessor",
-            FieldType::Str,
-            "Accessor of the SecretID",
-        )
-    };
+    let accessor = || Field::new("secret_id_accessor", FieldType::Str, "Accessor of the SecretID");
     let issue_fields = |p: Path<AppRole>| {
         p.field(role_name_field())
             .field(Field::new(

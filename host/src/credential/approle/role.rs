@@ -314,7 +314,10 @@ pub async fn write(b: &AppRole, r: &Req<'_>) -> Reply {
     if let Some(bind) = f.opt_bool("bind_secret_id") {
         role.bind_secret_id = bind;
     }
-    if let Some(cidrs) = f.opt_list("secret_id_bound_cidrs").or_else(|| f.opt_list("bound_cidr_list")) {
+    if let Some(cidrs) = f
+        .opt_list("secret_id_bound_cidrs")
+        .or_else(|| f.opt_list("bound_cidr_list"))
+    {
         role.secret_id_bound_cidrs = cidrs;
     }
     if let Err(e) = cidr::parse_all(&role.secret_id_bound_cidrs, false) {
@@ -398,7 +401,11 @@ async fn save(b: &AppRole, view: &View, name: &str, role: &Role, previous_role_i
     if let Some(old) = previous_role_id
         && old != role.role_id
     {
-        writes.push(Write::Delete(format!("{}{}", keys::ROLE_ID, b.salted(view, old).await?)));
+        writes.push(Write::Delete(format!(
+            "{}{}",
+            keys::ROLE_ID,
+            b.salted(view, old).await?
+        )));
     }
     view.batch(writes).await?;
     Ok(())
@@ -419,7 +426,8 @@ pub async fn delete(b: &AppRole, r: &Req<'_>) -> Reply {
     };
     secret_id::flush(b, view, &name, &role).await?;
     let index = format!("{}{}", keys::ROLE_ID, b.salted(view, &role.role_id).await?);
-    view.batch(vec![Write::Delete(index), Write::Delete(role_key(&name))]).await?;
+    view.batch(vec![Write::Delete(index), Write::Delete(role_key(&name))])
+        .await?;
     Ok(None)
 }
 
@@ -478,7 +486,7 @@ mod tests {
     #[test]
     fn legacy_policies_are_parsed_as_vaults() {
         assert_eq!(
-            parse_policies(vec![" B".into(), "a".into(), "".into(), "b".into()]),
+            parse_policies(vec![" B".into(), "a".into(), String::new(), "b".into()]),
             vec!["a", "b"]
         );
     }

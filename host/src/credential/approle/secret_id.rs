@@ -106,7 +106,11 @@ fn derive_ttl(mount: &Mount, requested: i64) -> i64 {
     } else {
         ttl::system_max_ttl()
     };
-    if requested < 0 || requested > max { max } else { requested }
+    if requested < 0 || requested > max {
+        max
+    } else {
+        requested
+    }
 }
 
 pub async fn generate(b: &AppRole, r: &Req<'_>) -> Reply {
@@ -149,14 +153,18 @@ async fn issue(b: &AppRole, r: &Req<'_>, secret_id: String) -> Reply {
     cidr::verify_subset(&token_cidrs, &role.token_bound_cidrs).map_err(Error::bad)?;
     let num_uses = match f.opt_int("num_uses") {
         Some(n) if n < 0 => return Err(Error::bad("num_uses cannot be negative")),
-        Some(n) if (n == 0 && role.secret_id_num_uses > 0) || (role.secret_id_num_uses > 0 && n > role.secret_id_num_uses) => {
-            return Err(Error::bad("num_uses cannot be higher than the role's secret_id_num_uses"));
+        // 0 (unlimited) is "higher" than any limit.
+        Some(n) if role.secret_id_num_uses > 0 && (n == 0 || n > role.secret_id_num_uses) => {
+            return Err(Error::bad(
+                "num_uses cannot be higher than the role's secret_id_num_uses",
+            ));
         }
         Some(n) => n,
         None => role.secret_id_num_uses,
     };
     let ttl_secs = match f.opt_duration("ttl") {
-        Some(t) if (t == 0 && role.secret_id_ttl > 0) || (role.secret_id_ttl > 0 && t > role.secret_id_ttl) => {
+        // 0 (never expires) is "longer" than any limit.
+        Some(t) if role.secret_id_ttl > 0 && (t == 0 || t > role.secret_id_ttl) => {
             return Err(Error::bad("ttl cannot be longer than the role's secret_id_ttl"));
         }
         Some(t) => t,

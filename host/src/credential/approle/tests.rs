@@ -57,12 +57,15 @@ impl Fixture {
     }
 
     async fn role_id(&self, role: &str) -> String {
-        let d = self.data(Operation::Read, &format!("role/{role}/role-id"), json!({})).await;
+        let d = self
+            .data(Operation::Read, &format!("role/{role}/role-id"), json!({}))
+            .await;
         d["role_id"].as_str().unwrap().to_string()
     }
 
     async fn secret_id(&self, role: &str, body: Value) -> Value {
-        self.data(Operation::Update, &format!("role/{role}/secret-id"), body).await
+        self.data(Operation::Update, &format!("role/{role}/secret-id"), body)
+            .await
     }
 
     async fn login_from(&self, role_id: &str, secret_id: &str, from: &str) -> crate::error::Result<Login> {
@@ -127,15 +130,18 @@ async fn a_login_grants_exactly_the_roles_token_settings() {
     assert_eq!(login.policies, vec!["read-db", "other"]);
     assert!(!login.no_default_policy);
     assert_eq!((login.ttl, login.max_ttl, login.num_uses), (600, 3600, 3));
-    assert_eq!(login.metadata, json!({"team": "blue", "role_name": "app"}).as_object().cloned().unwrap());
+    assert_eq!(
+        login.metadata,
+        json!({"team": "blue", "role_name": "app"})
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
     // An unlimited secret ID logs in again.
     f.login(&role_id, secret).await.unwrap();
 
     // Wrong credentials all get the one answer.
-    for (rid, sid) in [
-        (role_id.as_str(), "not-the-secret"),
-        ("no-such-role-id", secret),
-    ] {
+    for (rid, sid) in [(role_id.as_str(), "not-the-secret"), ("no-such-role-id", secret)] {
         assert_eq!(err_text(f.login(rid, sid).await), "invalid role or secret ID");
     }
     assert_eq!(err_text(f.login("", secret).await), "missing role_id");
@@ -145,28 +151,47 @@ async fn a_login_grants_exactly_the_roles_token_settings() {
 #[tokio::test]
 async fn storage_never_holds_a_secret_id_and_delete_leaves_nothing() {
     let f = fixture();
-    f.call(Operation::Update, "role/r", json!({"token_policies": "p"})).await.unwrap();
+    f.call(Operation::Update, "role/r", json!({"token_policies": "p"}))
+        .await
+        .unwrap();
     let issued = f.secret_id("r", json!({})).await;
     let secret = issued["secret_id"].as_str().unwrap().to_string();
     let accessor = issued["secret_id_accessor"].as_str().unwrap().to_string();
     let role_id = f.role_id("r").await;
     for (k, v) in f.stored().await {
         assert!(!k.contains(&secret) && !v.contains(&secret), "{k}: {v}");
-        assert!(!k.contains(&accessor) && !k.contains(&role_id), "indexes are HMACs: {k}");
+        assert!(
+            !k.contains(&accessor) && !k.contains(&role_id),
+            "indexes are HMACs: {k}"
+        );
     }
     // Lookups by value and by accessor; the list shows the accessor.
-    let by_value = f.data(Operation::Update, "role/r/secret-id/lookup", json!({"secret_id": secret})).await;
+    let by_value = f
+        .data(
+            Operation::Update,
+            "role/r/secret-id/lookup",
+            json!({"secret_id": secret}),
+        )
+        .await;
     assert_eq!(by_value["secret_id_accessor"], accessor.as_str());
     assert_eq!(by_value["expiration_time"], "0001-01-01T00:00:00Z");
     let by_accessor = f
-        .data(Operation::Update, "role/r/secret-id-accessor/lookup", json!({"secret_id_accessor": accessor}))
+        .data(
+            Operation::Update,
+            "role/r/secret-id-accessor/lookup",
+            json!({"secret_id_accessor": accessor}),
+        )
         .await;
     assert_eq!(by_accessor, by_value);
     let listed = f.data(Operation::List, "role/r/secret-id/", json!({})).await;
     assert_eq!(listed["keys"], json!([accessor]));
     f.call(Operation::Delete, "role/r", json!({})).await.unwrap();
     let left: Vec<String> = f.stored().await.into_iter().map(|(k, _)| k).collect();
-    assert_eq!(left, vec!["auth/u1/salt".to_string()], "role, index, secret ID and accessor all gone");
+    assert_eq!(
+        left,
+        vec!["auth/u1/salt".to_string()],
+        "role, index, secret ID and accessor all gone"
+    );
     assert_eq!(err_text(f.login(&role_id, &secret).await), "invalid role or secret ID");
 }
 
@@ -174,51 +199,102 @@ async fn storage_never_holds_a_secret_id_and_delete_leaves_nothing() {
 async fn refused_input_gets_vaults_text_and_stores_nothing() {
     let f = fixture();
     for (body, text) in [
-        (json!({"token_ttl": "2h", "token_max_ttl": "1h"}), "'token_ttl' cannot be greater than 'token_max_ttl'"),
-        (json!({"secret_id_num_uses": -1}), "secret_id_num_uses cannot be negative"),
+        (
+            json!({"token_ttl": "2h", "token_max_ttl": "1h"}),
+            "'token_ttl' cannot be greater than 'token_max_ttl'",
+        ),
+        (
+            json!({"secret_id_num_uses": -1}),
+            "secret_id_num_uses cannot be negative",
+        ),
         (json!({"token_num_uses": -2}), "'token_num_uses' cannot be negative"),
-        (json!({"bind_secret_id": false}), "at least one constraint should be enabled on the role"),
-        (json!({"secret_id_bound_cidrs": "10.0.0.1"}), "failed to validate CIDR blocks: invalid CIDR address: 10.0.0.1"),
+        (
+            json!({"bind_secret_id": false}),
+            "at least one constraint should be enabled on the role",
+        ),
+        (
+            json!({"secret_id_bound_cidrs": "10.0.0.1"}),
+            "failed to validate CIDR blocks: invalid CIDR address: 10.0.0.1",
+        ),
         (json!({"token_type": "bogus"}), "invalid 'token_type' value \"bogus\""),
-        (json!({"token_type": "batch"}), "batch tokens are not supported by this server yet"),
-        (json!({"period": "999999h"}), "period of \"999999h0m0s\" is greater than the backend's maximum lease TTL of \"768h0m0s\""),
-        (json!({"token_ttl": "soon"}), "error converting input for field \"token_ttl\""),
+        (
+            json!({"token_type": "batch"}),
+            "batch tokens are not supported by this server yet",
+        ),
+        (
+            json!({"period": "999999h"}),
+            "period of \"999999h0m0s\" is greater than the backend's maximum lease TTL of \"768h0m0s\"",
+        ),
+        (
+            json!({"token_ttl": "soon"}),
+            "error converting input for field \"token_ttl\"",
+        ),
     ] {
         let e = err_text(f.call(Operation::Update, "role/bad", body.clone()).await);
         // The Go duration text is checked separately; here its start.
         let want = text.split(" of \"").next().unwrap();
         assert!(e.starts_with(want), "{body}: {e}");
     }
-    assert!(f.stored().await.iter().all(|(k, _)| !k.contains("role")), "{:?}", f.stored().await);
+    assert!(
+        f.stored().await.iter().all(|(k, _)| !k.contains("role")),
+        "{:?}",
+        f.stored().await
+    );
     assert!(f.call(Operation::Read, "role/bad", json!({})).await.unwrap().is_none());
     // A role-id another role holds is refused, and the role not written.
-    f.call(Operation::Update, "role/a", json!({"role_id": "shared"})).await.unwrap();
+    f.call(Operation::Update, "role/a", json!({"role_id": "shared"}))
+        .await
+        .unwrap();
     assert_eq!(
         err_text(f.call(Operation::Update, "role/b", json!({"role_id": "shared"})).await),
         "role_id already in use"
     );
     assert!(f.call(Operation::Read, "role/b", json!({})).await.unwrap().is_none());
     // Secret-ID requests against a role's limits.
-    f.call(Operation::Update, "role/lim", json!({"secret_id_num_uses": 2, "secret_id_ttl": "1h"})).await.unwrap();
+    f.call(
+        Operation::Update,
+        "role/lim",
+        json!({"secret_id_num_uses": 2, "secret_id_ttl": "1h"}),
+    )
+    .await
+    .unwrap();
     for (body, text) in [
-        (json!({"num_uses": 3}), "num_uses cannot be higher than the role's secret_id_num_uses"),
+        (
+            json!({"num_uses": 3}),
+            "num_uses cannot be higher than the role's secret_id_num_uses",
+        ),
         (json!({"num_uses": -1}), "num_uses cannot be negative"),
-        (json!({"ttl": "2h"}), "ttl cannot be longer than the role's secret_id_ttl"),
-        (json!({"cidr_list": "nope"}), "failed to validate CIDR blocks: invalid CIDR address: nope"),
+        (
+            json!({"ttl": "2h"}),
+            "ttl cannot be longer than the role's secret_id_ttl",
+        ),
+        (
+            json!({"cidr_list": "nope"}),
+            "failed to validate CIDR blocks: invalid CIDR address: nope",
+        ),
     ] {
-        assert_eq!(err_text(f.call(Operation::Update, "role/lim/secret-id", body.clone()).await), text, "{body}");
+        assert_eq!(
+            err_text(f.call(Operation::Update, "role/lim/secret-id", body.clone()).await),
+            text,
+            "{body}"
+        );
     }
     assert_eq!(
         err_text(f.call(Operation::Update, "role/none/secret-id", json!({})).await),
         "role \"none\" does not exist"
     );
-    assert!(f.call(Operation::List, "role/lim/secret-id/", json!({})).await.is_err(), "none issued");
+    assert!(
+        f.call(Operation::List, "role/lim/secret-id/", json!({})).await.is_err(),
+        "none issued"
+    );
 }
 
 #[tokio::test]
 async fn the_last_use_of_a_secret_id_is_spent_once_even_when_raced() {
     let f = Arc::new(fixture());
-    f.call(Operation::Update, "role/r", json!({"secret_id_num_uses": 2})).await.unwrap();
+    f.call(Operation::Update, "role/r", json!({"secret_id_num_uses": 2}))
+        .await
+        .unwrap();
     let role_id = f.role_id("r").await;
     let issued = f.secret_id("r", json!({})).await;
     assert_eq!(issued["secret_id_num_uses"], 2);
@@ -234,7 +310,12 @@ async fn the_last_use_of_a_secret_id_is_spent_once_even_when_raced() {
     }
     assert_eq!(granted, 2);
     // Used up: gone from storage, index and all.
-    assert!(f.stored().await.iter().all(|(k, _)| !k.contains("secret_id/") && !k.contains("accessor/")));
+    assert!(
+        f.stored()
+            .await
+            .iter()
+            .all(|(k, _)| !k.contains("secret_id/") && !k.contains("accessor/"))
+    );
 }
 
 #[tokio::test]
@@ -248,7 +329,9 @@ async fn cidr_blocks_bind_logins_to_addresses() {
     .await
     .unwrap();
     let role_id = f.role_id("net").await;
-    let secret = f.secret_id("net", json!({"cidr_list": "127.0.0.1/32", "num_uses": 0})).await;
+    let secret = f
+        .secret_id("net", json!({"cidr_list": "127.0.0.1/32", "num_uses": 0}))
+        .await;
     let secret = secret["secret_id"].as_str().unwrap().to_string();
     assert_eq!(
         err_text(f.login_from(&role_id, &secret, "192.168.1.1").await),
@@ -260,11 +343,23 @@ async fn cidr_blocks_bind_logins_to_addresses() {
     );
     f.login_from(&role_id, &secret, "127.0.0.1").await.unwrap();
     // A secret ID's blocks must lie within the role's.
-    let e = err_text(f.call(Operation::Update, "role/net/secret-id", json!({"cidr_list": "0.0.0.0/0"})).await);
+    let e = err_text(
+        f.call(
+            Operation::Update,
+            "role/net/secret-id",
+            json!({"cidr_list": "0.0.0.0/0"}),
+        )
+        .await,
+    );
     assert!(e.starts_with("failed to verify subset relationship"), "{e}");
     // Without a client address, a CIDR-bound login cannot be checked.
     let e = f
-        .call_from(Operation::Update, "login", json!({"role_id": role_id, "secret_id": secret}), None)
+        .call_from(
+            Operation::Update,
+            "login",
+            json!({"role_id": role_id, "secret_id": secret}),
+            None,
+        )
         .await;
     assert_eq!(err_text(e), "failed to get connection information");
     // A role bound by CIDRs alone logs in without a secret ID.
@@ -301,37 +396,75 @@ async fn role_ids_can_be_set_and_move_their_index() {
     let f = fixture();
     f.call(Operation::Update, "role/r", json!({})).await.unwrap();
     let old = f.role_id("r").await;
-    f.call(Operation::Update, "role/r/role-id", json!({"role_id": "custom-id"})).await.unwrap();
+    f.call(Operation::Update, "role/r/role-id", json!({"role_id": "custom-id"}))
+        .await
+        .unwrap();
     assert_eq!(f.role_id("r").await, "custom-id");
-    let secret = f.secret_id("r", json!({})).await["secret_id"].as_str().unwrap().to_string();
+    let secret = f.secret_id("r", json!({})).await["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(f.login("custom-id", &secret).await.is_ok());
     assert_eq!(err_text(f.login(&old, &secret).await), "invalid role or secret ID");
     assert_eq!(
-        err_text(f.call(Operation::Update, "role/r/role-id", json!({"role_id": ""})).await),
+        err_text(
+            f.call(Operation::Update, "role/r/role-id", json!({"role_id": ""}))
+                .await
+        ),
         "missing role_id"
     );
     // Legacy fields: `policies` fills token_policies; token_period wins over period.
-    f.call(Operation::Update, "role/r", json!({"policies": "B,a"})).await.unwrap();
+    f.call(Operation::Update, "role/r", json!({"policies": "B,a"}))
+        .await
+        .unwrap();
     let role = f.data(Operation::Read, "role/r", json!({})).await;
     assert_eq!(role["token_policies"], json!(["a", "b"]));
     assert_eq!(role["policies"], json!(["a", "b"]));
     // A custom secret ID, and destroying it by value and by accessor.
     let custom = f
-        .data(Operation::Update, "role/r/custom-secret-id", json!({"secret_id": "my-secret"}))
+        .data(
+            Operation::Update,
+            "role/r/custom-secret-id",
+            json!({"secret_id": "my-secret"}),
+        )
         .await;
     assert_eq!(custom["secret_id"], "my-secret");
     assert_eq!(
-        err_text(f.call(Operation::Update, "role/r/custom-secret-id", json!({"secret_id": "my-secret"})).await),
+        err_text(
+            f.call(
+                Operation::Update,
+                "role/r/custom-secret-id",
+                json!({"secret_id": "my-secret"})
+            )
+            .await
+        ),
         "failed to store secret_id: SecretID is already registered"
     );
-    f.call(Operation::Update, "role/r/secret-id/destroy", json!({"secret_id": "my-secret"})).await.unwrap();
+    f.call(
+        Operation::Update,
+        "role/r/secret-id/destroy",
+        json!({"secret_id": "my-secret"}),
+    )
+    .await
+    .unwrap();
     assert!(f.login("custom-id", "my-secret").await.is_err());
-    let acc = f.secret_id("r", json!({})).await["secret_id_accessor"].as_str().unwrap().to_string();
-    f.call(Operation::Delete, "role/r/secret-id-accessor/destroy", json!({"secret_id_accessor": acc}))
-        .await
-        .unwrap();
+    let acc = f.secret_id("r", json!({})).await["secret_id_accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.call(
+        Operation::Delete,
+        "role/r/secret-id-accessor/destroy",
+        json!({"secret_id_accessor": acc}),
+    )
+    .await
+    .unwrap();
     let e = f
-        .call(Operation::Update, "role/r/secret-id-accessor/lookup", json!({"secret_id_accessor": acc}))
+        .call(
+            Operation::Update,
+            "role/r/secret-id-accessor/lookup",
+            json!({"secret_id_accessor": acc}),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, crate::error::Error::Http(404, _)), "{e:?}");

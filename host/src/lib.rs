@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod credential;
 pub mod engines;
 pub mod error;
 pub mod framework;

@@ -1,9 +1,10 @@
 //! The one place every request is routed, so that a check made here (the
 //! token today, ACL policies next) cannot miss a path: `sys/` goes to the
 //! system backend (served by the node, so the seal's paths answer while
-//! sealed), `auth/token/` to the token backend, everything else to the
-//! mount at the longest matching prefix. Each backend's declarations say
-//! which of its paths are served without a token.
+//! sealed), `auth/token/` to the token backend, `auth/<path>/` to the auth
+//! method enabled there, everything else to the mount at the longest
+//! matching prefix. Each backend's declarations say which of its paths are
+//! served without a token (the seal's, an auth method's `login`).
 
 use crate::error::{Error, Result};
 use crate::framework::Resolved;
@@ -37,9 +38,28 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
         req.auth = Auth::anonymous();
         return sys.handle(node, &req, rest, None, &|_| Ok(())).await;
     }
-    // Everything else needs an unsealed node (503) and a token.
+    // Everything else needs an unsealed node (503) and, but for an auth
+    // method's login, a token.
     let core = node.core()?;
+    if req.operation != Operation::Help && core.is_login_path(&req.path) {
+        req.auth = Auth::anonymous();
+        // Only what the method declares unauthenticated is served so.
+        let login_only = |resolved: &Resolved| match resolved.unauthenticated {
+            true => Ok(()),
+            false => Err(Error::PermissionDenied),
+        };
+        return core.handle(req, &login_only).await;
+    }
     req.auth = core.authenticate(Some(token)).await?;
+    // A token bound to CIDR blocks (an auth method's token_bound_cidrs)
+    // is refused from anywhere else, as Vault's 403.
+    if !req.auth.bound_cidrs.is_empty()
+        && !req
+            .remote_addr
+            .is_some_and(|ip| crate::credential::cidr::any_contains(&req.auth.bound_cidrs, ip))
+    {
+        return Err(Error::PermissionDenied);
+    }
     let acl = match req.auth.is_root() {
         true => None,
         false => Some(core.policy_store.acl(&req.auth.policies).await?),
@@ -112,12 +132,16 @@ fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved, wrap_ttl: O
 mod tests {
     use crate::framework::{BackendDoc, table};
 
-    /// sys/, auth/token/ and every registered engine type, mounted at its
-    /// type's name.
+    /// sys/, auth/token/, the auth methods and every registered engine
+    /// type, mounted at its type's name.
     fn every_backend() -> Vec<(String, BackendDoc)> {
         let mut all = vec![
             ("sys/".to_string(), crate::system::BACKEND.describe()),
             ("auth/token/".to_string(), crate::core::token::BACKEND.describe()),
+            (
+                "auth/approle/".to_string(),
+                crate::credential::approle::BACKEND.describe(),
+            ),
         ];
         let engines = crate::engines::builtins();
         for name in engines.names() {
@@ -164,6 +188,8 @@ mod tests {
             "engines",
             "engines/database",
             "engines/mongodb",
+            "credential",
+            "credential/approle",
             "system",
             "core",
             "api",
@@ -190,8 +216,8 @@ mod tests {
     }
 
     /// Only what a path's declaration marks outlasts the request timeout:
-    /// revoke-prefix, revoke-force and a mount's disable (which revokes its
-    /// leases).
+    /// revoke-prefix, revoke-force, a mount's disable (which revokes its
+    /// leases) and an auth method's (which revokes its tokens).
     #[test]
     fn only_declared_paths_outlast_the_request_timeout() {
         for path in [
@@ -200,6 +226,7 @@ mod tests {
             "sys/leases/revoke-force/db",
             "sys/revoke-force/db",
             "sys/mounts/db",
+            "sys/auth/approle",
         ] {
             assert!(super::runs_to_completion(path), "{path}");
         }
@@ -207,6 +234,8 @@ mod tests {
             "sys/leases/revoke",
             "sys/leases/lookup",
             "sys/mounts/db/tune",
+            "sys/auth/approle/tune",
+            "sys/auth",
             "sys/mounts",
             "db/creds/app",
             "db/revoke-prefix/x",
@@ -249,6 +278,16 @@ mod tests {
             ),
             ("core", &["crate::engines"][..]),
             (
+                "credential",
+                &[
+                    "crate::core",
+                    "crate::engines",
+                    "crate::system",
+                    "crate::node",
+                    "crate::api",
+                ][..],
+            ),
+            (
                 "framework",
                 &["crate::core", "crate::engines", "crate::system", "crate::node"][..],
             ),
@@ -289,6 +328,7 @@ mod tests {
         }
         check("sys/", &crate::system::BACKEND);
         check("auth/token/", &crate::core::token::BACKEND);
+        check("auth/approle/", &crate::credential::approle::BACKEND);
         check("database/", &crate::engines::database::paths::BACKEND);
         check("mongodb/", &crate::engines::mongodb::BACKEND);
     }

@@ -180,7 +180,7 @@ pub async fn serve(
         conns.spawn(async move {
             let _slot = slot;
             match tls {
-                None => connection(stream, router, limits, stop).await,
+                None => connection(stream, peer.ip(), router, limits, stop).await,
                 Some(acceptor) => {
                     let handshake = acceptor.accept(stream);
                     let done = match limits.handshake_timeout() {
@@ -188,7 +188,7 @@ pub async fn serve(
                         None => Some(handshake.await),
                     };
                     match done {
-                        Some(Ok(stream)) => connection(stream, router, limits, stop).await,
+                        Some(Ok(stream)) => connection(stream, peer.ip(), router, limits, stop).await,
                         Some(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         None => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -379,14 +379,23 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     }
 }
 
-/// One request through the router, with its listener's limits attached.
+/// The address of the client a request came from (the connection's
+/// peer), in the request's extensions: what CIDR-bound credentials are
+/// checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// One request through the router, with its listener's limits and its
+/// client's address attached.
 async fn call(
     router: Router,
     watch: Arc<Watch>,
     limits: Arc<HttpLimits>,
+    peer: std::net::IpAddr,
     mut req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Tracked>, Infallible> {
     let (busy, head_start) = Busy::begin(watch);
+    req.extensions_mut().insert(ClientAddr(peer));
     req.extensions_mut().insert(RequestLimits {
         body_deadline: nonzero(limits.read_timeout).and_then(|t| head_start.checked_add(t)),
         max_request_size: limits.max_request_size,
@@ -400,14 +409,19 @@ async fn call(
 }
 
 /// Serve one connection until it closes, its clock runs out, or `stop`.
-async fn connection<I>(io: I, router: Router, limits: Arc<HttpLimits>, mut stop: watch::Receiver<bool>)
-where
+async fn connection<I>(
+    io: I,
+    peer: std::net::IpAddr,
+    router: Router,
+    limits: Arc<HttpLimits>,
+    mut stop: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let watch = Arc::new(Watch::new());
     let service = {
         let (watch, limits) = (watch.clone(), limits.clone());
-        hyper::service::service_fn(move |req| call(router.clone(), watch.clone(), limits.clone(), req))
+        hyper::service::service_fn(move |req| call(router.clone(), watch.clone(), limits.clone(), peer, req))
     };
     let io = hyper_util::rt::TokioIo::new(Watched {
         io,

@@ -95,13 +95,14 @@ async fn json_errors(resp: Response) -> Response {
 async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let limits = parts.extensions.get::<RequestLimits>().cloned().unwrap_or_default();
+    let client = parts.extensions.get::<listener::ClientAddr>().map(|c| c.0);
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
         let mut resp = match read_request(&uri, &headers, body, &limits).await {
             Ok(body) => {
-                let serving = serve(&node, &method, &uri, &headers, &body, &request_id);
+                let serving = serve(&node, &method, &uri, &headers, &body, &request_id, client);
                 // Paths declared to run to completion (a synchronous revoke-prefix,
                 // revoke-force or mount disable of many leases: each revocation
                 // is bounded on its own) are not cut off half done.
@@ -230,6 +231,7 @@ async fn serve(
     headers: &HeaderMap,
     body: &Bytes,
     request_id: &str,
+    client: Option<std::net::IpAddr>,
 ) -> Result<Response, Error> {
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath);
@@ -264,6 +266,7 @@ async fn serve(
         data,
         request_id: request_id.to_string(),
         wrap_ttl: wrap_ttl(headers)?,
+        remote_addr: client,
         ..Request::default()
     };
     let token = token(headers).unwrap_or_default();

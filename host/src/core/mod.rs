@@ -5,6 +5,7 @@
 //! see the core only through their [`crate::logical::Mount`]: the core
 //! never names an engine type.
 
+pub mod auth_mounts;
 pub mod expiration;
 pub mod mounts;
 pub mod password_policy;
@@ -64,6 +65,8 @@ pub struct Core {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The live mounts by path (longest-prefix routing).
     mounts: RwLock<MountTable>,
+    /// The auth methods by path below `auth/` (`sys/auth`).
+    auth_mounts: RwLock<MountTable<auth_mounts::AuthEntry>>,
     /// Serialises enable, tune and disable, so that a check of the table
     /// and the write that follows it see the same table (the std lock above
     /// cannot be held across the storage write).
@@ -111,6 +114,7 @@ impl Core {
             tokens,
             tasks: std::sync::Mutex::new(Vec::new()),
             mounts: RwLock::new(MountTable::default()),
+            auth_mounts: RwLock::new(MountTable::default()),
             mount_changes: tokio::sync::Mutex::new(()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
             started: Utc::now(),
@@ -120,6 +124,7 @@ impl Core {
             let entry = core.insert_mount(entry);
             entry.engine.start(entry.view.clone());
         }
+        core.load_auth_mounts().await?;
         let restore = tokio::spawn({
             let core = core.clone();
             async move {
@@ -224,6 +229,7 @@ impl Core {
             token_hash: entry.hash,
             accessor: entry.accessor,
             last_use,
+            bound_cidrs: entry.bound_cidrs,
         })
     }
 
@@ -305,13 +311,21 @@ impl Core {
         self.revoke_token(hash).await
     }
 
-    /// Route an authenticated request below `auth/token/` or to the mount
+    /// Route an authenticated request below `auth/token/`, to the auth
+    /// method below `auth/<path>/` ([`auth_mounts`]), or to the mount
     /// at the longest matching prefix. `check` is the policy check the
     /// router runs once it knows the operation (create vs update).
     pub async fn handle(&self, req: Request, check: &Check<'_>) -> Reply {
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
             let rest = rest.to_string();
             return token::BACKEND.handle(self, &req, &rest, None, check).await;
+        }
+        if let Some(mount) = req
+            .path
+            .strip_prefix("auth/")
+            .and_then(|rest| self.auth_mount_for(rest))
+        {
+            return self.handle_auth(mount, req, check).await;
         }
         let mount = self
             .mount_for(&req.path)

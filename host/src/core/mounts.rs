@@ -127,19 +127,40 @@ impl MountEntry {
     }
 }
 
-/// The live mounts by path.
-#[derive(Default)]
-pub struct MountTable {
-    by_path: BTreeMap<String, Arc<MountEntry>>,
+/// What a [`MountTable`] holds: anything mounted at a path (a secrets
+/// engine's mount, an auth method's).
+pub trait Mounted {
+    /// With its trailing '/'.
+    fn mount_path(&self) -> &str;
 }
 
-impl MountTable {
+impl Mounted for MountEntry {
+    fn mount_path(&self) -> &str {
+        self.path()
+    }
+}
+
+/// The live mounts by path (secrets engines; the auth methods' table
+/// holds [`super::auth_mounts::AuthEntry`]).
+pub struct MountTable<E = MountEntry> {
+    by_path: BTreeMap<String, Arc<E>>,
+}
+
+impl<E> Default for MountTable<E> {
+    fn default() -> Self {
+        MountTable {
+            by_path: BTreeMap::new(),
+        }
+    }
+}
+
+impl<E: Mounted> MountTable<E> {
     /// The mount that serves `path`: the longest mount path that prefixes
     /// it, or the mount whose path is `path` plus its slash ("db" is the
     /// mount "db/"). Mount paths end in '/', so the candidates are `path`
     /// with a slash added (the longest possible) and each prefix of `path`
     /// that ends in '/', tried longest first.
-    pub fn longest_match(&self, path: &str) -> Option<Arc<MountEntry>> {
+    pub fn longest_match(&self, path: &str) -> Option<Arc<E>> {
         if !path.ends_with('/')
             && let Some(m) = self.by_path.get(&format!("{path}/"))
         {
@@ -169,21 +190,21 @@ impl MountTable {
     }
 
     /// The mount at exactly `path`.
-    pub fn get(&self, path: &str) -> Option<Arc<MountEntry>> {
+    pub fn get(&self, path: &str) -> Option<Arc<E>> {
         self.by_path.get(path).cloned()
     }
 
     /// Add or replace the mount at the entry's path.
-    pub fn insert(&mut self, entry: Arc<MountEntry>) {
-        self.by_path.insert(entry.path().to_string(), entry);
+    pub fn insert(&mut self, entry: Arc<E>) {
+        self.by_path.insert(entry.mount_path().to_string(), entry);
     }
 
-    pub fn remove(&mut self, path: &str) -> Option<Arc<MountEntry>> {
+    pub fn remove(&mut self, path: &str) -> Option<Arc<E>> {
         self.by_path.remove(path)
     }
 
     /// Every mount, sorted by path.
-    pub fn all(&self) -> Vec<Arc<MountEntry>> {
+    pub fn all(&self) -> Vec<Arc<E>> {
         self.by_path.values().cloned().collect()
     }
 }

@@ -52,6 +52,8 @@ pub struct Req<'a> {
     pub request_id: &'a str,
     /// The TTL the response will be wrapped with (`X-Vault-Wrap-TTL`).
     pub wrap_ttl: Option<i64>,
+    /// The client's address, where known (CIDR-bound credentials).
+    pub remote_addr: Option<std::net::IpAddr>,
 }
 
 impl Req<'_> {
@@ -309,6 +311,7 @@ impl<B: 'static> Backend<B> {
             lease_id: &req.lease_id,
             request_id: &req.request_id,
             wrap_ttl: req.wrap_ttl,
+            remote_addr: req.remote_addr,
         };
         if r.operation == Operation::Update
             && let Some(exists) = declared.existence

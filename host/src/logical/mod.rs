@@ -61,6 +61,9 @@ pub struct Auth {
     pub accessor: String,
     /// This request spends the token's last use: it is revoked after it.
     pub last_use: bool,
+    /// CIDR blocks the token may be used from (empty: anywhere), as an
+    /// auth method's `token_bound_cidrs` set them.
+    pub bound_cidrs: Vec<String>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -116,6 +119,10 @@ pub struct Request {
     /// `X-Vault-Wrap-TTL` in seconds: the response is to be wrapped in a
     /// single-use token living that long (the core's response wrapping).
     pub wrap_ttl: Option<i64>,
+    /// The client's address (the connection's peer), where the request
+    /// came over the network: what CIDR-bound credentials are checked
+    /// against (Vault's `req.Connection.RemoteAddr`).
+    pub remote_addr: Option<std::net::IpAddr>,
 }
 
 /// A secret the engine hands out; the core registers a lease for it and
@@ -166,6 +173,35 @@ pub struct Response {
     /// Vault's `wrap_info`: the response was wrapped; this is all the body
     /// carries (token, accessor, ttl, creation_time, creation_path...).
     pub wrap_info: Option<Value>,
+    /// A successful login through an auth method: what the token to mint
+    /// is made of. The core mints it and answers [`Response::auth`]
+    /// instead (an auth method never sees or stores the token).
+    pub login: Option<Login>,
+}
+
+/// What an auth method's login grants (Vault's `logical.Auth` as a
+/// credential backend returns it): the core turns it into a token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Login {
+    /// As configured; the core sanitizes them and adds `default` unless
+    /// `no_default_policy`.
+    pub policies: Vec<String>,
+    pub no_default_policy: bool,
+    /// Seconds (0: the mount's default, else the system's).
+    pub ttl: i64,
+    /// Seconds (0: the mount's max, else the system's).
+    pub max_ttl: i64,
+    pub explicit_max_ttl: i64,
+    pub period: i64,
+    /// Uses of the token (0: unlimited).
+    pub num_uses: i64,
+    /// The token's metadata (`role_name` for AppRole).
+    pub metadata: Map<String, Value>,
+    /// Appended to the mount's name in the token's display name (may be
+    /// empty: the display name is the mount's).
+    pub display_name: String,
+    /// CIDR blocks the token may be used from (empty: anywhere).
+    pub bound_cidrs: Vec<String>,
 }
 
 impl Response {
@@ -215,6 +251,7 @@ impl Response {
             && self.status.is_none()
             && self.auth.is_none()
             && self.wrap_info.is_none()
+            && self.login.is_none()
     }
 
     /// Vault's response envelope (`logical.HTTPResponse`): request_id,

@@ -11,6 +11,7 @@
 //! core/keyring                node: data keys sealed by the root key (outside the barrier)
 //! core/mounts                 core: the single mount table of earlier versions (migrated)
 //! core/mounts/<uuid>          core: one record per mount
+//! core/auth/<uuid>            core: one record per auth method mount
 //! sys/expire/id/<lease id>    core: leases
 //! sys/token/root              core: the root token's hash
 //! sys/password_policy/<name>  core: password policies
@@ -26,6 +27,13 @@
 //!   driver/<connection>/...   database: the driver component's own key space
 //!   config/connection         mongodb: the connection
 //!   config/lease              mongodb: lease settings
+//! auth/<uuid>/...             one auth method mount's own keys, below:
+//!   salt                      approle: the HMAC key of role-id and accessor indexes
+//!   role/<name>               approle: roles
+//!   role_id/<hmac>            approle: role-id -> role name
+//!   secret_id/<hmac>/<hmac>   approle: secret IDs (by role and secret HMAC)
+//!   accessor/<hmac>           approle: secret-ID accessor -> secret HMAC
+//!   secret_id_local/, accessor_local/   the same, for local_secret_ids roles (local)
 //! ```
 
 // The node's seal keys, physical keys written outside the barrier.
@@ -44,6 +52,10 @@ pub const KEYRING: &str = "core/keyring";
 pub const MOUNT_TABLE_LEGACY: &str = "core/mounts";
 /// One record per mount, named by the mount's uuid.
 pub const MOUNTS: &str = "core/mounts/";
+/// One record per auth method mount (Vault's `core/auth` table), named by
+/// the mount's uuid; apart from the secrets engines' so `sys/mounts` never
+/// lists them.
+pub const AUTH_MOUNTS: &str = "core/auth/";
 /// The expiration manager's space.
 pub const EXPIRE: &str = "sys/expire/";
 /// Leases by lease id.
@@ -69,6 +81,32 @@ pub const LOGICAL: &str = "logical/";
 /// The prefix of one mount's keys (what its storage view is confined to).
 pub fn mount(uuid: &str) -> String {
     format!("{LOGICAL}{uuid}/")
+}
+
+/// Every auth method mount's keys live below `auth/<uuid>/` (Vault's
+/// credential barrier view).
+pub const AUTH_LOGICAL: &str = "auth/";
+
+/// The prefix of one auth method mount's keys.
+pub fn auth_mount(uuid: &str) -> String {
+    format!("{AUTH_LOGICAL}{uuid}/")
+}
+
+/// The AppRole auth method's keys, relative to its mount.
+pub mod approle {
+    /// The mount's HMAC key for role-id and accessor indexes.
+    pub const SALT: &str = "salt";
+    /// Roles by (lower-cased) name.
+    pub const ROLE: &str = "role/";
+    /// role-id (HMAC) -> role name.
+    pub const ROLE_ID: &str = "role_id/";
+    /// Secret IDs: `<role name HMAC>/<secret ID HMAC>`.
+    pub const SECRET_ID: &str = "secret_id/";
+    /// Secret-ID accessor (HMAC) -> the secret ID's HMAC.
+    pub const ACCESSOR: &str = "accessor/";
+    /// The same two for roles with `local_secret_ids` (declared local).
+    pub const SECRET_ID_LOCAL: &str = "secret_id_local/";
+    pub const ACCESSOR_LOCAL: &str = "accessor_local/";
 }
 
 /// Keys below a mount, relative to its storage view, shared by the engines
@@ -120,6 +158,14 @@ mod tests {
     fn prefixes_end_in_a_separator() {
         for p in [
             MOUNTS,
+            AUTH_MOUNTS,
+            AUTH_LOGICAL,
+            approle::ROLE,
+            approle::ROLE_ID,
+            approle::SECRET_ID,
+            approle::ACCESSOR,
+            approle::SECRET_ID_LOCAL,
+            approle::ACCESSOR_LOCAL,
             EXPIRE,
             LEASES,
             TOKENS,
@@ -139,6 +185,11 @@ mod tests {
             assert!(p.ends_with('/'), "{p}");
         }
         assert_eq!(mount("u1"), "logical/u1/");
+        assert_eq!(auth_mount("u1"), "auth/u1/");
+        assert!(
+            !AUTH_MOUNTS.starts_with(MOUNTS),
+            "sys/mounts never loads an auth method"
+        );
         assert_eq!(database::driver("pg"), "driver/pg/");
         assert!(LEASES.starts_with(EXPIRE) && ROOT_TOKEN.starts_with(TOKENS));
         assert!(engine::PENDING_CREDS.starts_with(engine::WAL));

@@ -72,7 +72,11 @@ impl Locality {
         if self.fixed.iter().any(|p| key.starts_with(p)) {
             return KeyClass::Local;
         }
-        if let Some(rest) = key.strip_prefix(layout::LOGICAL)
+        // A secrets engine's keys, or an auth method's (the uuids are
+        // distinct, so one map serves both).
+        if let Some(rest) = key
+            .strip_prefix(layout::LOGICAL)
+            .or_else(|| key.strip_prefix(layout::AUTH_LOGICAL))
             && let Some((uuid, inner)) = rest.split_once('/')
         {
             let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
@@ -113,6 +117,9 @@ mod tests {
         assert_eq!(l.class_of("logical/u1/wal/static/r"), KeyClass::Local);
         assert_eq!(l.class_of("logical/u1/role/wal"), KeyClass::Replicated);
         assert_eq!(l.class_of("logical/u1/config/pg"), KeyClass::Replicated);
+        // An auth method mount's keys are classed the same way.
+        assert_eq!(l.class_of("auth/u1/wal/x"), KeyClass::Local);
+        assert_eq!(l.class_of("auth/u1/role/x"), KeyClass::Replicated);
         assert_eq!(l.class_of("logical/u2/wal/creds/x"), KeyClass::Replicated);
         assert_eq!(l.class_of("logical/u1"), KeyClass::Replicated);
         // The declaration is relative: a mount's "wal/" is not the log's.

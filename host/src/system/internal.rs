@@ -1,6 +1,7 @@
 //! `sys/internal/specs/openapi`: the OpenAPI document of every path this
-//! server serves, generated from the declarations (sys/, auth/token/ and
-//! every mount's engine under its mount path), as Vault generates it.
+//! server serves, generated from the declarations (sys/, auth/token/,
+//! every enabled auth method and every mount's engine under its mount
+//! path), as Vault generates it.
 
 use crate::framework::{Path, Req, openapi};
 use crate::handler;
@@ -31,6 +32,9 @@ async fn document(node: &Node, _: &Req<'_>) -> Reply {
     ];
     for mount in core.mounts() {
         backends.push((mount.path().to_string(), mount.engine.describe()));
+    }
+    for auth in core.auth_mounts() {
+        backends.push((auth.view.path.clone(), auth.method.describe()));
     }
     let refs: Vec<(&str, _)> = backends.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
     Ok(Some(Response::raw(openapi::document(&refs))))

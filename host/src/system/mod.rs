@@ -1,10 +1,11 @@
 //! The `sys/` backend, declared as every other backend: the seal (served
 //! by the node, so health, seal-status, init and unseal answer while
-//! sealed and without a token), mounts, leases, password policies, ACL
-//! policies and capabilities-self, response wrapping, the plugin catalog and
-//! the generated OpenAPI document.
+//! sealed and without a token), mounts, auth methods, leases, password
+//! policies, ACL policies and capabilities-self, response wrapping, the
+//! plugin catalog and the generated OpenAPI document.
 
 mod acl_policies;
+mod auth;
 mod internal;
 mod leases;
 mod mounts;
@@ -20,6 +21,7 @@ use std::sync::LazyLock;
 pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     let mut paths = seal::paths();
     paths.extend(mounts::paths());
+    paths.extend(auth::paths());
     paths.extend(leases::paths());
     paths.extend(policies::paths());
     paths.extend(acl_policies::paths());

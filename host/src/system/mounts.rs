@@ -164,7 +164,7 @@ async fn disable(node: &Node, r: &Req<'_>) -> Reply {
 
 /// A TTL of sys/mounts: a duration, or "system" (the system default,
 /// stored as 0).
-fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
+pub(super) fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     if data.get(field).and_then(Value::as_str) == Some("system") {
         return Ok(Some(0));
     }
@@ -172,7 +172,7 @@ fn ttl_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
 }
 
 /// The same for a declared field of the request.
-fn ttl_given(f: &FieldData, field: &str) -> Result<Option<i64>> {
+pub(super) fn ttl_given(f: &FieldData, field: &str) -> Result<Option<i64>> {
     match f.opt_str(field) {
         None => Ok(None),
         Some(text) => ttl_field(&Map::from_iter([(field.to_string(), Value::String(text))]), field),
@@ -204,7 +204,7 @@ async fn enable(node: &Node, r: &Req<'_>) -> Reply {
     Ok(None)
 }
 
-fn check_ttls(default: i64, max: i64) -> Result<()> {
+pub(super) fn check_ttls(default: i64, max: i64) -> Result<()> {
     if default < 0 || max < 0 {
         return Err(Error::bad("lease TTLs cannot be negative"));
     }
@@ -224,6 +224,10 @@ fn tuned(core: &Core, path: &str) -> Result<std::sync::Arc<crate::core::mounts::
 }
 
 async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
+    // As Vault: `auth/<path>` names an auth method (`bao auth tune`).
+    if let Some(auth) = mount_path(r).strip_prefix("auth/") {
+        return super::auth::tune_read_at(node, auth);
+    }
     let core = node.core()?;
     let m = tuned(&core, &mount_path(r))?;
     let or_system = |v: i64, system: i64| if v > 0 { v } else { system };
@@ -240,6 +244,9 @@ async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
 }
 
 async fn tune_write(node: &Node, r: &Req<'_>) -> Reply {
+    if let Some(auth) = mount_path(r).strip_prefix("auth/") {
+        return super::auth::tune_write_at(node, auth, r).await;
+    }
     let core = node.core()?;
     let m = tuned(&core, &mount_path(r))?;
     let mut record = m.record.clone();

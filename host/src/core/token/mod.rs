@@ -288,6 +288,7 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
             explicit_max_ttl,
             period,
             renewable: f.bool("renewable"),
+            bound_cidrs: Vec::new(),
         })
         .await?;
     let mut resp = Response {
@@ -320,6 +321,8 @@ pub struct TokenSpec {
     pub period: i64,
     /// Renewable if asked and it expires at all.
     pub renewable: bool,
+    /// CIDR blocks it may be used from (empty: anywhere).
+    pub bound_cidrs: Vec<String>,
 }
 
 impl Core {
@@ -347,6 +350,7 @@ impl Core {
             period: spec.period,
             renewable: spec.renewable && spec.ttl > 0,
             expire_time,
+            bound_cidrs: spec.bound_cidrs,
         };
         // The expiry lease first: a crash before the token is stored leaves
         // a lease whose revocation finds nothing, never a token without

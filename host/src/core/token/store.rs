@@ -64,6 +64,10 @@ pub struct TokenEntry {
     pub renewable: bool,
     /// When it expires; None: never (a root-policy token without a TTL).
     pub expire_time: Option<DateTime<Utc>>,
+    /// CIDR blocks it may be used from (empty: anywhere): an auth method's
+    /// `token_bound_cidrs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_cidrs: Vec<String>,
 }
 
 impl TokenEntry {
@@ -217,6 +221,12 @@ impl TokenStore {
         Ok(Some(before))
     }
 
+    /// The hash of every token in the store (disabling an auth method
+    /// looks for the tokens issued through it).
+    pub async fn hashes(&self) -> Result<Vec<String>> {
+        Ok(self.view.list(ID).await?)
+    }
+
     /// The hashes of a token's children.
     pub async fn children(&self, hash: &str) -> Result<Vec<String>> {
         Ok(self.view.list(&format!("{PARENT}{hash}/")).await?)
@@ -305,6 +315,7 @@ mod tests {
             period: 0,
             renewable: true,
             expire_time: None,
+            bound_cidrs: Vec::new(),
         }
     }
 

@@ -39,7 +39,15 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     }
     // Everything else needs an unsealed node (503) and a token.
     let core = node.core()?;
-    req.auth = core.authenticate(Some(token)).await?;
+    // Audit devices record the request after its token and ACL check and
+    // before its handler, then its response (crate::audit): a request
+    // whose token is refused is recorded too.
+    let audit = core.audit.active();
+    req.auth = match core.authenticate(Some(token)).await {
+        Ok(auth) => auth,
+        Err(e) => return crate::audit::refused(audit, &req, token, e),
+    };
+    let trail = audit.map(|devices| crate::audit::Trail::new(devices, &core, &req, token));
     let acl = match req.auth.is_root() {
         true => None,
         false => Some(core.policy_store.acl(&req.auth.policies).await?),
@@ -48,15 +56,23 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     // a root token's request pays for neither.
     let acl = acl.map(|acl| (acl, req.path.clone()));
     let check = |resolved: &Resolved| -> Result<()> {
-        match &acl {
+        let verdict = match &acl {
             None => Ok(()),
             Some((acl, path)) => authorize(acl, path, resolved),
+        };
+        match &trail {
+            None => verdict,
+            Some(trail) => trail.request(resolved.operation, verdict),
         }
     };
     let last_use = req.auth.last_use.then(|| req.auth.token_hash.clone());
     let reply = match &sys_rest {
         Some(rest) => sys.handle(node, &req, rest, None, &check).await,
         None => core.handle(req, &check).await,
+    };
+    let reply = match &trail {
+        None => reply,
+        Some(trail) => trail.response(&core, reply).await,
     };
     if let Some(hash) = last_use
         && let Err(e) = core.revoke_token(&hash).await

@@ -35,7 +35,7 @@ const REVOKE_CONCURRENCY: usize = 16;
 /// The core's local storage (`PathsSpecial.LocalStorage`): leases and
 /// tokens are this node's own (a performance secondary issues and revokes
 /// its own). Everything else the core keeps is replicated.
-pub const LOCAL_STORAGE: LocalStorage = &[layout::EXPIRE, layout::TOKENS];
+pub const LOCAL_STORAGE: LocalStorage = &[layout::EXPIRE, layout::TOKENS, layout::LOCAL_AUDIT];
 
 pub struct Core {
     /// The core itself, for work that must outlive the request that
@@ -59,6 +59,8 @@ pub struct Core {
     root_token_hash: [u8; 32],
     /// Every other token (salted hashes only).
     pub tokens: token::store::TokenStore,
+    /// The enabled audit devices (`sys/audit`).
+    pub audit: crate::audit::Broker,
     /// Background tasks (expiry loop, lease loading), stopped on seal.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The live mounts by path (longest-prefix routing).
@@ -88,6 +90,7 @@ impl Core {
         let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::LEASES)));
         let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
         policy_store.load_defaults().await?;
+        let audit = crate::audit::Broker::load(storage.clone()).await?;
         let system = Arc::new(system_view::CoreSystemView {
             expiration: expiration.clone(),
             policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
@@ -108,6 +111,7 @@ impl Core {
             runtime,
             root_token_hash,
             tokens,
+            audit,
             tasks: std::sync::Mutex::new(Vec::new()),
             mounts: RwLock::new(MountTable::default()),
             mount_changes: tokio::sync::Mutex::new(()),

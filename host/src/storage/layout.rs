@@ -44,6 +44,11 @@ pub const KEYRING: &str = "core/keyring";
 pub const MOUNT_TABLE_LEGACY: &str = "core/mounts";
 /// One record per mount, named by the mount's uuid.
 pub const MOUNTS: &str = "core/mounts/";
+/// Audit devices, one record (with the device's salt) per device:
+/// replicated, as Vault's `core/audit` table.
+pub const AUDIT: &str = "core/audit/";
+/// Audit devices enabled with `local=true` (Vault's `core/local-audit`).
+pub const LOCAL_AUDIT: &str = "core/local-audit/";
 /// The expiration manager's space.
 pub const EXPIRE: &str = "sys/expire/";
 /// Leases by lease id.
@@ -120,6 +125,8 @@ mod tests {
     fn prefixes_end_in_a_separator() {
         for p in [
             MOUNTS,
+            AUDIT,
+            LOCAL_AUDIT,
             EXPIRE,
             LEASES,
             TOKENS,

@@ -140,7 +140,7 @@ async fn audit_lines_hold_no_plaintext_secret_and_the_hashes_reproduce() -> Resu
 
     // sys/audit-hash reproduces the HMACs in the file.
     assert_eq!(creds_req["auth"]["client_token"], json!(hash(root, "file", &token).await?));
-    assert_eq!(creds_req["auth"]["accessor"], json!(hash(root, "file/", &accessor).await?));
+    assert_eq!(creds_req["auth"]["accessor"], json!(hash(root, "file", &accessor).await?));
     assert_eq!(
         creds_resp["response"]["data"]["password"],
         json!(hash(root, "file", &creds.password).await?)
@@ -195,14 +195,16 @@ async fn audit_lines_hold_no_plaintext_secret_and_the_hashes_reproduce() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<()> {
     let env = DbEnv::start("audit_refuse", &["*"]).await?;
-    env.write_role("app", json!({})).await?;
+    // A role of its own: PostgreSQL roles are cluster-wide, shared with
+    // the tests running beside this one.
+    env.write_role("refusal", json!({})).await?;
     let root = &env.client;
     let pid = env.server.pid().context("server pid")?;
     let dir = TempDir::new("audit-refuse")?;
     let log = dir.path().join("audit.log");
     enable_file(root, "file", &log).await?;
-    env.creds("app").await?;
-    let roles_before = env.scratch.roles_like("v-%").await?.len();
+    env.creds("refusal").await?;
+    let roles_before = env.scratch.roles_like("v-%refusal%").await?.len();
 
     // Rotation: the file moves away and SIGHUP reopens one at the path.
     let rotated = dir.path().join("audit.log.1");
@@ -210,9 +212,9 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
     send_sighup(pid)?;
     let reopened = wait_for_file(&log).await;
     ensure!(reopened, "SIGHUP did not reopen {}", log.display());
-    env.creds("app").await?;
+    env.creds("refusal").await?;
     ensure!(
-        entries(&log)?.iter().any(|e| e["request"]["path"] == "db/creds/app"),
+        entries(&log)?.iter().any(|e| e["request"]["path"] == "db/creds/refusal"),
         "the request after the reopen is not in the new file"
     );
     let rotated_len = std::fs::metadata(&rotated)?.len();
@@ -223,13 +225,13 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
     send_sighup(pid)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..3 {
-        let (status, body) = root.get("/v1/db/creds/app").await?;
+        let (status, body) = root.get("/v1/db/creds/refusal").await?;
         assert_eq!((status, &body["errors"]), (500, &json!(["internal error"])), "{body}");
     }
     let (status, _) = root.get("/v1/sys/mounts").await?;
     assert_eq!(status, 500);
     assert_eq!(
-        env.scratch.roles_like("v-%").await?.len(),
+        env.scratch.roles_like("v-%refusal%").await?.len(),
         roles_before + 1,
         "a refused request made a database login"
     );
@@ -245,8 +247,8 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
     std::fs::create_dir(&log)?;
     send_sighup(pid)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    env.creds("app").await?;
-    ensure!(entries(&second)?.iter().any(|e| e["request"]["path"] == "db/creds/app"));
+    env.creds("refusal").await?;
+    ensure!(entries(&second)?.iter().any(|e| e["request"]["path"] == "db/creds/refusal"));
     // Disabling the broken one leaves the working one.
     root.expect("DELETE", "/v1/sys/audit/file", None, 204).await?;
     root.expect("DELETE", "/v1/sys/audit/file", None, 204).await?;
@@ -254,7 +256,7 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
     assert_eq!(listed["data"].as_object().map(|m| m.len()), Some(1), "{listed}");
     root.expect("DELETE", "/v1/sys/audit/second", None, 204).await?;
     // No device: nothing is audited and nothing is refused.
-    env.creds("app").await?;
+    env.creds("refusal").await?;
     Ok(())
 }
 

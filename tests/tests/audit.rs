@@ -7,7 +7,7 @@
 //! login is made); SIGHUP reopens the file after a rotation; the real
 //! `bao` CLI enables, lists and disables devices unchanged.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -61,7 +61,10 @@ async fn app_token(root: &Client) -> Result<(String, String)> {
         .expect("POST", "/v1/auth/token/create", Some(json!({"policies": ["app"]})), 200)
         .await?;
     Ok((
-        body["auth"]["client_token"].as_str().context("client_token")?.to_string(),
+        body["auth"]["client_token"]
+            .as_str()
+            .context("client_token")?
+            .to_string(),
         body["auth"]["accessor"].as_str().context("accessor")?.to_string(),
     ))
 }
@@ -101,8 +104,13 @@ async fn audit_lines_hold_no_plaintext_secret_and_the_hashes_reproduce() -> Resu
     let (status, body) = app.get("/v1/db/creds/app").await?;
     assert_eq!(status, 200, "{body}");
     let creds = Creds::from_body(body)?;
-    root.expect("POST", "/v1/db/config/pg", Some(postgres_config(&env.scratch, &["*"])), 204)
-        .await?;
+    root.expect(
+        "POST",
+        "/v1/db/config/pg",
+        Some(postgres_config(&env.scratch, &["*"])),
+        204,
+    )
+    .await?;
     // lookup-self answers with the token itself: HMAC'd in the log too.
     app.expect("GET", "/v1/auth/token/lookup-self", None, 200).await?;
     // A refused token is recorded with its error.
@@ -139,8 +147,14 @@ async fn audit_lines_hold_no_plaintext_secret_and_the_hashes_reproduce() -> Resu
     assert_eq!(creds_resp["response"]["secret"]["lease_id"], creds.lease_id.as_str());
 
     // sys/audit-hash reproduces the HMACs in the file.
-    assert_eq!(creds_req["auth"]["client_token"], json!(hash(root, "file", &token).await?));
-    assert_eq!(creds_req["auth"]["accessor"], json!(hash(root, "file", &accessor).await?));
+    assert_eq!(
+        creds_req["auth"]["client_token"],
+        json!(hash(root, "file", &token).await?)
+    );
+    assert_eq!(
+        creds_req["auth"]["accessor"],
+        json!(hash(root, "file", &accessor).await?)
+    );
     assert_eq!(
         creds_resp["response"]["data"]["password"],
         json!(hash(root, "file", &creds.password).await?)
@@ -170,20 +184,30 @@ async fn audit_lines_hold_no_plaintext_secret_and_the_hashes_reproduce() -> Resu
     assert!(!entries(&log)?.iter().any(|e| e["request"]["path"] == "sys/health"));
 
     // Errors of sys/audit-hash and sys/audit, as Vault's.
-    let (status, body) = root
-        .put("/v1/sys/audit-hash/nowhere", json!({"input": "x"}))
-        .await?;
-    assert_eq!((status, &body["errors"]), (400, &json!(["unknown audit backend \"nowhere/\""])));
+    let (status, body) = root.put("/v1/sys/audit-hash/nowhere", json!({"input": "x"})).await?;
+    assert_eq!(
+        (status, &body["errors"]),
+        (400, &json!(["unknown audit backend \"nowhere/\""]))
+    );
     let (status, body) = root.put("/v1/sys/audit-hash/file", json!({})).await?;
-    assert_eq!((status, &body["errors"]), (400, &json!(["the \"input\" parameter is empty"])));
+    assert_eq!(
+        (status, &body["errors"]),
+        (400, &json!(["the \"input\" parameter is empty"]))
+    );
     let (status, body) = root
-        .put("/v1/sys/audit/file", json!({"type": "file", "options": {"file_path": "discard"}}))
+        .put(
+            "/v1/sys/audit/file",
+            json!({"type": "file", "options": {"file_path": "discard"}}),
+        )
         .await?;
     assert_eq!((status, &body["errors"]), (400, &json!(["path already in use"])));
     let (status, body) = root
         .put("/v1/sys/audit/sock", json!({"type": "socket", "options": {}}))
         .await?;
-    assert_eq!((status, &body["errors"]), (400, &json!(["unknown backend type: \"socket\""])));
+    assert_eq!(
+        (status, &body["errors"]),
+        (400, &json!(["unknown backend type: \"socket\""]))
+    );
     // sys/audit needs sudo: the app token is refused.
     let (status, _) = app.get("/v1/sys/audit").await?;
     assert_eq!(status, 403);
@@ -214,7 +238,9 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
     ensure!(reopened, "SIGHUP did not reopen {}", log.display());
     env.creds("refusal").await?;
     ensure!(
-        entries(&log)?.iter().any(|e| e["request"]["path"] == "db/creds/refusal"),
+        entries(&log)?
+            .iter()
+            .any(|e| e["request"]["path"] == "db/creds/refusal"),
         "the request after the reopen is not in the new file"
     );
     let rotated_len = std::fs::metadata(&rotated)?.len();
@@ -248,7 +274,11 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
     send_sighup(pid)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     env.creds("refusal").await?;
-    ensure!(entries(&second)?.iter().any(|e| e["request"]["path"] == "db/creds/refusal"));
+    ensure!(
+        entries(&second)?
+            .iter()
+            .any(|e| e["request"]["path"] == "db/creds/refusal")
+    );
     // Disabling the broken one leaves the working one.
     root.expect("DELETE", "/v1/sys/audit/file", None, 204).await?;
     root.expect("DELETE", "/v1/sys/audit/file", None, 204).await?;
@@ -261,7 +291,7 @@ async fn a_request_no_device_can_record_is_refused_and_runs_nothing() -> Result<
 }
 
 /// The file appears at `path` within a few seconds.
-async fn wait_for_file(path: &PathBuf) -> bool {
+async fn wait_for_file(path: &Path) -> bool {
     for _ in 0..50 {
         if path.is_file() {
             return true;
@@ -284,11 +314,21 @@ async fn the_bao_cli_enables_lists_and_disables_a_file_device() -> Result<()> {
         let mut bao = Bao::new(&bin, &url)?;
         bao.token = Some(token);
         let enabled = bao.expect(&["audit", "enable", "file", &log_arg], 0)?;
-        ensure!(enabled.stdout.contains("Success! Enabled the file audit device at: file/"), "{enabled}");
+        ensure!(
+            enabled
+                .stdout
+                .contains("Success! Enabled the file audit device at: file/"),
+            "{enabled}"
+        );
         let list = bao.expect(&["audit", "list"], 0)?;
         let detailed = bao.expect(&["audit", "list", "-detailed"], 0)?;
         let disabled = bao.expect(&["audit", "disable", "file/"], 0)?;
-        ensure!(disabled.stdout.contains("Success! Disabled audit device (if it was enabled) at: file/"), "{disabled}");
+        ensure!(
+            disabled
+                .stdout
+                .contains("Success! Disabled audit device (if it was enabled) at: file/"),
+            "{disabled}"
+        );
         // The CLI's exit code for an empty list is 2.
         let empty = bao.expect(&["audit", "list"], 2)?;
         ensure!(empty.stdout.contains("No audit devices are enabled."), "{empty}");

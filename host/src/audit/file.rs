@@ -86,7 +86,9 @@ impl FileSink {
                     match f.write_all(line) {
                         Ok(()) => return Ok(()),
                         // Closed below; one fresh attempt follows.
-                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "audit file write failed; reopening it"),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "audit file write failed; reopening it")
+                        }
                     }
                 }
                 *guard = None;
@@ -178,7 +180,10 @@ mod tests {
         std::fs::remove_dir(&path).unwrap();
         sink.write_line(b"back\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "back\n");
-        assert!(FileSink::open(dir.to_str().unwrap(), 0o600).is_err(), "a directory is no file");
+        assert!(
+            FileSink::open(dir.to_str().unwrap(), 0o600).is_err(),
+            "a directory is no file"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -99,9 +99,6 @@ mod tests {
         assert_eq!(hashed["ratio"], json!(0.5));
         assert_eq!(hashed["renewable"], json!(true));
         assert_eq!(hashed["none"], Value::Null);
-        assert_eq!(
-            hashed.as_object().map(|m| m.len()),
-            input.as_object().map(|m| m.len())
-        );
+        assert_eq!(hashed.as_object().map(|m| m.len()), input.as_object().map(|m| m.len()));
     }
 }

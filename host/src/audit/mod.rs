@@ -54,11 +54,7 @@ pub struct DeviceRecord {
 
 impl DeviceRecord {
     fn key(&self) -> String {
-        let prefix = if self.local {
-            layout::LOCAL_AUDIT
-        } else {
-            layout::AUDIT
-        };
+        let prefix = if self.local { layout::LOCAL_AUDIT } else { layout::AUDIT };
         format!("{prefix}{}", self.uuid)
     }
 }
@@ -281,7 +277,9 @@ fn parse_bool(name: &str, value: &str) -> std::result::Result<bool, String> {
     match value {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {value:?}: invalid syntax (option {name})")),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {value:?}: invalid syntax (option {name})"
+        )),
     }
 }
 
@@ -332,7 +330,11 @@ impl Device {
     /// writes failing (each one retries the open) until it can be.
     fn unopened(record: DeviceRecord) -> anyhow::Result<Device> {
         let o = &record.options;
-        let file_path = o.get("file_path").or_else(|| o.get("path")).cloned().unwrap_or_default();
+        let file_path = o
+            .get("file_path")
+            .or_else(|| o.get("path"))
+            .cloned()
+            .unwrap_or_default();
         let mode = o
             .get("mode")
             .and_then(|m| u32::from_str_radix(m, 8).ok())
@@ -369,7 +371,8 @@ impl Device {
             data: Map::new(),
         };
         let (a, r) = probe.render_parts(&auth, &meta, Operation::Update);
-        self.sink.write_line(&line("request", &self.format.prefix, &a, &r, None, None)?)
+        self.sink
+            .write_line(&line("request", &self.format.prefix, &a, &r, None, None)?)
     }
 
     /// This device's `auth` and `request` objects of a request's entries.
@@ -442,7 +445,9 @@ impl Device {
             mount_point: &meta.mount.point,
             mount_type: meta.mount.kind,
             mount_accessor: &meta.mount.accessor,
-            secret: resp.and_then(|r| r.lease.as_ref()).map(|l| Secret { lease_id: &l.lease_id }),
+            secret: resp
+                .and_then(|r| r.lease.as_ref())
+                .map(|l| Secret { lease_id: &l.lease_id }),
             data,
             warnings: resp.map_or(&[][..], |r| &r.warnings[..]),
         };
@@ -465,7 +470,14 @@ impl Device {
         let mut out = Map::new();
         out.insert("client_token".into(), json!(secret(text("client_token"))));
         out.insert("accessor".into(), json!(accessor));
-        for key in ["policies", "token_policies", "metadata", "num_uses", "entity_id", "token_type"] {
+        for key in [
+            "policies",
+            "token_policies",
+            "metadata",
+            "num_uses",
+            "entity_id",
+            "token_type",
+        ] {
             if let Some(v) = block.get(key).filter(|v| !v.is_null()) {
                 out.insert(key.into(), v.clone());
             }
@@ -747,7 +759,9 @@ impl Trail {
                 .and_then(|l| device.sink.write_line(&l));
             match written {
                 Ok(()) => any = true,
-                Err(e) => tracing::error!(device = %device.record.path, error = %e, "audit device failed to log request"),
+                Err(e) => {
+                    tracing::error!(device = %device.record.path, error = %e, "audit device failed to log request")
+                }
             }
             parts.push((auth, request));
         }
@@ -800,7 +814,9 @@ impl Trail {
             .and_then(|l| device.sink.write_line(&l));
             match written {
                 Ok(()) => any = true,
-                Err(e) => tracing::error!(device = %device.record.path, error = %e, "audit device failed to log response"),
+                Err(e) => {
+                    tracing::error!(device = %device.record.path, error = %e, "audit device failed to log response")
+                }
             }
         }
         if any {
@@ -935,15 +951,22 @@ mod tests {
         assert!(!d.format.raw && d.format.hmac_accessor && !d.format.elide_list_responses);
         for (options, error) in [
             (&[][..], "file_path is required"),
-            (&[("file_path", "discard"), ("format", "xml")][..], "unknown format type \"xml\""),
+            (
+                &[("file_path", "discard"), ("format", "xml")][..],
+                "unknown format type \"xml\"",
+            ),
             (&[("file_path", "discard"), ("log_raw", "maybe")][..], "ParseBool"),
             (&[("file_path", "discard"), ("mode", "9")][..], "ParseUint"),
         ] {
             let err = Device::build(record(options)).err().unwrap_or_default();
             assert!(err.contains(error), "{options:?}: {err}");
         }
-        let raw = Device::build(record(&[("path", "discard"), ("log_raw", "true"), ("hmac_accessor", "f")]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let raw = Device::build(record(&[
+            ("path", "discard"),
+            ("log_raw", "true"),
+            ("hmac_accessor", "f"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(raw.format.raw && !raw.format.hmac_accessor);
     }
 
@@ -959,14 +982,24 @@ mod tests {
                 lease_duration: 3600,
                 renewable: true,
             }),
-            auth: Some(json!({"client_token": "hvs.child", "accessor": "acc-2", "policies": ["p"], "lease_duration": 60})),
+            auth: Some(
+                json!({"client_token": "hvs.child", "accessor": "acc-2", "policies": ["p"], "lease_duration": 60}),
+            ),
             ..Response::default()
         };
         let response = d.render_response(&m, Operation::Create, Some(&resp));
         let bytes = line("response", "", &auth, &request, Some(&response), None).unwrap();
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.ends_with("}\n") && text.matches('\n').count() == 1);
-        for plain in ["hvs.secrettoken", "accessor-1", "conn-pass", "issued-pass", "v-user", "hvs.child", "acc-2"] {
+        for plain in [
+            "hvs.secrettoken",
+            "accessor-1",
+            "conn-pass",
+            "issued-pass",
+            "v-user",
+            "hvs.child",
+            "acc-2",
+        ] {
             assert!(!text.contains(plain), "{plain} in {text}");
         }
         let entry: Value = serde_json::from_str(&text).unwrap();
@@ -983,20 +1016,27 @@ mod tests {
         assert_eq!(entry["request"]["data"]["verify_connection"], json!(true));
         assert_eq!(entry["response"]["data"]["password"], json!(d.salt.hmac("issued-pass")));
         assert_eq!(entry["response"]["secret"]["lease_id"], "db/creds/app/abc");
-        assert_eq!(entry["response"]["auth"]["client_token"], json!(d.salt.hmac("hvs.child")));
+        assert_eq!(
+            entry["response"]["auth"]["client_token"],
+            json!(d.salt.hmac("hvs.child"))
+        );
         assert_eq!(entry["response"]["auth"]["token_ttl"], json!(60));
     }
 
     #[test]
     fn log_raw_writes_plaintext_and_hmac_accessor_false_keeps_accessors() {
-        let raw = Device::build(record(&[("file_path", "discard"), ("log_raw", "true")])).unwrap_or_else(|e| panic!("{e}"));
+        let raw =
+            Device::build(record(&[("file_path", "discard"), ("log_raw", "true")])).unwrap_or_else(|e| panic!("{e}"));
         let m = meta(json!({"password": "conn-pass"}));
         let (auth, request) = raw.render_parts(&who(), &m, Operation::Update);
         assert!(auth.contains("hvs.secrettoken") && request.contains("conn-pass"));
         let plain_acc = Device::build(record(&[("file_path", "discard"), ("hmac_accessor", "false")]))
             .unwrap_or_else(|e| panic!("{e}"));
         let (auth, _) = plain_acc.render_parts(&who(), &m, Operation::Update);
-        assert!(auth.contains("\"accessor\":\"accessor-1\"") && !auth.contains("hvs.secrettoken"), "{auth}");
+        assert!(
+            auth.contains("\"accessor\":\"accessor-1\"") && !auth.contains("hvs.secrettoken"),
+            "{auth}"
+        );
     }
 
     #[test]
@@ -1004,7 +1044,8 @@ mod tests {
         let d = Device::build(record(&[("file_path", "discard"), ("elide_list_responses", "true")]))
             .unwrap_or_else(|e| panic!("{e}"));
         let resp = Response::list(vec!["a".into(), "b".into()]);
-        let out: Value = serde_json::from_str(&d.render_response(&meta(json!({})), Operation::List, Some(&resp))).unwrap();
+        let out: Value =
+            serde_json::from_str(&d.render_response(&meta(json!({})), Operation::List, Some(&resp))).unwrap();
         assert_eq!(out["data"]["keys"], json!(2));
     }
 

@@ -22,7 +22,13 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 pub fn paths() -> Vec<Path<Node>> {
-    let path = || Field::new("path", FieldType::Str, "The name of the backend. Cannot be delimited. Example: \"mysql\"");
+    let path = || {
+        Field::new(
+            "path",
+            FieldType::Str,
+            "The name of the backend. Cannot be delimited. Example: \"mysql\"",
+        )
+    };
     vec![
         Path::new("audit/?")
             .op(Read, handler!(table), "List the enabled audit devices.")
@@ -131,6 +137,11 @@ mod tests {
             assert_eq!(p.pattern, pattern, "{path}");
             assert_eq!(p.sudo, sudo, "{path}");
         }
-        assert!(super::options(Some(serde_json::json!({"a": [1]}).as_object().cloned().unwrap_or_default())).is_err());
+        assert!(
+            super::options(Some(
+                serde_json::json!({"a": [1]}).as_object().cloned().unwrap_or_default()
+            ))
+            .is_err()
+        );
     }
 }

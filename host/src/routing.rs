@@ -54,11 +54,12 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     };
     // The path is kept for the ACL only (the request moves on to the core);
     // a root token's request pays for neither.
+    let wrap_ttl = req.wrap_ttl;
     let acl = acl.map(|acl| (acl, req.path.clone()));
     let check = |resolved: &Resolved| -> Result<()> {
         let verdict = match &acl {
             None => Ok(()),
-            Some((acl, path)) => authorize(acl, path, resolved),
+            Some((acl, path)) => authorize(acl, path, resolved, wrap_ttl),
         };
         match &trail {
             None => verdict,
@@ -66,10 +67,22 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
         }
     };
     let last_use = req.auth.last_use.then(|| req.auth.token_hash.clone());
+    let wrap = wrap_ttl.map(|ttl| (ttl, req.path.clone(), req.request_id.clone()));
     let reply = match &sys_rest {
         Some(rest) => sys.handle(node, &req, rest, None, &check).await,
         None => core.handle(req, &check).await,
     };
+    // A response asked to be wrapped goes to a wrapping token instead; the
+    // caller gets its wrap_info. Nothing to wrap (a 204, a raw body such
+    // as an unwrap's, a queued job) is sent as it is.
+    let reply = match (reply, wrap) {
+        (Ok(Some(resp)), Some((ttl, path, request_id))) if wrappable(&resp) => {
+            core.wrap_response(resp, ttl, &path, &request_id).await.map(Some)
+        }
+        (reply, _) => reply,
+    };
+    // The audit devices see what the caller gets (a wrapped response's
+    // wrap_info, as Vault's).
     let reply = match &trail {
         None => reply,
         Some(trail) => trail.response(&core, reply).await,
@@ -82,11 +95,16 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     reply
 }
 
+/// Is there something in this response to wrap?
+fn wrappable(resp: &crate::logical::Response) -> bool {
+    !resp.is_empty() && resp.raw_body.is_none() && resp.status.is_none() && !resp.accepted && resp.wrap_info.is_none()
+}
+
 /// The ACL's verdict on a resolved request: allowed by a capability for
 /// its operation, with sudo where the path needs it, and within the
-/// rule's parameter constraints. Refusals are Vault's bare 403; the reason
-/// goes to the debug log only.
-fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved) -> Result<()> {
+/// rule's parameter and wrapping-TTL constraints. Refusals are Vault's
+/// bare 403; the reason goes to the debug log only.
+fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved, wrap_ttl: Option<i64>) -> Result<()> {
     let operation = match resolved.operation {
         Operation::Read => warden_acl::Operation::Read,
         Operation::Create => warden_acl::Operation::Create,
@@ -96,7 +114,11 @@ fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved) -> Result<(
         Operation::List => warden_acl::Operation::List,
         Operation::Help => warden_acl::Operation::Help,
     };
-    let decision = acl.allow(&warden_acl::Request::new(operation, path).data(resolved.data));
+    let mut request = warden_acl::Request::new(operation, path).data(resolved.data);
+    if let Some(ttl) = wrap_ttl {
+        request = request.wrap_ttl(ttl);
+    }
+    let decision = acl.allow(&request);
     if !decision.allowed || (resolved.sudo && !decision.sudo) {
         tracing::debug!(path, operation = resolved.operation.as_str(), denial = ?decision.denial, sudo_needed = resolved.sudo, "permission denied");
         return Err(Error::PermissionDenied);

@@ -109,6 +109,34 @@ pub async fn warden_gets(client: &Client, path: &str, n: usize, clients: usize) 
     collect(tasks, started).await
 }
 
+/// The benchmarks' database engine: `db/` mounted, `db/config/pg` on the
+/// scratch database with `clients` pooled connections, and `db/roles/<role>`
+/// with the standard CREATE ROLE (1 h leases).
+pub async fn mount_pg_role(client: &Client, scratch: &Scratch, role: &str, clients: usize) -> Result<()> {
+    use serde_json::json;
+    client
+        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+        .await?;
+    let mut config = crate::fixtures::postgres_config(scratch, &[role]);
+    config["max_open_connections"] = json!(clients);
+    config["max_idle_connections"] = json!(clients);
+    client.expect("POST", "/v1/db/config/pg", Some(config), 204).await?;
+    client
+        .expect(
+            "POST",
+            &format!("/v1/db/roles/{role}"),
+            Some(json!({
+                "db_name": "pg",
+                "creation_statements": [crate::CREATE_ROLE],
+                "default_ttl": "1h",
+                "max_ttl": "24h",
+            })),
+            204,
+        )
+        .await?;
+    Ok(())
+}
+
 /// The same CREATE ROLE as Warden's standard role, as raw SQL (simple
 /// query protocol, no prepared statement), over `sessions` connections of
 /// the scratch admin: the direct side of a credentials comparison.

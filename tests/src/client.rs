@@ -15,6 +15,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Client {
     base: String,
     token: Option<String>,
+    /// Extra headers sent with every request (`X-Vault-Wrap-TTL`).
+    headers: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -29,6 +31,7 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token: token.map(str::to_string),
+            headers: Vec::new(),
             http,
         }
     }
@@ -38,8 +41,16 @@ impl Client {
         Client {
             base: self.base.clone(),
             token: token.map(str::to_string),
+            headers: self.headers.clone(),
             http: self.http.clone(),
         }
+    }
+
+    /// The same client, sending `name: value` with every request too.
+    pub fn with_header(&self, name: &str, value: &str) -> Client {
+        let mut c = self.clone();
+        c.headers.push((name.to_string(), value.to_string()));
+        c
     }
 
     pub fn base(&self) -> &str {
@@ -64,6 +75,9 @@ impl Client {
         let mut request = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
             request = request.header("X-Vault-Token", token);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         if let Some(bytes) = body {
             request = request.header("Content-Type", "application/json").body(bytes);

@@ -213,3 +213,86 @@ async fn token_ttls_renewal_and_bad_input() -> Result<()> {
     assert_eq!(rooted["auth"]["lease_duration"], 0);
     Ok(())
 }
+
+/// Every lease is indexed by the token that obtained it: revoking a token
+/// (or its parent, or its expiry, or its last use) revokes its leases, and
+/// their database logins are dropped; a root-issued lease survives.
+#[tokio::test]
+async fn leases_die_with_the_token_that_obtained_them() -> Result<()> {
+    let env = DbEnv::start("acl_leases", &["*"]).await?;
+    env.write_role("app", json!({})).await?;
+    let root = &env.client;
+    policy(
+        root,
+        "app",
+        r#"path "db/creds/app" { capabilities = ["read"] }
+path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await?;
+    let creds_as = |c: Client| async move {
+        let (status, body) = c.get("/v1/db/creds/app").await?;
+        anyhow::ensure!(status == 200, "creds: {status} {body}");
+        Creds::from_body(body)
+    };
+    let creds_with = |t: &str| creds_as(root.with_token(Some(t)));
+    let kept = creds_as(root.clone()).await?;
+    let (parent, _) = token(root, json!({"policies": ["app"]})).await?;
+    let (status, body) = root
+        .with_token(Some(&parent))
+        .post("/v1/auth/token/create", json!({}))
+        .await?;
+    anyhow::ensure!(status == 200, "child: {status} {body}");
+    let child = body["auth"]["client_token"].as_str().context("child")?.to_string();
+    let of_parent = creds_with(&parent).await?;
+    let of_child = creds_with(&child).await?;
+    for c in [&kept, &of_parent, &of_child] {
+        assert!(env.scratch.role_exists(&c.username).await?, "{}", c.username);
+    }
+    // Revoking the parent revokes the child, and both tokens' leases: the
+    // logins are gone from PostgreSQL and the leases from Warden.
+    root.expect("POST", "/v1/auth/token/revoke", Some(json!({"token": parent})), 204)
+        .await?;
+    for c in [&of_parent, &of_child] {
+        assert!(
+            !env.scratch.role_exists(&c.username).await?,
+            "{} outlived its token",
+            c.username
+        );
+        assert!(
+            env.lookup(&c.lease_id).await.is_err(),
+            "lease {} outlived its token",
+            c.lease_id
+        );
+    }
+    assert!(
+        env.scratch.role_exists(&kept.username).await?,
+        "the root token's lease stays"
+    );
+    assert!(env.lookup(&kept.lease_id).await.is_ok());
+
+    // A token's expiry does the same.
+    let (short, _) = token(root, json!({"policies": ["app"], "ttl": "2s"})).await?;
+    let of_short = creds_with(&short).await?;
+    let gone = env
+        .scratch
+        .wait_roles_gone(
+            std::slice::from_ref(&of_short.username),
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+    assert!(gone.is_empty(), "login of an expired token stayed: {gone:?}");
+
+    // And its last use: a one-use token's credential is revoked with it,
+    // as Vault does.
+    let (once, _) = token(root, json!({"policies": ["app"], "num_uses": 1})).await?;
+    let of_once = creds_with(&once).await?;
+    let gone = env
+        .scratch
+        .wait_roles_gone(
+            std::slice::from_ref(&of_once.username),
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+    assert!(gone.is_empty(), "login of a used-up token stayed: {gone:?}");
+    Ok(())
+}

@@ -263,6 +263,7 @@ async fn serve(
         path,
         data,
         request_id: request_id.to_string(),
+        wrap_ttl: wrap_ttl(headers)?,
         ..Request::default()
     };
     let token = token(headers).unwrap_or_default();
@@ -286,6 +287,26 @@ async fn serve(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => return Err(e),
     })
+}
+
+/// The `X-Vault-Wrap-TTL` header (Vault's `requestWrapInfo`): a duration
+/// ("5m") or seconds; absent or 0: not wrapped.
+fn wrap_ttl(headers: &HeaderMap) -> Result<Option<i64>, Error> {
+    let Some(value) = headers.get("x-vault-wrap-ttl") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let secs = crate::framework::convert::parse_duration(text)
+        .map_err(|e| Error::bad(format!("error parsing X-Vault-Wrap-TTL header: {e}")))?;
+    if secs < 0 {
+        return Err(Error::bad(
+            "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
+        ));
+    }
+    Ok((secs > 0).then_some(secs))
 }
 
 /// As Vault: a GET's query parameters are request data (such as

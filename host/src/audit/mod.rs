@@ -450,8 +450,37 @@ impl Device {
                 .map(|l| Secret { lease_id: &l.lease_id }),
             data,
             warnings: resp.map_or(&[][..], |r| &r.warnings[..]),
+            wrap_info: resp.and_then(|r| r.wrap_info.as_ref()).map(|w| self.wrap_info(w)),
         };
         to_json(&response)
+    }
+
+    /// A wrapped response's `wrap_info`, as Vault's `HashWrapInfo`: the
+    /// wrapping token HMAC'd, and the accessors with `hmac_accessor`.
+    fn wrap_info(&self, info: &Value) -> Value {
+        let f = &self.format;
+        let mut out = Map::new();
+        for key in [
+            "ttl",
+            "token",
+            "accessor",
+            "creation_time",
+            "creation_path",
+            "wrapped_accessor",
+        ] {
+            let Some(v) = info.get(key).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let hashed = match (key, v.as_str()) {
+                ("token", Some(t)) if !f.raw => json!(self.salt.hmac(t)),
+                ("accessor" | "wrapped_accessor", Some(a)) if !f.raw && f.hmac_accessor && !a.is_empty() => {
+                    json!(self.salt.hmac(a))
+                }
+                _ => v.clone(),
+            };
+            out.insert(key.into(), hashed);
+        }
+        Value::Object(out)
     }
 
     /// The `auth` block of a response that issued a token, as Vault's
@@ -610,6 +639,8 @@ struct AuditResponse<'a> {
     data: Option<Value>,
     #[serde(skip_serializing_if = "no_strings")]
     warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wrap_info: Option<Value>,
 }
 
 /// Who made a request, as far as its token says.
@@ -985,6 +1016,9 @@ mod tests {
             auth: Some(
                 json!({"client_token": "hvs.child", "accessor": "acc-2", "policies": ["p"], "lease_duration": 60}),
             ),
+            wrap_info: Some(
+                json!({"token": "hvs.wrapping", "accessor": "wrap-acc", "ttl": 300, "creation_path": "db/creds/app"}),
+            ),
             ..Response::default()
         };
         let response = d.render_response(&m, Operation::Create, Some(&resp));
@@ -999,6 +1033,8 @@ mod tests {
             "v-user",
             "hvs.child",
             "acc-2",
+            "hvs.wrapping",
+            "wrap-acc",
         ] {
             assert!(!text.contains(plain), "{plain} in {text}");
         }
@@ -1021,6 +1057,11 @@ mod tests {
             json!(d.salt.hmac("hvs.child"))
         );
         assert_eq!(entry["response"]["auth"]["token_ttl"], json!(60));
+        assert_eq!(
+            entry["response"]["wrap_info"]["token"],
+            json!(d.salt.hmac("hvs.wrapping"))
+        );
+        assert_eq!(entry["response"]["wrap_info"]["creation_path"], "db/creds/app");
     }
 
     #[test]

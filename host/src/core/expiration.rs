@@ -1,5 +1,8 @@
 //! The expiration manager: every lease Warden hands out, in storage at
-//! `sys/expire/id/<lease_id>`, and a timer that revokes each one through
+//! `sys/expire/id/<lease_id>`, indexed by the token that obtained it at
+//! `sys/expire/token/<token hash>/<lease_id>` (written in the same atomic
+//! batch, so that revoking a token finds every lease issued through it, as
+//! Vault's secondary index does), and a timer that revokes each one through
 //! its engine when it expires. A revocation that fails (the database is
 //! down) is retried with exponential back-off; past the retry limit the
 //! lease is marked irrevocable (kept, listed by `sys/leases?type=irrevocable`,
@@ -7,7 +10,7 @@
 //! the stored lease, so they survive a restart.
 
 use crate::error::{Error, Result};
-use crate::storage::View;
+use crate::storage::{View, Write};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -85,6 +88,11 @@ pub struct LeaseEntry {
     /// Revocation attempts that failed (absent in leases never failed).
     #[serde(default, skip_serializing_if = "RevokeState::is_clean")]
     pub revoke: RevokeState,
+    /// The token store's name (salted hash) of the token the lease was
+    /// issued through; revoking that token revokes the lease. Empty for a
+    /// token's own expiry lease and for leases stored before the index.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
 }
 
 impl LeaseEntry {
@@ -116,7 +124,10 @@ struct Queue {
 }
 
 pub struct Expiration {
+    /// Every lease by id (`sys/expire/id/`).
     storage: View,
+    /// `sys/expire/`, for batches that write a lease with its token index.
+    root: View,
     queue: Mutex<Queue>,
     wake: Notify,
     policy: RetryPolicy,
@@ -143,13 +154,15 @@ impl Drop for Issuing<'_> {
 }
 
 impl Expiration {
+    /// The manager over its storage view (`sys/expire/`).
     pub fn new(storage: View) -> Self {
         Self::with_policy(storage, RETRY_POLICY.get().copied().unwrap_or_default())
     }
 
-    pub fn with_policy(storage: View, policy: RetryPolicy) -> Self {
+    pub fn with_policy(root: View, policy: RetryPolicy) -> Self {
         Expiration {
-            storage,
+            storage: root.sub(ID),
+            root,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             policy,
@@ -207,11 +220,37 @@ impl Expiration {
         q.irrevocable.remove(id);
     }
 
-    /// Persist a new or changed lease and (re)arm its timer.
+    /// Persist a new or changed lease, with its token index in the same
+    /// batch, and (re)arm its timer.
     pub async fn save(&self, entry: &LeaseEntry) -> Result<()> {
-        self.storage.put_json(&entry.lease_id, entry).await?;
+        if entry.token.is_empty() {
+            self.storage.put_json(&entry.lease_id, entry).await?;
+        } else {
+            let bytes = serde_json::to_vec(entry).map_err(|e| Error::internal(format!("encoding a lease: {e}")))?;
+            self.root
+                .batch(vec![
+                    Write::Put(format!("{ID}{}", entry.lease_id), bytes),
+                    Write::Put(token_key(&entry.token, &entry.lease_id), Vec::new()),
+                ])
+                .await?;
+        }
         self.schedule(&entry.lease_id, entry.expire_time);
         Ok(())
+    }
+
+    /// The ids of the leases issued through a token (its salted hash).
+    pub async fn ids_by_token(&self, token: &str) -> Result<Vec<String>> {
+        if token.is_empty() || token.contains('/') {
+            return Ok(Vec::new());
+        }
+        let prefix = format!("{TOKEN}{token}/");
+        Ok(self
+            .root
+            .walk(&prefix)
+            .await?
+            .into_iter()
+            .map(|key| key[prefix.len()..].to_string())
+            .collect())
     }
 
     pub async fn get(&self, lease_id: &str) -> Result<Option<LeaseEntry>> {
@@ -221,11 +260,26 @@ impl Expiration {
         Ok(self.storage.get_json(lease_id).await?)
     }
 
-    /// Forget a lease (after its secret was revoked).
-    pub async fn remove(&self, lease_id: &str) -> Result<()> {
-        self.storage.delete(lease_id).await?;
+    /// Forget a lease (after its secret was revoked), and its entry in the
+    /// index of `token`, the token it was issued through (empty: none).
+    pub async fn remove(&self, lease_id: &str, token: &str) -> Result<()> {
+        if token.is_empty() {
+            self.storage.delete(lease_id).await?;
+        } else {
+            self.root
+                .batch(vec![
+                    Write::Delete(format!("{ID}{lease_id}")),
+                    Write::Delete(token_key(token, lease_id)),
+                ])
+                .await?;
+        }
         self.unschedule(lease_id);
         Ok(())
+    }
+
+    /// Drop an index entry whose lease is already gone.
+    pub async fn forget_index(&self, token: &str, lease_id: &str) -> Result<()> {
+        Ok(self.root.delete(&token_key(token, lease_id)).await?)
     }
 
     /// Names directly below a lease-id prefix, for LIST sys/leases/lookup.
@@ -348,6 +402,14 @@ impl Expiration {
     }
 }
 
+/// Below `sys/expire/`: leases by id, and the index by token.
+const ID: &str = "id/";
+const TOKEN: &str = "token/";
+
+fn token_key(token: &str, lease_id: &str) -> String {
+    format!("{TOKEN}{token}/{lease_id}")
+}
+
 /// A lease id is `<request path>/<random>`.
 pub fn new_lease_id(path: &str) -> String {
     use rand::Rng;
@@ -383,12 +445,13 @@ mod tests {
             last_renewal: None,
             renewable: true,
             revoke: RevokeState::default(),
+            token: String::new(),
         }
     }
 
     #[test]
     fn a_lease_id_is_issuing_until_its_guard_drops() {
-        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::LEASES));
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::EXPIRE));
         let guard = exp.issuing("db/creds/app/x");
         assert!(exp.is_issuing("db/creds/app/x"));
         assert!(!exp.is_issuing("db/creds/app/y"));
@@ -398,7 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn leases_come_due_in_expiry_order() {
-        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::LEASES));
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::EXPIRE));
         exp.save(&lease("db/creds/app/b", 60)).await.unwrap();
         exp.save(&lease("db/creds/app/a", 20)).await.unwrap();
         assert_eq!(exp.next_due().await, "db/creds/app/a");
@@ -407,12 +470,12 @@ mod tests {
 
     #[tokio::test]
     async fn renewal_moves_the_timer_and_removal_cancels_it() {
-        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::LEASES));
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::EXPIRE));
         exp.save(&lease("x/1", 10)).await.unwrap();
         exp.save(&lease("x/2", 30)).await.unwrap();
         exp.save(&lease("x/1", 100_000)).await.unwrap();
         assert_eq!(exp.next_due().await, "x/2");
-        exp.remove("x/1").await.unwrap();
+        exp.remove("x/1", "").await.unwrap();
         assert!(exp.queue().due.is_empty());
         assert_eq!(exp.ids_under("").await.unwrap(), vec!["x/2"]);
     }
@@ -435,7 +498,7 @@ mod tests {
             base: Duration::from_secs(1),
             limit: 3,
         };
-        let exp = Expiration::with_policy(View::new(backend.clone(), layout::LEASES), policy);
+        let exp = Expiration::with_policy(View::new(backend.clone(), layout::EXPIRE), policy);
         exp.save(&lease("db/creds/app/x", 0)).await.unwrap();
         assert_eq!(exp.next_due().await, "db/creds/app/x");
         assert_eq!(
@@ -457,12 +520,12 @@ mod tests {
         assert_eq!(stored.revoke.error.as_deref(), Some("still down"));
 
         // A new manager over the same storage (a restart) knows the mark.
-        let again = Expiration::with_policy(View::new(backend, layout::LEASES), policy);
+        let again = Expiration::with_policy(View::new(backend, layout::EXPIRE), policy);
         again.save(&lease("db/creds/app/y", 60_000)).await.unwrap();
         assert_eq!(again.restore().await.unwrap(), 0);
         assert_eq!(again.irrevocable(), vec!["db/creds/app/x"]);
         assert_eq!(again.queue().due.len(), 1);
-        again.remove("db/creds/app/x").await.unwrap();
+        again.remove("db/creds/app/x", "").await.unwrap();
         assert!(again.irrevocable().is_empty());
     }
 

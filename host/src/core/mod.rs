@@ -12,6 +12,7 @@ pub mod policy_store;
 pub mod shamir;
 pub mod system_view;
 pub mod token;
+pub mod wrapping;
 
 use crate::error::{Error, Result};
 use crate::framework::engine::{EngineDeps, Registry};
@@ -87,7 +88,7 @@ impl Core {
     ) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let tokens = token::store::TokenStore::open(View::new(storage.clone(), layout::TOKENS)).await?;
-        let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::LEASES)));
+        let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::EXPIRE)));
         let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
         policy_store.load_defaults().await?;
         let audit = crate::audit::Broker::load(storage.clone()).await?;
@@ -231,7 +232,10 @@ impl Core {
     }
 
     /// Revoke a token and every token below it (children first), with their
-    /// expiry leases. A token already gone is not an error.
+    /// expiry leases and every lease issued through them. A token already
+    /// gone is not an error. A lease whose engine cannot revoke it now (its
+    /// database is down) is handed to the expiry timer, which retries it
+    /// with back-off: the token goes at once regardless.
     pub async fn revoke_token(&self, hash: &str) -> Result<()> {
         // The whole tree, parents before children; revoked in reverse so a
         // failure half way leaves no child without its parent.
@@ -243,12 +247,41 @@ impl Core {
             i += 1;
         }
         for h in tree.iter().rev() {
+            self.revoke_leases_of_token(h).await?;
             let Some(entry) = self.tokens.get(h).await? else {
                 continue;
             };
-            self.expiration.remove(&entry.lease_id()).await?;
+            self.expiration.remove(&entry.lease_id(), "").await?;
             self.tokens.remove(&entry).await?;
         }
+        Ok(())
+    }
+
+    /// Revoke the leases issued through one token, `REVOKE_CONCURRENCY` at
+    /// a time. One that fails is made due now, so the expiry timer retries
+    /// it (and marks it irrevocable past the retry limit).
+    async fn revoke_leases_of_token(&self, hash: &str) -> Result<()> {
+        let ids = self.expiration.ids_by_token(hash).await?;
+        futures::stream::iter(ids)
+            .for_each_concurrent(REVOKE_CONCURRENCY, |id| async move {
+                let revoked = panic_guard::guard(self.revoke_lease(&id))
+                    .await
+                    .unwrap_or_else(|panic| Err(Error::internal(format!("revocation panicked: {panic}"))));
+                match revoked {
+                    Ok(()) => {
+                        // A lease revoked meanwhile left its index entry
+                        // (revoke_lease found nothing to remove).
+                        if let Err(e) = self.expiration.forget_index(hash, &id).await {
+                            tracing::warn!(lease_id = %id, error = %e, "could not drop a revoked lease's token index entry");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(lease_id = %id, error = %e, "revoking a lease of a revoked token failed; the expiry timer retries it");
+                        self.expiration.retry_in(&id, std::time::Duration::ZERO);
+                    }
+                }
+            })
+            .await;
         Ok(())
     }
 
@@ -301,6 +334,7 @@ impl Core {
                 last_renewal: None,
                 renewable: secret.renewable,
                 revoke: Default::default(),
+                token: inner.auth.token_hash.clone(),
             };
             let saved = match expiry {
                 Ok(_) => self.expiration.save(&entry).await,
@@ -474,7 +508,7 @@ impl Core {
             .revoke(&mount.view, lease.as_lease())
             .await
             .map_err(|e| Error::bad(format!("failed to revoke entry: {e}")))?;
-        self.expiration.remove(lease_id).await
+        self.expiration.remove(lease_id, &lease.token).await
     }
 
     /// Revoke every lease below a prefix; returns when all are revoked.
@@ -558,7 +592,7 @@ impl Core {
                 if let Err(e) = revoked {
                     tracing::warn!(lease_id = %id, error = %e, "revoke-force: the engine could not revoke the secret; removing the lease anyway");
                 }
-                self.expiration.remove(&id).await?;
+                self.expiration.remove(&id, &lease.token).await?;
                 Ok(true)
             })
             .buffer_unordered(REVOKE_CONCURRENCY)
@@ -717,6 +751,7 @@ mod tests {
             last_renewal: None,
             renewable: true,
             revoke: Default::default(),
+            token: String::new(),
         }
     }
 
@@ -726,7 +761,7 @@ mod tests {
             base: std::time::Duration::from_millis(1),
             limit: 2,
         };
-        let exp = Expiration::with_policy(View::new(Arc::new(MemoryBackend::new()), layout::LEASES), policy);
+        let exp = Expiration::with_policy(View::new(Arc::new(MemoryBackend::new()), layout::EXPIRE), policy);
         exp.save(&lease("db/creds/app/bad")).await.unwrap();
         exp.save(&lease("db/creds/app/good")).await.unwrap();
         let mut seen = Vec::new();
@@ -739,7 +774,7 @@ mod tests {
             if id.ends_with("bad") {
                 expired_lease_job(&exp, &id, async { panic!("boom") }).await;
             } else {
-                expired_lease_job(&exp, &id, exp.remove(&id)).await;
+                expired_lease_job(&exp, &id, exp.remove(&id, "")).await;
             }
         }
         assert_eq!(seen.iter().filter(|id| id.ends_with("bad")).count(), 2, "{seen:?}");

@@ -50,6 +50,8 @@ pub struct Req<'a> {
     /// The id a lease will have if this request issues a secret.
     pub lease_id: &'a str,
     pub request_id: &'a str,
+    /// The TTL the response will be wrapped with (`X-Vault-Wrap-TTL`).
+    pub wrap_ttl: Option<i64>,
 }
 
 impl Req<'_> {
@@ -306,6 +308,7 @@ impl<B: 'static> Backend<B> {
             auth: &req.auth,
             lease_id: &req.lease_id,
             request_id: &req.request_id,
+            wrap_ttl: req.wrap_ttl,
         };
         if r.operation == Operation::Update
             && let Some(exists) = declared.existence

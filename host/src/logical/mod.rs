@@ -113,6 +113,9 @@ pub struct Request {
     /// before the engine runs so its write-ahead record can name it.
     pub lease_id: String,
     pub request_id: String,
+    /// `X-Vault-Wrap-TTL` in seconds: the response is to be wrapped in a
+    /// single-use token living that long (the core's response wrapping).
+    pub wrap_ttl: Option<i64>,
 }
 
 /// A secret the engine hands out; the core registers a lease for it and
@@ -160,6 +163,9 @@ pub struct Response {
     /// Vault's `auth` block: a token was issued or renewed (client_token,
     /// accessor, policies, lease_duration...).
     pub auth: Option<Value>,
+    /// Vault's `wrap_info`: the response was wrapped; this is all the body
+    /// carries (token, accessor, ttl, creation_time, creation_path...).
+    pub wrap_info: Option<Value>,
 }
 
 impl Response {
@@ -208,6 +214,53 @@ impl Response {
             && self.raw_body.is_none()
             && self.status.is_none()
             && self.auth.is_none()
+            && self.wrap_info.is_none()
+    }
+
+    /// Vault's response envelope (`logical.HTTPResponse`): request_id,
+    /// the lease fields, data, wrap_info, warnings and auth, plus any
+    /// top-level copies. Objects have their keys sorted, as Go writes maps.
+    pub fn envelope(self, request_id: &str) -> Value {
+        let (lease_id, renewable, lease_duration) = match &self.lease {
+            Some(l) => (l.lease_id.clone(), l.renewable, l.lease_duration),
+            None => (String::new(), false, 0),
+        };
+        let mut body = Map::new();
+        if let Some(top) = self.top_level {
+            body.extend(top.into_iter().map(|(k, v)| (k, sort_keys(v))));
+        }
+        body.insert("request_id".into(), Value::from(request_id));
+        body.insert("lease_id".into(), Value::from(lease_id));
+        body.insert("renewable".into(), Value::from(renewable));
+        body.insert("lease_duration".into(), Value::from(lease_duration));
+        body.insert("data".into(), self.data.map(sort_keys).unwrap_or(Value::Null));
+        body.insert("wrap_info".into(), self.wrap_info.map(sort_keys).unwrap_or(Value::Null));
+        body.insert(
+            "warnings".into(),
+            if self.warnings.is_empty() {
+                Value::Null
+            } else {
+                Value::from(self.warnings)
+            },
+        );
+        body.insert("auth".into(), self.auth.map(sort_keys).unwrap_or(Value::Null));
+        Value::Object(body)
+    }
+}
+
+/// Objects with their keys sorted, at every depth, as Go's encoding/json
+/// writes Vault's maps. serde_json keeps insertion order once any crate
+/// enables its `preserve_order` feature (bson, behind the mongodb crate,
+/// does), so the order is made explicit here.
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The `sys/` backend, declared as every other backend: the seal (served
 //! by the node, so health, seal-status, init and unseal answer while
 //! sealed and without a token), mounts, leases, password policies, ACL
-//! policies and capabilities-self, audit devices, the plugin catalog and the generated
-//! OpenAPI document.
+//! policies and capabilities-self, response wrapping, audit devices, the
+//! plugin catalog and the generated OpenAPI document.
 
 mod acl_policies;
 mod audit;
@@ -12,6 +12,7 @@ mod mounts;
 mod plugins;
 mod policies;
 mod seal;
+mod wrapping;
 
 use crate::framework::{Backend, Field, FieldType};
 use crate::node::Node;
@@ -26,6 +27,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(audit::paths());
     paths.extend(plugins::paths());
     paths.extend(internal::paths());
+    paths.extend(wrapping::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",

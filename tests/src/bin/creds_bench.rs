@@ -18,11 +18,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use warden_tests::bench::{
-    MachineCpu, Run, cpu_ticks, list, median, pg_create_roles, pg_drop_roles, rss_kib, ticks_ms, unix_now, warden_gets,
+    MachineCpu, Run, cpu_ticks, list, median, mount_pg_role, pg_create_roles, pg_drop_roles, rss_kib, ticks_ms,
+    unix_now, warden_gets,
 };
-use warden_tests::fixtures::postgres_config;
 use warden_tests::util::random_alnum;
-use warden_tests::{CREATE_ROLE, Client, Scratch, TestPostgres, WardenServer};
+use warden_tests::{Scratch, TestPostgres, WardenServer};
 
 const ROLE: &str = "bench";
 const CREDS: &str = "/v1/db/creds/bench";
@@ -63,7 +63,7 @@ async fn main() -> Result<()> {
         server.addr()
     );
 
-    setup(&client, &scratch, clients).await?;
+    mount_pg_role(&client, &scratch, ROLE, clients).await?;
     let audit_dir = warden_tests::util::TempDir::new("creds-bench-audit")?;
     if std::env::var("WARDEN_BENCH_AUDIT").is_ok_and(|v| v == "1") {
         let file = audit_dir.path().join("audit.log");
@@ -191,30 +191,6 @@ async fn main() -> Result<()> {
         Some(failure) => bail!(failure),
         None => Ok(()),
     }
-}
-
-async fn setup(client: &Client, scratch: &Scratch, clients: usize) -> Result<()> {
-    client
-        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
-        .await?;
-    let mut config = postgres_config(scratch, &[ROLE]);
-    config["max_open_connections"] = json!(clients);
-    config["max_idle_connections"] = json!(clients);
-    client.expect("POST", "/v1/db/config/pg", Some(config), 204).await?;
-    client
-        .expect(
-            "POST",
-            &format!("/v1/db/roles/{ROLE}"),
-            Some(json!({
-                "db_name": "pg",
-                "creation_statements": [CREATE_ROLE],
-                "default_ttl": "1h",
-                "max_ttl": "24h",
-            })),
-            204,
-        )
-        .await?;
-    Ok(())
 }
 
 /// Role names shaped like Warden's: v-<who>-<role>-<20 random>-<unix time>.

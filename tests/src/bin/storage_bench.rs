@@ -95,6 +95,7 @@ async fn startup(leases: usize) -> Result<()> {
                 last_renewal: None,
                 renewable: true,
                 revoke: Default::default(),
+                token: String::new(),
             };
             let key = format!("sys/expire/id/{id}");
             let value = keyring.encrypt(&serde_json::to_vec(&entry)?, key.as_bytes())?;

@@ -365,6 +365,7 @@ fn token_lease(entry: &TokenEntry, expires: chrono::DateTime<Utc>) -> super::exp
         // Renewed through auth/token/renew, not sys/leases/renew.
         renewable: false,
         revoke: Default::default(),
+        token: String::new(),
     }
 }
 

@@ -9,7 +9,9 @@
 //! - `id/<hash>`: the token's entry;
 //! - `accessor/<hash of the accessor>`: the hash of the token it names;
 //! - `parent/<parent hash>/<child hash>`: the parent/child tree, so that
-//!   revoking a token finds its children.
+//!   revoking a token finds its children;
+//! - `wrap/<hash>`: the response a response-wrapping token wraps (Vault
+//!   keeps it in the token's cubbyhole), removed with the token.
 //!
 //! An entry and its indexes are written and deleted in one atomic batch.
 //! A token's expiry is a lease in the expiration manager
@@ -27,6 +29,7 @@ const SALT: &str = "salt";
 const ID: &str = "id/";
 const ACCESSOR: &str = "accessor/";
 const PARENT: &str = "parent/";
+const WRAP: &str = "wrap/";
 
 /// The prefix of a token's lease id in the expiration manager.
 pub const LEASE_PREFIX: &str = "auth/token/create/";
@@ -71,6 +74,12 @@ impl TokenEntry {
 
     pub fn is_orphan(&self) -> bool {
         self.parent.is_empty()
+    }
+
+    /// A response-wrapping token: its only policy is the built-in
+    /// `response-wrapping`.
+    pub fn is_wrapping(&self) -> bool {
+        matches!(self.policies.as_slice(), [p] if p == crate::core::policy_store::RESPONSE_WRAPPING)
     }
 
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
@@ -224,8 +233,21 @@ impl TokenStore {
         if !entry.parent.is_empty() {
             writes.push(Write::Delete(format!("{PARENT}{}/{}", entry.parent, entry.hash)));
         }
+        if entry.is_wrapping() {
+            writes.push(Write::Delete(format!("{WRAP}{}", entry.hash)));
+        }
         self.view.batch(writes).await?;
         Ok(())
+    }
+
+    /// Keep the response a wrapping token wraps (its own JSON).
+    pub async fn put_wrapped(&self, hash: &str, wrapped: &Value) -> Result<()> {
+        Ok(self.view.put_json(&format!("{WRAP}{hash}"), wrapped).await?)
+    }
+
+    /// The response a wrapping token wraps, if any.
+    pub async fn wrapped(&self, hash: &str) -> Result<Option<Value>> {
+        Ok(self.view.get_json(&format!("{WRAP}{hash}")).await?)
     }
 
     /// Make a token's children orphans (revoke-orphan): each loses its

@@ -6,6 +6,7 @@
 //! → `storage`.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -41,26 +41,30 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     // Everything else needs an unsealed node (503) and, but for an auth
     // method's login, a token.
     let core = node.core()?;
-    if req.operation != Operation::Help && core.is_login_path(&req.path) {
+    // Audit devices record the request after its token and ACL check and
+    // before its handler, then its response (crate::audit): a request
+    // whose token is refused is recorded too, and so is a login.
+    let audit = core.audit.active();
+    let login = req.operation != Operation::Help && core.is_login_path(&req.path);
+    if login {
         req.auth = Auth::anonymous();
-        // Only what the method declares unauthenticated is served so.
-        let login_only = |resolved: &Resolved| match resolved.unauthenticated {
-            true => Ok(()),
-            false => Err(Error::PermissionDenied),
+    } else {
+        req.auth = match core.authenticate(Some(token)).await {
+            Ok(auth) => auth,
+            Err(e) => return crate::audit::refused(audit, &req, token, e),
         };
-        return core.handle(req, &login_only).await;
+        // A token bound to CIDR blocks (an auth method's token_bound_cidrs)
+        // is refused from anywhere else, as Vault's 403.
+        if !req.auth.bound_cidrs.is_empty()
+            && !req
+                .remote_addr
+                .is_some_and(|ip| crate::credential::cidr::any_contains(&req.auth.bound_cidrs, ip))
+        {
+            return crate::audit::refused(audit, &req, token, Error::PermissionDenied);
+        }
     }
-    req.auth = core.authenticate(Some(token)).await?;
-    // A token bound to CIDR blocks (an auth method's token_bound_cidrs)
-    // is refused from anywhere else, as Vault's 403.
-    if !req.auth.bound_cidrs.is_empty()
-        && !req
-            .remote_addr
-            .is_some_and(|ip| crate::credential::cidr::any_contains(&req.auth.bound_cidrs, ip))
-    {
-        return Err(Error::PermissionDenied);
-    }
-    let acl = match req.auth.is_root() {
+    let trail = audit.map(|devices| crate::audit::Trail::new(devices, &core, &req, token));
+    let acl = match login || req.auth.is_root() {
         true => None,
         false => Some(core.policy_store.acl(&req.auth.policies).await?),
     };
@@ -69,9 +73,16 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     let wrap_ttl = req.wrap_ttl;
     let acl = acl.map(|acl| (acl, req.path.clone()));
     let check = |resolved: &Resolved| -> Result<()> {
-        match &acl {
+        let verdict = match &acl {
+            // Without a token, only what the auth method declares
+            // unauthenticated (its login) is served.
+            None if login && !resolved.unauthenticated => Err(Error::PermissionDenied),
             None => Ok(()),
             Some((acl, path)) => authorize(acl, path, resolved, wrap_ttl),
+        };
+        match &trail {
+            None => verdict,
+            Some(trail) => trail.request(resolved.operation, verdict),
         }
     };
     let last_use = req.auth.last_use.then(|| req.auth.token_hash.clone());
@@ -88,6 +99,12 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
             core.wrap_response(resp, ttl, &path, &request_id).await.map(Some)
         }
         (reply, _) => reply,
+    };
+    // The audit devices see what the caller gets (a wrapped response's
+    // wrap_info, as Vault's).
+    let reply = match &trail {
+        None => reply,
+        Some(trail) => trail.response(&core, reply).await,
     };
     if let Some(hash) = last_use
         && let Err(e) = core.revoke_token(&hash).await

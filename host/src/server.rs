@@ -2,7 +2,8 @@
 //! (storage and seal) and the HTTP listeners, until SIGINT or SIGTERM.
 //! `-dev` runs in memory, initialised with one key share and unsealed;
 //! `-config=FILE` opens the configured storage and starts sealed (or
-//! uninitialised), as Vault does.
+//! uninitialised), as Vault does. SIGHUP reopens the audit devices' files
+//! (log rotation), as Vault's reload does.
 
 use crate::cli::{Command, ServerOptions, USAGE};
 use crate::config::{self, Listener, ServerConfig, StorageConfig};
@@ -103,6 +104,7 @@ async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>, engines: Arc<Regi
         .await
         .map_err(|e| anyhow::anyhow!("dev mode unseal: {e}"))?;
 
+    reopen_audit_files_on_sighup(node.clone())?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     println!(
@@ -151,6 +153,7 @@ async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Reg
     let node = Node::open(physical, cfg.storage.type_name(), runtime, engines)
         .await
         .context("reading the storage")?;
+    reopen_audit_files_on_sighup(node.clone())?;
     let router = crate::api::router(node.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -203,6 +206,28 @@ async fn listen(
         router,
         stopped,
     )))
+}
+
+/// SIGHUP: the audit devices of the unsealed core close and reopen their
+/// files (a rotated log goes on in a new file at its path). Registered
+/// before the server answers, so a SIGHUP never ends the process.
+fn reopen_audit_files_on_sighup(node: Arc<Node>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reopening the audit files");
+                if let Ok(core) = node.core() {
+                    core.audit.reopen();
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = node;
+    Ok(())
 }
 
 async fn shutdown() {

@@ -37,7 +37,7 @@ const REVOKE_CONCURRENCY: usize = 16;
 /// The core's local storage (`PathsSpecial.LocalStorage`): leases and
 /// tokens are this node's own (a performance secondary issues and revokes
 /// its own). Everything else the core keeps is replicated.
-pub const LOCAL_STORAGE: LocalStorage = &[layout::EXPIRE, layout::TOKENS];
+pub const LOCAL_STORAGE: LocalStorage = &[layout::EXPIRE, layout::TOKENS, layout::LOCAL_AUDIT];
 
 pub struct Core {
     /// The core itself, for work that must outlive the request that
@@ -61,6 +61,8 @@ pub struct Core {
     root_token_hash: [u8; 32],
     /// Every other token (salted hashes only).
     pub tokens: token::store::TokenStore,
+    /// The enabled audit devices (`sys/audit`).
+    pub audit: crate::audit::Broker,
     /// Background tasks (expiry loop, lease loading), stopped on seal.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The live mounts by path (longest-prefix routing).
@@ -92,6 +94,7 @@ impl Core {
         let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::EXPIRE)));
         let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
         policy_store.load_defaults().await?;
+        let audit = crate::audit::Broker::load(storage.clone()).await?;
         let system = Arc::new(system_view::CoreSystemView {
             expiration: expiration.clone(),
             policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
@@ -112,6 +115,7 @@ impl Core {
             runtime,
             root_token_hash,
             tokens,
+            audit,
             tasks: std::sync::Mutex::new(Vec::new()),
             mounts: RwLock::new(MountTable::default()),
             auth_mounts: RwLock::new(MountTable::default()),

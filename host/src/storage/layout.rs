@@ -56,6 +56,11 @@ pub const MOUNTS: &str = "core/mounts/";
 /// the mount's uuid; apart from the secrets engines' so `sys/mounts` never
 /// lists them.
 pub const AUTH_MOUNTS: &str = "core/auth/";
+/// Audit devices, one record (with the device's salt) per device:
+/// replicated, as Vault's `core/audit` table.
+pub const AUDIT: &str = "core/audit/";
+/// Audit devices enabled with `local=true` (Vault's `core/local-audit`).
+pub const LOCAL_AUDIT: &str = "core/local-audit/";
 /// The expiration manager's space.
 pub const EXPIRE: &str = "sys/expire/";
 /// Leases by lease id.
@@ -166,6 +171,8 @@ mod tests {
             approle::ACCESSOR,
             approle::SECRET_ID_LOCAL,
             approle::ACCESSOR_LOCAL,
+            AUDIT,
+            LOCAL_AUDIT,
             EXPIRE,
             LEASES,
             TOKENS,

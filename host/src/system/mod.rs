@@ -1,10 +1,11 @@
 //! The `sys/` backend, declared as every other backend: the seal (served
 //! by the node, so health, seal-status, init and unseal answer while
 //! sealed and without a token), mounts, auth methods, leases, password
-//! policies, ACL policies and capabilities-self, response wrapping, the
-//! plugin catalog and the generated OpenAPI document.
+//! policies, ACL policies and capabilities-self, response wrapping, audit
+//! devices, the plugin catalog and the generated OpenAPI document.
 
 mod acl_policies;
+mod audit;
 mod auth;
 mod internal;
 mod leases;
@@ -25,6 +26,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(leases::paths());
     paths.extend(policies::paths());
     paths.extend(acl_policies::paths());
+    paths.extend(audit::paths());
     paths.extend(plugins::paths());
     paths.extend(internal::paths());
     paths.extend(wrapping::paths());

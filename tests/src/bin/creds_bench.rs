@@ -10,10 +10,13 @@
 //! Uses `WARDEN_TEST_PG_URL` when set, else a throwaway PostgreSQL cluster;
 //! starts `warden server -dev` (`WARDEN_BIN`, else target/release/warden).
 //! Prints labelled result lines; see docs/testing.md.
+//! `WARDEN_BENCH_AUDIT=1` enables a `file` audit device (a temporary file)
+//! before the measured runs, to weigh what auditing costs.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use serde_json::json;
 use warden_tests::bench::{
     MachineCpu, Run, cpu_ticks, list, median, mount_pg_role, pg_create_roles, pg_drop_roles, rss_kib, ticks_ms,
     unix_now, warden_gets,
@@ -61,6 +64,19 @@ async fn main() -> Result<()> {
     );
 
     mount_pg_role(&client, &scratch, ROLE, clients).await?;
+    let audit_dir = warden_tests::util::TempDir::new("creds-bench-audit")?;
+    if std::env::var("WARDEN_BENCH_AUDIT").is_ok_and(|v| v == "1") {
+        let file = audit_dir.path().join("audit.log");
+        client
+            .expect(
+                "PUT",
+                "/v1/sys/audit/file",
+                Some(json!({"type": "file", "options": {"file_path": file.to_string_lossy()}})),
+                204,
+            )
+            .await?;
+        println!("audit: file device enabled at {}", file.display());
+    }
     // Warm-up: pools open, component instances created, caches filled.
     let warmup = n.clamp(1, 20);
     warden_gets(&client, CREDS, warmup, 1).await?;
@@ -165,6 +181,9 @@ async fn main() -> Result<()> {
     let left = scratch.roles_like("v-%").await?;
     if !left.is_empty() {
         println!("cleanup: WARNING {} roles named v-% remain", left.len());
+    }
+    if let Ok(meta) = std::fs::metadata(audit_dir.path().join("audit.log")) {
+        println!("audit: {} bytes written", meta.len());
     }
     drop(server);
     tokio::task::spawn_blocking(move || drop(pg)).await?;

@@ -24,8 +24,6 @@ use std::sync::Arc;
 
 /// One record per auth mount below this prefix, named by its uuid.
 pub const ENTRY_PREFIX: &str = layout::AUTH_MOUNTS;
-/// Records read per storage round trip at start-up.
-const LOAD_PAGE: usize = 256;
 
 /// A live auth mount: its record (`path` relative to `auth/`, as Vault's
 /// auth table keeps it: "approle/"), what its method sees of it, and the
@@ -62,23 +60,7 @@ impl AuthEntry {
 
 /// Every stored auth mount record.
 pub async fn load(storage: &Storage) -> crate::storage::Result<Vec<MountRecord>> {
-    let mut records = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = storage.scan(ENTRY_PREFIX, after.as_deref(), LOAD_PAGE).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        let full = page.len() == LOAD_PAGE;
-        for (key, value) in page {
-            let record: MountRecord = serde_json::from_slice(&value)
-                .map_err(|e| crate::storage::StorageError::Backend(format!("corrupt auth mount entry {key:?}: {e}")))?;
-            records.push(record);
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(records)
+    super::mounts::load_records(storage, ENTRY_PREFIX, "auth mount").await
 }
 
 fn entry_key(uuid: &str) -> String {
@@ -308,6 +290,7 @@ impl Core {
                 period: login.period,
                 renewable: true,
                 bound_cidrs: login.bound_cidrs,
+                role: String::new(),
             })
             .await?;
         Ok(token::auth_block(&entry, &client_token, entry.creation_time))

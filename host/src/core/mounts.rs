@@ -60,16 +60,23 @@ pub async fn load(storage: &Storage) -> crate::storage::Result<Vec<MountRecord>>
         storage.delete(TABLE_KEY).await?;
         tracing::info!(mounts = legacy.len(), "mount table split into one key per mount");
     }
+    load_records(storage, ENTRY_PREFIX, "mount").await
+}
+
+/// Every record stored below `prefix`, a page of records per storage read
+/// (the secrets engines' table and the auth methods' alike); `what` names
+/// the table in a corrupt record's error.
+pub async fn load_records(storage: &Storage, prefix: &str, what: &str) -> crate::storage::Result<Vec<MountRecord>> {
     let mut records = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = storage.scan(ENTRY_PREFIX, after.as_deref(), LOAD_PAGE).await?;
+        let page = storage.scan(prefix, after.as_deref(), LOAD_PAGE).await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         let full = page.len() == LOAD_PAGE;
         for (key, value) in page {
             let record: MountRecord = serde_json::from_slice(&value)
-                .map_err(|e| crate::storage::StorageError::Backend(format!("corrupt mount entry {key:?}: {e}")))?;
+                .map_err(|e| crate::storage::StorageError::Backend(format!("corrupt {what} entry {key:?}: {e}")))?;
             records.push(record);
         }
         if !full {

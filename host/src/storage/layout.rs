@@ -12,8 +12,17 @@
 //! core/mounts                 core: the single mount table of earlier versions (migrated)
 //! core/mounts/<uuid>          core: one record per mount
 //! core/auth/<uuid>            core: one record per auth method mount
+//! core/audit/<uuid>           core: one record per audit device (with its salt)
+//! core/local-audit/<uuid>     core: the same for local audit devices
 //! sys/expire/id/<lease id>    core: leases
+//! sys/expire/token/<hash>/<lease id>   core: leases by the token that obtained them
 //! sys/token/root              core: the root token's hash
+//! sys/token/salt              core: the token store's HMAC key
+//! sys/token/id/<hash>         core: tokens (salted hashes, never the token)
+//! sys/token/accessor/<hash>   core: accessor -> token hash
+//! sys/token/parent/<p>/<c>    core: the parent/child tree
+//! sys/token/wrap/<hash>       core: the response a wrapping token wraps
+//! sys/token-role/<name>       core: token roles
 //! sys/password_policy/<name>  core: password policies
 //! sys/policy/<name>           core: ACL policies (replicated, as Vault's)
 //! sys/wal/<index>             storage: the log of replicated writes
@@ -69,6 +78,8 @@ pub const LEASES: &str = "sys/expire/id/";
 pub const TOKENS: &str = "sys/token/";
 /// The root token's hash.
 pub const ROOT_TOKEN: &str = "sys/token/root";
+/// Token roles by name (replicated, unlike the tokens themselves).
+pub const TOKEN_ROLES: &str = "sys/token-role/";
 /// Password policies by name.
 pub const PASSWORD_POLICIES: &str = "sys/password_policy/";
 /// ACL policies by name (Vault's `sys/policy/<name>`, a `PolicyEntry`).
@@ -176,6 +187,7 @@ mod tests {
             EXPIRE,
             LEASES,
             TOKENS,
+            TOKEN_ROLES,
             PASSWORD_POLICIES,
             ACL_POLICIES,
             LOG,

@@ -4,13 +4,14 @@
 //! its SHA-256 hash; every other token lives in the token store
 //! ([`store`]), as salted hashes only.
 
+pub mod roles;
 pub mod store;
 
 use super::Core;
 use crate::error::{Error, Result};
 use crate::framework::{Backend, Field, FieldType, Path, Req, ttl};
 use crate::handler;
-use crate::logical::Operation::{Read, Update};
+use crate::logical::Operation::{Delete, List, Read, Update};
 use crate::logical::{Reply, Response};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -93,6 +94,23 @@ pub static BACKEND: std::sync::LazyLock<Backend<Core>> = std::sync::LazyLock::ne
             create_fields(Path::new("create-orphan"))
                 .op(Update, handler!(create_orphan), "The token create path is used to create new orphan tokens.")
                 .help("The token create path is used to create new orphan tokens.", "A new token without a parent: revoking the caller does not revoke it."),
+            create_fields(Path::new(r"create/(?P<role_name>\w(([\w.-]+)?\w)?)"))
+                .field(Field::new("role_name", FieldType::Str, "Name of the role"))
+                .op(Update, handler!(create_with_role), "Create a new token against a token role.")
+                .help("This endpoint will create a token against the specified role name.", "A new token on the role's terms: its allowed and disallowed policies, orphan, renewable, period, explicit max TTL, uses and path suffix."),
+            Path::new("roles/?")
+                .op(List, handler!(list_roles), "This endpoint lists configured roles.")
+                .help("This endpoint lists configured roles.", "The names of the token roles."),
+            role_fields(Path::new(r"roles/(?P<role_name>\w(([\w.-]+)?\w)?)"))
+                .existence(|b, r| Box::pin(role_exists(b, r)))
+                .op(Read, handler!(read_role), "Read a token role.")
+                .op(Update, handler!(write_role), "Create or update a token role.")
+                .op(Delete, handler!(delete_role), "Delete a token role.")
+                .help("This endpoint allows creating, reading, and deleting roles.", "Token roles: named settings that tokens made with auth/token/create/<role> get."),
+            Path::new("accessors/?")
+                .sudo()
+                .op(List, handler!(list_accessors), "List token accessors, which can then be used to iterate and discover their properties or revoke them.")
+                .help("List token accessors, which can then be used to iterate and discover their properties or revoke them.", "The accessors of every token but the root token. Sudo only."),
             Path::new("lookup-self")
                 .op(Read, handler!(lookup_self), "Look up the calling token's properties.")
                 .op(Update, handler!(lookup_self), "Look up the calling token's properties.")
@@ -145,6 +163,67 @@ pub static BACKEND: std::sync::LazyLock<Backend<Core>> = std::sync::LazyLock::ne
     )
 });
 
+/// The fields of `auth/token/roles/:role_name`.
+fn role_fields(p: Path<Core>) -> Path<Core> {
+    let list = |name: &'static str, text: &'static str| Field::new(name, FieldType::CommaList, text);
+    let duration = |name: &'static str, text: &'static str| Field::new(name, FieldType::Duration, text);
+    p.field(Field::new("role_name", FieldType::Str, "Name of the role"))
+        .field(list("allowed_policies", "If set, tokens can be created with any subset of the policies in this list, rather than the normal semantics of tokens being a subset of the calling token's policies."))
+        .field(list("disallowed_policies", "If set, successful token creation via this role will require that no policies in the given list are requested."))
+        .field(list("allowed_policies_glob", "If set, tokens can be created with any subset of glob matched policies in this list."))
+        .field(list("disallowed_policies_glob", "If set, successful token creation via this role will require that no requested policies glob match any of policies in this list."))
+        .field(Field::new("orphan", FieldType::Bool, "If true, tokens created via this role will be orphan tokens (have no parent)."))
+        .field(duration("period", "Use 'token_period' instead."))
+        .field(Field::new("path_suffix", FieldType::Str, "If set, tokens created via this role will contain the given suffix as a part of their path."))
+        .field(duration("explicit_max_ttl", "Use 'token_explicit_max_ttl' instead."))
+        .field(Field::new("renewable", FieldType::Bool, "Tokens created via this role will be renewable or not according to this value.").default(true))
+        .field(list("allowed_entity_aliases", "String or JSON list of allowed entity aliases."))
+        .field(list("token_bound_cidrs", "Comma separated string or JSON list of CIDR blocks. If set, specifies the blocks of IP addresses which are allowed to use the generated token."))
+        .field(duration("token_explicit_max_ttl", "If set, tokens created via this role carry an explicit maximum TTL."))
+        .field(Field::new("token_no_default_policy", FieldType::Bool, "If true, the 'default' policy will not automatically be added to generated tokens."))
+        .field(Field::new("token_num_uses", FieldType::Int, "The maximum number of times a token may be used, a value of zero means unlimited."))
+        .field(duration("token_period", "If set, tokens created via this role will have no max lifetime; instead, their renewal period will be fixed to this value."))
+        .field(Field::new("token_type", FieldType::Str, "The type of token to generate, service or batch.").default("default-service"))
+}
+
+async fn role_exists(core: &Core, r: &Req<'_>) -> Result<bool> {
+    Ok(roles::get(core, &r.fields.str("role_name")).await?.is_some())
+}
+
+/// LIST of nothing is Vault's 404.
+async fn list_roles(core: &Core, _: &Req<'_>) -> Reply {
+    let names = roles::list(core).await?;
+    Ok((!names.is_empty()).then(|| Response::list(names)))
+}
+
+async fn read_role(core: &Core, r: &Req<'_>) -> Reply {
+    Ok(roles::get(core, &r.fields.str("role_name"))
+        .await?
+        .map(|role| Response::data(role.to_json())))
+}
+
+async fn write_role(core: &Core, r: &Req<'_>) -> Reply {
+    roles::write(core, r).await?;
+    Ok(None)
+}
+
+async fn delete_role(core: &Core, r: &Req<'_>) -> Reply {
+    roles::delete(core, &r.fields.str("role_name")).await?;
+    Ok(None)
+}
+
+/// `LIST auth/token/accessors` (sudo): every token's accessor, read from
+/// the entries (the accessor index is keyed by salted hashes).
+async fn list_accessors(core: &Core, _: &Req<'_>) -> Reply {
+    let mut keys = Vec::new();
+    for hash in core.tokens.hashes().await? {
+        if let Some(entry) = core.tokens.get(&hash).await? {
+            keys.push(entry.accessor);
+        }
+    }
+    Ok(Some(Response::list(keys)))
+}
+
 /// Vault's display name: "token", or "token-" and the name with anything
 /// but letters, digits and '-' made a '-'.
 fn display_name(requested: &str) -> String {
@@ -175,32 +254,119 @@ pub fn sanitize_policies(mut policies: Vec<String>, add_default: bool) -> Vec<St
 }
 
 async fn create(core: &Core, r: &Req<'_>) -> Reply {
-    create_token(core, r, r.fields.bool("no_parent")).await
+    create_token(core, r, r.fields.bool("no_parent"), None).await
 }
 
 async fn create_orphan(core: &Core, r: &Req<'_>) -> Reply {
-    create_token(core, r, true).await
+    create_token(core, r, true, None).await
 }
 
-/// Vault's `handleCreateCommon`, for service tokens without roles.
-async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
+/// `auth/token/create/:role_name`: a token on the role's terms.
+async fn create_with_role(core: &Core, r: &Req<'_>) -> Reply {
+    let name = r.fields.str("role_name");
+    let role = roles::get(core, &name)
+        .await?
+        .ok_or_else(|| Error::bad(format!("unknown role {name}")))?;
+    create_token(core, r, role.orphan, Some(role)).await
+}
+
+/// The policies a new token gets (Vault's `handleCreateCommon`): a role
+/// with allowed policies decides alone (the caller's own do not matter);
+/// otherwise the requested ones, or the parent's, which must be a subset
+/// of the parent's unless the parent is root. A role's disallowed
+/// policies are refused either way.
+fn token_policies(r: &Req<'_>, role: Option<&roles::TokenRole>) -> Result<Vec<String>> {
+    let f = &r.fields;
+    let parent = r.auth;
+    let requested = f.opt_list("policies").unwrap_or_default();
+    let add_default = !f.bool("no_default_policy") && !role.is_some_and(|r| r.token_no_default_policy);
+    let policies = match role {
+        Some(role) if !role.allowed_policies.is_empty() || !role.allowed_policies_glob.is_empty() => {
+            let allowed = sanitize_policies(role.allowed_policies.clone(), true);
+            let globs = sanitize_policies(role.allowed_policies_glob.clone(), false);
+            if requested.is_empty() {
+                let mut p = allowed;
+                if !add_default {
+                    p.retain(|p| p != "default");
+                }
+                p
+            } else {
+                let asked = sanitize_policies(requested, true);
+                if !roles::subset_glob(&allowed, &globs, &asked) {
+                    return Err(Error::bad(format!(
+                        "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ({})",
+                        roles::go_quoted(&asked),
+                        roles::go_quoted(&allowed),
+                        roles::go_quoted(&globs)
+                    )));
+                }
+                sanitize_policies(asked, add_default)
+            }
+        }
+        _ => {
+            // Without policies, a child has its parent's.
+            let policies = match requested.is_empty() {
+                false => requested,
+                true => parent.policies.clone(),
+            };
+            let policies = sanitize_policies(policies, add_default);
+            if !parent.is_root() {
+                let allowed: Vec<&String> = parent.policies.iter().collect();
+                if policies.iter().any(|p| p != "default" && !allowed.contains(&p))
+                    || policies.iter().any(|p| p == "root")
+                {
+                    return Err(Error::bad("child policies must be subset of parent"));
+                }
+            }
+            policies
+        }
+    };
+    let mut policies = policies;
+    if let Some(role) = role {
+        if let Some(p) = policies.iter().find(|p| {
+            role.disallowed_policies.contains(p)
+                || role.disallowed_policies_glob.iter().any(|g| roles::glob_match(g, p))
+        }) {
+            // `default` is only refused when asked for explicitly.
+            if p != "default"
+                || f.opt_list("policies")
+                    .is_some_and(|l| l.iter().any(|x| x.trim() == "default"))
+            {
+                return Err(Error::bad(format!("token policy {p:?} is disallowed by this role")));
+            }
+        }
+        policies.retain(|p| !(p == "default" && role.disallowed_policies.iter().any(|d| d == "default")));
+    }
+    // Vault's nonAssignablePolicies: a wrapping token is made only by wrapping.
+    if policies.iter().any(|p| p == super::policy_store::RESPONSE_WRAPPING) {
+        return Err(Error::bad(format!(
+            "cannot assign policy {:?}",
+            super::policy_store::RESPONSE_WRAPPING
+        )));
+    }
+    Ok(policies)
+}
+
+/// Vault's `handleCreateCommon`, for service tokens, with or without a role.
+async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles::TokenRole>) -> Reply {
     let parent = r.auth;
     let f = &r.fields;
-    if let Some(kind) = f.opt_str("type")
-        && !kind.is_empty()
-        && kind != "service"
-    {
-        return Err(match kind.as_str() {
-            "batch" => Error::bad("batch tokens are not supported by this server yet"),
-            other => Error::bad(format!("invalid 'token_type' value {other:?}")),
-        });
+    let kind = f.opt_str("type").unwrap_or_default();
+    let batch = match kind.as_str() {
+        "" => role.as_ref().is_some_and(|r| r.makes_batch()),
+        "service" => role.as_ref().is_some_and(|r| r.token_type == "batch"),
+        "batch" => true,
+        _ => return Err(Error::bad("invalid 'token_type' value")),
+    };
+    if batch {
+        return Err(Error::bad("batch tokens are not supported by this server yet"));
     }
-    let num_uses = f.int("num_uses");
+    let mut num_uses = f.int("num_uses");
     if num_uses < 0 {
         return Err(Error::bad("number of uses cannot be negative"));
     }
-    let explicit_max_ttl = f.duration("explicit_max_ttl");
-    let period = f.duration("period");
+    let mut explicit_max_ttl = f.duration("explicit_max_ttl");
+    let mut period = f.duration("period");
     let requested_ttl = f.duration("ttl");
     if explicit_max_ttl < 0 || period < 0 || requested_ttl < 0 {
         return Err(Error::bad("a TTL, explicit_max_ttl or period cannot be negative"));
@@ -212,23 +378,25 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
     if period > 0 && !parent_root {
         return Err(Error::bad("root or sudo privileges required to create periodic token"));
     }
-    let policies = match f.opt_list("policies") {
-        Some(p) if !p.is_empty() => p,
-        // Without policies, a child has its parent's.
-        _ => parent.policies.clone(),
-    };
-    let policies = sanitize_policies(policies, !f.bool("no_default_policy"));
-    // Vault's nonAssignablePolicies: a wrapping token is made only by wrapping.
-    if policies.iter().any(|p| p == super::policy_store::RESPONSE_WRAPPING) {
-        return Err(Error::bad(format!(
-            "cannot assign policy {:?}",
-            super::policy_store::RESPONSE_WRAPPING
-        )));
-    }
-    if !parent_root {
-        let allowed: Vec<&String> = parent.policies.iter().collect();
-        if policies.iter().any(|p| p != "default" && !allowed.contains(&p)) || policies.iter().any(|p| p == "root") {
-            return Err(Error::bad("child policies must be subset of parent's policies"));
+    let policies = token_policies(r, role.as_ref())?;
+    let mut renewable = f.bool("renewable");
+    let mut path = format!("auth/token/{}", r.path);
+    if let Some(role) = &role {
+        // The role's settings bound the request's (Vault's rules: the
+        // smaller explicit max and use count, the role's period).
+        if role.effective_period() > 0 {
+            period = role.effective_period();
+        }
+        let role_max = role.effective_explicit_max_ttl();
+        if role_max > 0 && (explicit_max_ttl == 0 || role_max < explicit_max_ttl) {
+            explicit_max_ttl = role_max;
+        }
+        if role.token_num_uses > 0 && (num_uses == 0 || role.token_num_uses < num_uses) {
+            num_uses = role.token_num_uses;
+        }
+        renewable &= role.renewable;
+        if !role.path_suffix.is_empty() {
+            path = format!("{path}/{}", role.path_suffix);
         }
     }
     let is_root_token = policies.iter().any(|p| p == "root");
@@ -280,15 +448,16 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool) -> Reply {
                 parent.token_hash.clone()
             },
             policies,
-            path: format!("auth/token/{}", r.path),
+            path,
             meta,
             display_name: display_name(&f.str("display_name")),
             num_uses,
             ttl: ttl_secs,
             explicit_max_ttl,
             period,
-            renewable: f.bool("renewable"),
-            bound_cidrs: Vec::new(),
+            renewable,
+            bound_cidrs: role.as_ref().map(|r| r.token_bound_cidrs.clone()).unwrap_or_default(),
+            role: role.map(|r| r.name).unwrap_or_default(),
         })
         .await?;
     let mut resp = Response {
@@ -323,6 +492,8 @@ pub struct TokenSpec {
     pub renewable: bool,
     /// CIDR blocks it may be used from (empty: anywhere).
     pub bound_cidrs: Vec<String>,
+    /// The token role it was made against (empty: none).
+    pub role: String,
 }
 
 impl Core {
@@ -351,6 +522,7 @@ impl Core {
             renewable: spec.renewable && spec.ttl > 0,
             expire_time,
             bound_cidrs: spec.bound_cidrs,
+            role: spec.role,
         };
         // The expiry lease first: a crash before the token is stored leaves
         // a lease whose revocation finds nothing, never a token without
@@ -424,6 +596,9 @@ fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
     if entry.period > 0 {
         data["period"] = json!(entry.period);
     }
+    if !entry.role.is_empty() {
+        data["role"] = json!(entry.role);
+    }
     data
 }
 
@@ -479,7 +654,8 @@ async fn lookup_other(core: &Core, r: &Req<'_>) -> Reply {
     if is_root_token(core, &token) {
         return Ok(Some(Response::data(root_lookup(core, &token))));
     }
-    let entry = live(core.tokens.lookup(&token).await?).map_err(|_| Error::bad("bad token"))?;
+    // OpenBao answers an unknown token here with a 403.
+    let entry = live(core.tokens.lookup(&token).await?).map_err(|_| Error::Http(403, "bad token".into()))?;
     Ok(Some(Response::data(lookup_data(&entry, &token))))
 }
 

@@ -68,6 +68,9 @@ pub struct TokenEntry {
     /// `token_bound_cidrs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bound_cidrs: Vec<String>,
+    /// The token role it was made against (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 impl TokenEntry {
@@ -316,6 +319,7 @@ mod tests {
             renewable: true,
             expire_time: None,
             bound_cidrs: Vec::new(),
+            role: String::new(),
         }
     }
 

@@ -7,9 +7,13 @@ pub enum Error {
     /// The request is malformed or asks for something invalid (400).
     #[error("{0}")]
     BadRequest(String),
-    /// No token, a wrong token, or the ACL denies it (403).
+    /// No token or a wrong token (403, Vault's bare text).
     #[error("permission denied")]
     PermissionDenied,
+    /// A valid token whose ACL denies the request (403). Vault and OpenBao
+    /// word this one as the multierror their ACL check returns.
+    #[error("1 error occurred:\n\t* permission denied\n\n")]
+    AclDenied,
     /// A read of something that does not exist: 404 with an empty list, as
     /// Vault answers.
     #[error("not found")]
@@ -47,6 +51,13 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub fn bad(msg: impl Into<String>) -> Self {
         Error::BadRequest(msg.into())
+    }
+
+    /// A 400 worded as Vault's multierror (`1 error occurred:\n\t* msg\n\n`),
+    /// where Vault and OpenBao answer so (the token store's accessor
+    /// errors, sys/capabilities' unknown token).
+    pub fn bad_multi(msg: &str) -> Self {
+        Error::BadRequest(format!("1 error occurred:\n\t* {msg}\n\n"))
     }
 
     pub fn internal(msg: impl Into<String>) -> Self {

@@ -122,7 +122,7 @@ fn wrappable(resp: &crate::logical::Response) -> bool {
 /// The ACL's verdict on a resolved request: allowed by a capability for
 /// its operation, with sudo where the path needs it, and within the
 /// rule's parameter and wrapping-TTL constraints. Refusals are Vault's
-/// bare 403; the reason goes to the debug log only.
+/// 403 (its multierror wording); the reason goes to the debug log only.
 fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved, wrap_ttl: Option<i64>) -> Result<()> {
     let operation = match resolved.operation {
         Operation::Read => warden_acl::Operation::Read,
@@ -140,7 +140,7 @@ fn authorize(acl: &warden_acl::Acl, path: &str, resolved: &Resolved, wrap_ttl: O
     let decision = acl.allow(&request);
     if !decision.allowed || (resolved.sudo && !decision.sudo) {
         tracing::debug!(path, operation = resolved.operation.as_str(), denial = ?decision.denial, sudo_needed = resolved.sudo, "permission denied");
-        return Err(Error::PermissionDenied);
+        return Err(Error::AclDenied);
     }
     Ok(())
 }

@@ -180,7 +180,7 @@ async fn wrapping_ttl_bounds_and_bad_input() -> Result<()> {
         let (status, body) = client.get("/v1/db/creds/wrapacl").await?;
         assert_eq!(
             (status, body["errors"].clone()),
-            (403, json!(["permission denied"])),
+            (403, json!(["1 error occurred:\n\t* permission denied\n\n"])),
             "{ttl:?}"
         );
     }

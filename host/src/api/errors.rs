@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 pub fn status(e: &Error) -> StatusCode {
     match e {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::PermissionDenied => StatusCode::FORBIDDEN,
+        Error::PermissionDenied | Error::AclDenied => StatusCode::FORBIDDEN,
         Error::NotFound | Error::Missing(_) | Error::UnsupportedPath | Error::NoRoute(_) => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::Internal(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -369,6 +369,7 @@ impl Device {
             operation: Operation::Update,
             mount: MountInfo::default(),
             data: Map::new(),
+            remote_address: None,
         };
         let (a, r) = probe.render_parts(&auth, &meta, Operation::Update);
         self.sink
@@ -414,6 +415,7 @@ impl Device {
             namespace: Namespace { id: "root" },
             path: &meta.path,
             data: (!data.is_empty()).then_some(data),
+            remote_address: meta.remote_address.as_deref(),
         };
         (to_json(&auth), to_json(&request))
     }
@@ -615,6 +617,8 @@ struct AuditRequest<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_address: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -719,6 +723,8 @@ struct RequestMeta {
     operation: Operation,
     mount: MountInfo,
     data: Map<String, Value>,
+    /// The client's address (Vault's `remote_address`), where known.
+    remote_address: Option<String>,
 }
 
 enum State {
@@ -752,6 +758,7 @@ impl Trail {
                 operation: req.operation,
                 mount: MountInfo::of(core, &req.path),
                 data: req.data.clone(),
+                remote_address: req.remote_addr.map(|ip| ip.to_string()),
             },
             state: Mutex::new(State::Pending),
         }
@@ -902,6 +909,7 @@ pub fn refused(devices: Option<Arc<[Arc<Device>]>>, req: &Request, presented_tok
         operation: req.operation,
         mount: MountInfo::default(),
         data: req.data.clone(),
+        remote_address: req.remote_addr.map(|ip| ip.to_string()),
     };
     let message = error.to_string();
     let mut any = false;
@@ -963,6 +971,7 @@ mod tests {
                 accessor: "database_1234".into(),
             },
             data: data.as_object().cloned().unwrap_or_default(),
+            remote_address: Some("127.0.0.1".into()),
         }
     }
 
@@ -1046,6 +1055,10 @@ mod tests {
         assert_eq!(entry["request"]["operation"], "create");
         assert_eq!(entry["request"]["mount_type"], "database");
         assert_eq!(entry["request"]["namespace"], json!({"id": "root"}));
+        assert_eq!(
+            entry["request"]["remote_address"], "127.0.0.1",
+            "the client's address, in clear as Vault's"
+        );
         assert_eq!(entry["request"]["client_token"], json!(d.salt.hmac("hvs.secrettoken")));
         assert_eq!(entry["request"]["data"]["password"], json!(d.salt.hmac("conn-pass")));
         assert_eq!(entry["request"]["data"]["max_open_connections"], json!(4));

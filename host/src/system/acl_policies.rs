@@ -180,7 +180,7 @@ fn capabilities_path(p: Path<Node>) -> Path<Node> {
 async fn capabilities_token(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let policies = core.token_policies(&r.fields.str("token")).await?;
-    capabilities(node, r, &policies.ok_or_else(|| Error::bad("invalid token"))?).await
+    capabilities(node, r, &policies.ok_or_else(|| Error::bad_multi("invalid token"))?).await
 }
 
 /// `sys/capabilities-accessor`: the policies of the token the accessor names.
@@ -191,7 +191,12 @@ async fn capabilities_accessor(node: &Node, r: &Req<'_>) -> Reply {
     }
     let entry = node.core()?.tokens.by_accessor(&accessor).await?;
     let entry = entry.filter(|e| !e.expired(chrono::Utc::now()) && e.num_uses >= 0);
-    capabilities(node, r, &entry.ok_or_else(|| Error::bad("invalid accessor"))?.policies).await
+    capabilities(
+        node,
+        r,
+        &entry.ok_or_else(|| Error::bad_multi("invalid accessor"))?.policies,
+    )
+    .await
 }
 
 /// `sys/capabilities-self`: the policies are the caller's own.

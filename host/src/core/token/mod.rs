@@ -665,17 +665,18 @@ async fn lookup_accessor(core: &Core, r: &Req<'_>) -> Reply {
 }
 
 async fn by_accessor(core: &Core, accessor: &str) -> Result<TokenEntry> {
+    // OpenBao's words, multierror and all.
     if accessor.is_empty() {
-        return Err(Error::bad("missing accessor"));
+        return Err(Error::bad_multi("missing accessor"));
     }
-    live(core.tokens.by_accessor(accessor).await?).map_err(|_| Error::bad("invalid accessor"))
+    live(core.tokens.by_accessor(accessor).await?).map_err(|_| Error::bad_multi("invalid accessor"))
 }
 
 /// The entry of a token named in a request, refusing the root token where
 /// this server cannot act on it yet.
 async fn named(core: &Core, token: &str, what: &str) -> Result<TokenEntry> {
     if token.is_empty() {
-        return Err(Error::bad(format!("missing token to {what}")));
+        return Err(Error::bad("missing token ID"));
     }
     if is_root_token(core, token) {
         return Err(Error::bad(format!(
@@ -759,8 +760,14 @@ async fn revoke_self(core: &Core, r: &Req<'_>) -> Reply {
     Ok(None)
 }
 
+/// Revoking a token that is not there (unknown, expired, revoked) is
+/// done already: 204, as Vault and OpenBao answer.
 async fn revoke_other(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = named(core, &r.fields.str("token"), "revoke").await?;
+    let token = r.fields.str("token");
+    if !token.is_empty() && !is_root_token(core, &token) && core.tokens.lookup(&token).await?.is_none() {
+        return Ok(None);
+    }
+    let entry = named(core, &token, "revoke").await?;
     core.revoke_token(&entry.hash).await?;
     Ok(None)
 }

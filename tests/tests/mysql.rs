@@ -541,3 +541,53 @@ async fn update_user_changes_passwords_like_vault() -> Result<()> {
     assert!(!e.to_string().contains("secret-pass-3"), "{e}");
     Ok(())
 }
+
+/// Identity on MariaDB (issue 13): a token whose policy grants read on one
+/// role's creds gets them and a 403 elsewhere; revoking the token drops
+/// the MariaDB user its lease created.
+#[tokio::test]
+async fn a_policy_limited_token_and_its_users_die_together() -> Result<()> {
+    let env = MyEnv::start("acl_token", json!({})).await?;
+    env.write_role("reader", json!({})).await?;
+    env.write_role("other", json!({})).await?;
+    let root = &env.client;
+    root.expect(
+        "PUT",
+        "/v1/sys/policies/acl/my-reader",
+        Some(json!({"policy": r#"path "db/creds/reader" { capabilities = ["read"] }"#})),
+        204,
+    )
+    .await?;
+    let created = root
+        .expect(
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"policies": ["my-reader"]})),
+            200,
+        )
+        .await?;
+    let token = created["auth"]["client_token"].as_str().context("client_token")?;
+    let app = root.with_token(Some(token));
+    let (status, body) = app.get("/v1/db/creds/reader").await?;
+    assert_eq!(status, 200, "{body}");
+    let creds = Creds::from_body(body)?;
+    assert!(env.scratch.user_exists(&creds.username).await?);
+    for path in [
+        "/v1/db/creds/other",
+        "/v1/db/config/my",
+        "/v1/db/roles/reader",
+        "/v1/sys/mounts",
+    ] {
+        let (status, _) = app.get(path).await?;
+        assert_eq!(status, 403, "{path}");
+    }
+    root.expect("POST", "/v1/auth/token/revoke", Some(json!({"token": token})), 204)
+        .await?;
+    let left = env
+        .scratch
+        .wait_users_gone(std::slice::from_ref(&creds.username), Duration::from_secs(30))
+        .await?;
+    assert!(left.is_empty(), "MariaDB user outlived its token: {left:?}");
+    assert!(env.lease_keys("reader").await?.is_empty());
+    Ok(())
+}

@@ -270,13 +270,15 @@ impl Core {
         let ids = self.expiration.ids_by_token(hash).await?;
         futures::stream::iter(ids)
             .for_each_concurrent(REVOKE_CONCURRENCY, |id| async move {
-                let revoked = panic_guard::guard(self.revoke_lease(&id))
+                let revoked = panic_guard::guard(self.revoke_lease_if_stored(&id))
                     .await
                     .unwrap_or_else(|panic| Err(Error::internal(format!("revocation panicked: {panic}"))));
                 match revoked {
-                    Ok(()) => {
-                        // A lease revoked meanwhile left its index entry
-                        // (revoke_lease found nothing to remove).
+                    // Revoked: its index entry went with it.
+                    Ok(true) => {}
+                    // Revoked meanwhile by another path: only the index
+                    // entry is left.
+                    Ok(false) => {
                         if let Err(e) = self.expiration.forget_index(hash, &id).await {
                             tracing::warn!(lease_id = %id, error = %e, "could not drop a revoked lease's token index entry");
                         }
@@ -527,11 +529,16 @@ impl Core {
     /// forgotten. Unknown leases are not an error (revocation is idempotent).
     /// A token's lease revokes the token (and its children).
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
+        self.revoke_lease_if_stored(lease_id).await.map(drop)
+    }
+
+    /// As [`Core::revoke_lease`]; false when there was no such lease.
+    async fn revoke_lease_if_stored(&self, lease_id: &str) -> Result<bool> {
         let Some(lease) = self.expiration.get(lease_id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if lease.mount_path == token::store::LEASE_MOUNT {
-            return self.revoke_token(lease_token(&lease)).await;
+            return Box::pin(self.revoke_token(lease_token(&lease))).await.map(|()| true);
         }
         let mount = self.lease_mount(&lease)?;
         mount
@@ -539,7 +546,8 @@ impl Core {
             .revoke(&mount.view, lease.as_lease())
             .await
             .map_err(|e| Error::bad(format!("failed to revoke entry: {e}")))?;
-        self.expiration.remove(lease_id, &lease.token).await
+        self.expiration.remove(lease_id, &lease.token).await?;
+        Ok(true)
     }
 
     /// Revoke every lease below a prefix; returns when all are revoked.

@@ -14,8 +14,10 @@
 //! that a crash during init leaves the node uninitialised), `core/root-key`,
 //! `core/keyring`.
 
+mod generate_root;
 mod rekey;
 
+pub use generate_root::{GenerateRootStatus, decode_token as decode_root_token};
 pub use rekey::RekeyRequest;
 
 use crate::core::{Core, shamir};
@@ -82,6 +84,9 @@ pub struct Node {
     /// A `sys/rekey` attempt in progress (forgotten when sealed). Its own
     /// lock, never held across an await nor while taking `state`.
     rekey: Mutex<Option<rekey::Rekey>>,
+    /// A `sys/generate-root` attempt in progress (forgotten when sealed);
+    /// locked as `rekey` is.
+    generate_root: Mutex<Option<generate_root::Attempt>>,
 }
 
 impl Node {
@@ -109,6 +114,7 @@ impl Node {
             state: Mutex::new(state),
             transition: tokio::sync::Mutex::new(()),
             rekey: Mutex::new(None),
+            generate_root: Mutex::new(None),
         }))
     }
 
@@ -278,9 +284,15 @@ impl Node {
         let indexed = crate::storage::wal::Indexed::open(barrier.clone(), locality.clone())
             .await
             .map_err(|e| Error::internal(format!("unsealed, but the write-ahead log cannot be read: {e}")))?;
-        let core = Core::start(Arc::new(indexed), locality, self.runtime.clone(), self.engines.clone())
-            .await
-            .map_err(|e| Error::internal(format!("unsealed, but the core failed to start: {e:#}")))?;
+        let core = Core::start(
+            Arc::new(indexed),
+            locality,
+            self.runtime.clone(),
+            self.engines.clone(),
+            barrier.clone(),
+        )
+        .await
+        .map_err(|e| Error::internal(format!("unsealed, but the core failed to start: {e:#}")))?;
         *self.state() = State::Unsealed {
             config: *config,
             core,
@@ -311,6 +323,7 @@ impl Node {
         };
         // As Vault: a rekey in progress does not outlive the seal.
         *self.rekey.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.generate_root.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let State::Unsealed { core, .. } = previous {
             core.stop().await;
         }

@@ -19,7 +19,9 @@ pub async fn start_core(
     runtime: &Arc<warden::runtime::Runtime>,
 ) -> Result<Arc<Core>> {
     let engines = Arc::new(warden::engines::builtins());
-    Core::start(storage.clone(), Default::default(), runtime.clone(), engines).await
+    // A keyring of its own seals batch tokens (the tests make none).
+    let keyring = Arc::new(warden::storage::barrier::Keyring::new());
+    Core::start(storage.clone(), Default::default(), runtime.clone(), engines, keyring).await
 }
 
 /// Handle `op path` with `data` (a JSON object, or anything else for none).

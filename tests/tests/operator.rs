@@ -405,6 +405,284 @@ async fn rekey_replaces_the_shares_and_keeps_the_data() -> Result<()> {
     Ok(())
 }
 
+/// XOR an encoded token back with its OTP (what the CLI's `-decode` does).
+fn decode_root(encoded: &str, otp: &str) -> Result<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded)?;
+    ensure!(bytes.len() == otp.len(), "encoded token and OTP differ in length");
+    Ok(String::from_utf8(
+        bytes.iter().zip(otp.bytes()).map(|(t, o)| t ^ o).collect(),
+    )?)
+}
+
+/// The root token life cycle: the initial root token is revoked, a new one
+/// is generated from a threshold of unseal shares (Vault's unauthenticated
+/// sys/generate-root, and the real bao CLI on OpenBao's authenticated
+/// sys/generate-root-token), returned XORed with the OTP, and survives a
+/// restart; wrong shares, nonces and OTPs are refused with nothing made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_root_token_is_regenerated_from_unseal_shares() -> Result<()> {
+    let mut node = Node::new(NodeStorage::Sqlite)?;
+    node.start().await?;
+    let anon = node.client(None);
+    let (keys, initial) = node.init(5, 3).await?;
+    node.unseal(&[&keys[0], &keys[1], &keys[2]]).await?;
+    let initial_client = node.client(Some(&initial));
+
+    // Nothing started; Vault's bare answer.
+    let idle = anon.expect("GET", "/v1/sys/generate-root/attempt", None, 200).await?;
+    assert_eq!(
+        idle,
+        json!({"started": false, "nonce": "", "progress": 0, "required": 3, "encoded_token": "",
+               "encoded_root_token": "", "pgp_fingerprint": "", "otp": "", "otp_length": 28, "complete": false})
+    );
+    // Bad starts.
+    let bad = anon
+        .expect(
+            "PUT",
+            "/v1/sys/generate-root/attempt",
+            Some(json!({"otp": "short"})),
+            400,
+        )
+        .await?;
+    assert_eq!(bad["errors"], json!(["OTP string has incorrect length"]));
+    anon.expect(
+        "PUT",
+        "/v1/sys/generate-root/attempt",
+        Some(json!({"pgp_key": "xyz"})),
+        400,
+    )
+    .await?;
+    // Start: the OTP is handed out once.
+    let started = anon
+        .expect("PUT", "/v1/sys/generate-root/attempt", Some(json!({})), 200)
+        .await?;
+    let otp = started["otp"].as_str().unwrap_or_default().to_string();
+    let nonce = started["nonce"].as_str().unwrap_or_default().to_string();
+    ensure!(otp.len() == 28 && !nonce.is_empty(), "{started}");
+    let again = anon
+        .expect("PUT", "/v1/sys/generate-root/attempt", Some(json!({})), 400)
+        .await?;
+    assert_eq!(
+        again["errors"],
+        json!(["root generation already in progress for this namespace"])
+    );
+    let status = anon.expect("GET", "/v1/sys/generate-root/attempt", None, 200).await?;
+    assert_eq!(
+        (status["started"].clone(), status["otp"].clone()),
+        (json!(true), json!(""))
+    );
+    let update = |key: &str, nonce: &str| json!({"key": key, "nonce": nonce});
+    let wrong_nonce = anon
+        .expect(
+            "PUT",
+            "/v1/sys/generate-root/update",
+            Some(update(&keys[0], "nope")),
+            400,
+        )
+        .await?;
+    ensure!(errors(&wrong_nonce).contains("incorrect nonce"), "{wrong_nonce}");
+    let one = anon
+        .expect(
+            "PUT",
+            "/v1/sys/generate-root/update",
+            Some(update(&keys[0], &nonce)),
+            200,
+        )
+        .await?;
+    assert_eq!(
+        (one["progress"].clone(), one["complete"].clone()),
+        (json!(1), json!(false))
+    );
+    anon.expect(
+        "PUT",
+        "/v1/sys/generate-root/update",
+        Some(update(&keys[0], &nonce)),
+        400,
+    )
+    .await?;
+    // A share of another key: the threshold is reached, the check fails,
+    // no token is made and the shares are spent.
+    let (other_keys, _) = {
+        let mut other = Node::new(NodeStorage::Sqlite)?;
+        other.start().await?;
+        let made = other.init(5, 3).await?;
+        other.stop();
+        made
+    };
+    anon.expect(
+        "PUT",
+        "/v1/sys/generate-root/update",
+        Some(update(&keys[1], &nonce)),
+        200,
+    )
+    .await?;
+    let failed = anon
+        .expect(
+            "PUT",
+            "/v1/sys/generate-root/update",
+            Some(update(&other_keys[2], &nonce)),
+            400,
+        )
+        .await?;
+    ensure!(errors(&failed).contains("root key verification failed"), "{failed}");
+    let status = anon.expect("GET", "/v1/sys/generate-root/attempt", None, 200).await?;
+    assert_eq!(status["progress"], json!(0), "{status}");
+    for k in [&keys[2], &keys[3]] {
+        anon.expect("PUT", "/v1/sys/generate-root/update", Some(update(k, &nonce)), 200)
+            .await?;
+    }
+    let done = anon
+        .expect(
+            "PUT",
+            "/v1/sys/generate-root/update",
+            Some(update(&keys[4], &nonce)),
+            200,
+        )
+        .await?;
+    assert_eq!(done["complete"], json!(true), "{done}");
+    let encoded = done["encoded_token"].as_str().unwrap_or_default();
+    assert_eq!(done["encoded_root_token"], json!(encoded));
+    let new_root = decode_root(encoded, &otp)?;
+    ensure!(new_root.starts_with("hvs."), "decoded: not a token");
+    // The attempt is over.
+    let status = anon.expect("GET", "/v1/sys/generate-root/attempt", None, 200).await?;
+    assert_eq!(status["started"], json!(false));
+    // sys/decode-token agrees.
+    let new_client = node.client(Some(&new_root));
+    let decoded = new_client
+        .expect(
+            "PUT",
+            "/v1/sys/decode-token",
+            Some(json!({"encoded_token": encoded, "otp": otp})),
+            200,
+        )
+        .await?;
+    assert_eq!(decoded["data"]["token"], json!(new_root));
+
+    // The new token is a root token.
+    let me = new_client
+        .expect("GET", "/v1/auth/token/lookup-self", None, 200)
+        .await?;
+    assert_eq!(me["data"]["policies"], json!(["root"]), "{me}");
+    assert_eq!(me["data"]["path"], json!("auth/token/root"));
+    assert_eq!(me["data"]["display_name"], json!("root"));
+    assert_eq!(me["data"]["expire_time"], Value::Null);
+    // Renewing a root token: nothing to renew.
+    let renew = initial_client
+        .expect("POST", "/v1/auth/token/renew-self", Some(json!({})), 400)
+        .await?;
+    assert_eq!(renew["errors"], json!(["lease is not renewable"]));
+    // The initial root token is revoked, with its child.
+    let child = initial_client
+        .expect(
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"policies": ["default"]})),
+            200,
+        )
+        .await?["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    initial_client
+        .expect("POST", "/v1/auth/token/revoke-self", None, 204)
+        .await?;
+    assert_eq!(status_of(&initial_client, "/v1/sys/mounts").await?, 403);
+    assert_eq!(
+        status_of(&node.client(Some(&child)), "/v1/auth/token/lookup-self").await?,
+        403
+    );
+    new_client
+        .expect("POST", "/v1/sys/mounts/after", Some(json!({"type": "database"})), 204)
+        .await?;
+
+    // A restart: the revoked token stays revoked, the new one works.
+    node.stop();
+    node.start().await?;
+    node.unseal(&[&keys[0], &keys[1], &keys[2]]).await?;
+    assert_eq!(status_of(&initial_client, "/v1/sys/mounts").await?, 403);
+    assert_eq!(status_of(&new_client, "/v1/sys/mounts/after").await?, 200);
+
+    // OpenBao's authenticated paths: a token is needed.
+    let refused = anon.req("GET", "/v1/sys/generate-root-token/attempt", None).await?;
+    assert_eq!(refused.0, 403, "{refused:?}");
+    let idle = new_client
+        .expect("GET", "/v1/sys/generate-root-token/attempt", None, 200)
+        .await?;
+    assert_eq!(
+        idle["data"],
+        json!({"complete": false, "otp": "", "otp_length": 28, "progress": 0, "required": 3, "started": false})
+    );
+
+    // The real bao CLI: -generate-otp, -init, three shares, -decode.
+    let bin = tokio::task::spawn_blocking(warden_tests::bao::ensure_bao).await??;
+    let url = node.url();
+    let (token, keys) = (new_root.clone(), keys.clone());
+    let from_cli = tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut bao = warden_tests::bao::Bao::new(&bin, &url)?;
+        bao.token = Some(token);
+        let otp = bao
+            .expect(&["operator", "generate-root", "-generate-otp"], 0)?
+            .stdout
+            .trim()
+            .to_string();
+        ensure!(otp.len() == 28, "otp {otp:?}");
+        let init = bao.expect(
+            &[
+                "operator",
+                "generate-root",
+                "-init",
+                &format!("-otp={otp}"),
+                "-format=json",
+            ],
+            0,
+        )?;
+        let init: Value = serde_json::from_str(&init.stdout)?;
+        let nonce = init["nonce"].as_str().unwrap_or_default().to_string();
+        ensure!(!nonce.is_empty(), "{init}");
+        let mut last = Value::Null;
+        for k in &keys[..3] {
+            let run = bao.expect(
+                &[
+                    "operator",
+                    "generate-root",
+                    &format!("-nonce={nonce}"),
+                    "-format=json",
+                    k,
+                ],
+                0,
+            )?;
+            last = serde_json::from_str(&run.stdout)?;
+        }
+        ensure!(last["complete"] == json!(true), "{last}");
+        let encoded = last["encoded_token"].as_str().unwrap_or_default().to_string();
+        let decoded = bao.expect(
+            &[
+                "operator",
+                "generate-root",
+                &format!("-decode={encoded}"),
+                &format!("-otp={otp}"),
+            ],
+            0,
+        )?;
+        Ok(decoded.stdout.trim().to_string())
+    })
+    .await??;
+    ensure!(from_cli.starts_with("hvs.") && from_cli != new_root, "the CLI's token");
+    let cli_client = node.client(Some(&from_cli));
+    let me = cli_client
+        .expect("GET", "/v1/auth/token/lookup-self", None, 200)
+        .await?;
+    assert_eq!(me["data"]["policies"], json!(["root"]));
+    // Generated root tokens are revoked as any token.
+    cli_client
+        .expect("POST", "/v1/auth/token/revoke-self", None, 204)
+        .await?;
+    assert_eq!(status_of(&cli_client, "/v1/sys/mounts").await?, 403);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn null_and_form_bodies_and_the_plugin_catalog() -> Result<()> {
     let server = WardenServer::start().await?;

@@ -202,9 +202,15 @@ async fn token_ttls_renewal_and_bad_input() -> Result<()> {
         (json!({"num_uses": -1}), "number of uses cannot be negative"),
         (json!({"ttl": "soon"}), "error converting input for field \"ttl\""),
         (
-            json!({"type": "batch"}),
-            "batch tokens are not supported by this server yet",
+            json!({"type": "batch", "num_uses": 3}),
+            "batch tokens cannot have \"num_uses\" set",
         ),
+        (
+            json!({"type": "batch", "period": "1h"}),
+            "batch tokens cannot have \"period\" set",
+        ),
+        // Without policies a child of root is a root token: never a batch one.
+        (json!({"type": "batch"}), "batch tokens cannot be root tokens"),
     ] {
         let (status, resp) = root.post("/v1/auth/token/create", body.clone()).await?;
         assert_eq!(status, 400, "{body}: {resp}");
@@ -299,6 +305,142 @@ path "auth/token/create" { capabilities = ["update"] }"#,
         )
         .await?;
     assert!(gone.is_empty(), "login of a used-up token stayed: {gone:?}");
+    Ok(())
+}
+
+/// Batch tokens (`hvb.`): nothing stored, not renewable nor revocable, no
+/// children; a non-orphan dies with its parent, and its leases are the
+/// parent's (revoked with it) and never outlive the batch token.
+#[tokio::test]
+async fn batch_tokens_carry_themselves_and_die_with_their_parent() -> Result<()> {
+    let env = DbEnv::start("acl_batch", &["*"]).await?;
+    env.write_role("app", json!({"default_ttl": "1h"})).await?;
+    let root = &env.client;
+    policy(
+        root,
+        "app",
+        r#"path "db/creds/app" { capabilities = ["read"] }
+path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await?;
+    let accessors = || async {
+        let (_, body) = root.list("/v1/auth/token/accessors").await?;
+        anyhow::Ok(body["data"]["keys"].as_array().map_or(0, Vec::len))
+    };
+    let stored_before = accessors().await?;
+
+    // Made by root: OpenBao's answer, renewable asked but not granted.
+    let (batch, created) = token(
+        root,
+        json!({"type": "batch", "policies": ["app"], "ttl": "20m", "renewable": true, "display_name": "w2-batch"}),
+    )
+    .await?;
+    assert!(batch.starts_with("hvb."), "{batch}");
+    let auth = &created["auth"];
+    assert_eq!(auth["accessor"], "", "{created}");
+    assert_eq!(auth["token_type"], "batch");
+    assert_eq!(auth["renewable"], false);
+    assert_eq!(auth["orphan"], false);
+    assert_eq!(auth["lease_duration"], 1200);
+    assert_eq!(auth["policies"], json!(["app", "default"]));
+    assert_eq!(accessors().await?, stored_before, "a batch token is not stored");
+
+    let as_batch = root.with_token(Some(&batch));
+    for (status, body) in [
+        as_batch.get("/v1/auth/token/lookup-self").await?,
+        root.post("/v1/auth/token/lookup", json!({"token": batch})).await?,
+    ] {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["type"], "batch");
+        assert_eq!(body["data"]["id"], batch.as_str());
+        assert_eq!(body["data"]["display_name"], "token-w2-batch");
+        assert_eq!(body["data"]["renewable"], false);
+        assert!(
+            body["data"]["ttl"].as_i64().is_some_and(|t| (1100..=1200).contains(&t)),
+            "{body}"
+        );
+    }
+    // Its policy holds: creds yes, the connection config no.
+    let (status, _) = as_batch.get("/v1/db/config/pg").await?;
+    assert_eq!(status, 403);
+    // What a batch token cannot do, in Vault's words.
+    for (c, path, body, text) in [
+        (
+            root,
+            "auth/token/renew",
+            json!({"token": batch}),
+            "batch tokens cannot be renewed",
+        ),
+        (
+            root,
+            "auth/token/revoke",
+            json!({"token": batch}),
+            "batch tokens cannot be revoked",
+        ),
+        (
+            &as_batch,
+            "auth/token/revoke-self",
+            json!({}),
+            "batch tokens cannot be revoked",
+        ),
+        (
+            &as_batch,
+            "auth/token/renew-self",
+            json!({}),
+            "batch tokens cannot be renewed",
+        ),
+        (
+            &as_batch,
+            "auth/token/create",
+            json!({"policies": ["app"]}),
+            "batch tokens cannot create more tokens",
+        ),
+    ] {
+        let (status, resp) = c.post(&format!("/v1/{path}"), body).await?;
+        assert_eq!(
+            (status, resp["errors"][0].as_str()),
+            (400, Some(text)),
+            "{path}: {resp}"
+        );
+    }
+    // A forged or altered batch token is nobody.
+    let mut altered = batch.clone().into_bytes();
+    let i = altered.len() - 3;
+    altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered)?;
+    let (status, _) = root
+        .with_token(Some(&altered))
+        .get("/v1/auth/token/lookup-self")
+        .await?;
+    assert_eq!(status, 403);
+
+    // A batch child of a service token: its lease is the parent's and
+    // ends with the batch token (30 s, not the role's hour).
+    let (parent, _) = token(root, json!({"policies": ["app"]})).await?;
+    let (status, body) = root
+        .with_token(Some(&parent))
+        .post("/v1/auth/token/create", json!({"type": "batch", "ttl": "30s"}))
+        .await?;
+    anyhow::ensure!(status == 200, "batch child: {status} {body}");
+    let child = body["auth"]["client_token"].as_str().context("child")?.to_string();
+    let (status, body) = root.with_token(Some(&child)).get("/v1/db/creds/app").await?;
+    anyhow::ensure!(status == 200, "creds: {status} {body}");
+    assert!(body["lease_duration"].as_i64().is_some_and(|d| d <= 30), "{body}");
+    let creds = Creds::from_body(body)?;
+    assert!(env.scratch.role_exists(&creds.username).await?);
+    root.expect("POST", "/v1/auth/token/revoke", Some(json!({"token": parent})), 204)
+        .await?;
+    let (status, _) = root.with_token(Some(&child)).get("/v1/auth/token/lookup-self").await?;
+    assert_eq!(status, 403, "a batch token outlived its parent");
+    assert!(
+        !env.scratch.role_exists(&creds.username).await?,
+        "the batch token's login outlived its parent"
+    );
+    // An orphan batch token outlives nothing but itself.
+    let (orphan, created) = token(root, json!({"type": "batch", "policies": ["app"], "no_parent": true})).await?;
+    assert_eq!(created["auth"]["orphan"], true);
+    let (status, _) = root.with_token(Some(&orphan)).get("/v1/db/creds/app").await?;
+    assert_eq!(status, 200);
     Ok(())
 }
 

@@ -291,6 +291,7 @@ impl Core {
                 renewable: true,
                 bound_cidrs: login.bound_cidrs,
                 role: String::new(),
+                batch: login.batch,
             })
             .await?;
         Ok(token::auth_block(&entry, &client_token, entry.creation_time))

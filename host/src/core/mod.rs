@@ -57,8 +57,12 @@ pub struct Core {
     pub expiration: Arc<Expiration>,
     /// ACL policies (`sys/policy/`) and the compiled ACLs of policy sets.
     pub policy_store: policy_store::PolicyStore,
-    /// SHA-256 of the root token (the token itself is never stored).
-    root_token_hash: [u8; 32],
+    /// SHA-256 of the root token `sys/init` made (the token itself is never
+    /// stored); None once it is revoked. Root tokens made later
+    /// (`sys/generate-root`) are ordinary entries of the token store.
+    root_token_hash: std::sync::RwLock<Option<[u8; 32]>>,
+    /// The barrier's keyring, which seals batch tokens.
+    sealer: Arc<dyn crate::storage::barrier::Sealer>,
     /// Every other token (salted hashes only).
     pub tokens: token::store::TokenStore,
     /// The enabled audit devices (`sys/audit`).
@@ -88,6 +92,7 @@ impl Core {
         locality: Arc<Locality>,
         runtime: Arc<Runtime>,
         engines: Arc<Registry>,
+        sealer: Arc<dyn crate::storage::barrier::Sealer>,
     ) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let tokens = token::store::TokenStore::open(View::new(storage.clone(), layout::TOKENS)).await?;
@@ -113,7 +118,8 @@ impl Core {
             storage,
             locality,
             runtime,
-            root_token_hash,
+            root_token_hash: std::sync::RwLock::new(root_token_hash),
+            sealer,
             tokens,
             audit,
             tasks: std::sync::Mutex::new(Vec::new()),
@@ -203,11 +209,26 @@ impl Core {
         let Some(t) = token.filter(|t| !t.is_empty()) else {
             return Err(Error::PermissionDenied);
         };
-        if constant_time_eq(&token::hash(t), &self.root_token_hash) {
+        if self.is_initial_root(t) {
             // Its children name it as their parent (they are not orphans).
             return Ok(Auth {
                 token_hash: token::ROOT_PARENT.into(),
                 ..Auth::root(t)
+            });
+        }
+        if token::batch::is_batch(t) {
+            let entry = self.live_batch(t).await?.ok_or(Error::PermissionDenied)?;
+            return Ok(Auth {
+                client_token: t.to_string(),
+                display_name: entry.display_name,
+                policies: entry.policies,
+                // Its leases are its parent's (an orphan's are nobody's:
+                // they just expire, no later than the token).
+                token_hash: entry.parent,
+                bound_cidrs: entry.bound_cidrs,
+                batch: true,
+                expire_time: entry.expire_time,
+                ..Auth::default()
             });
         }
         let Some(mut entry) = self.tokens.lookup(t).await? else {
@@ -217,6 +238,7 @@ impl Core {
             return Err(Error::PermissionDenied);
         }
         let mut last_use = false;
+        let limited_uses = entry.num_uses > 0;
         if entry.num_uses > 0 {
             entry = self
                 .tokens
@@ -234,7 +256,53 @@ impl Core {
             accessor: entry.accessor,
             last_use,
             bound_cidrs: entry.bound_cidrs,
+            batch: false,
+            expire_time: entry.expire_time,
+            limited_uses,
         })
+    }
+
+    /// Is this the root token `sys/init` made (and not revoked)?
+    pub fn is_initial_root(&self, token: &str) -> bool {
+        let hash = *self.root_token_hash.read().unwrap_or_else(|p| p.into_inner());
+        !token.is_empty() && hash.is_some_and(|h| constant_time_eq(&token::hash(token), &h))
+    }
+
+    /// The entry a batch token carries, if it is one this keyring sealed,
+    /// it has not expired and its parent (if any) is still alive.
+    pub async fn live_batch(&self, token: &str) -> Result<Option<token::store::TokenEntry>> {
+        let Some(entry) = token::batch::open(&*self.sealer, token) else {
+            return Ok(None);
+        };
+        if entry.expired(Utc::now()) {
+            return Ok(None);
+        }
+        let parent_alive = match entry.parent.as_str() {
+            "" => true,
+            token::ROOT_PARENT => self.root_token_hash.read().unwrap_or_else(|p| p.into_inner()).is_some(),
+            hash => self
+                .tokens
+                .get(hash)
+                .await?
+                .is_some_and(|p| !p.expired(Utc::now()) && p.num_uses >= 0),
+        };
+        Ok(parent_alive.then_some(entry))
+    }
+
+    /// Seal a batch token's entry into the token.
+    pub fn seal_batch(&self, entry: &token::store::TokenEntry) -> Result<String> {
+        token::batch::seal(&*self.sealer, entry)
+    }
+
+    /// Revoke the root token `sys/init` made, as any token: its children
+    /// and the leases issued through it go too. Afterwards only a root
+    /// token made by `sys/generate-root` (or a token with the root policy)
+    /// has root's powers.
+    pub async fn revoke_initial_root(&self) -> Result<()> {
+        self.storage.delete(token::ROOT_TOKEN_KEY).await?;
+        *self.root_token_hash.write().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::warn!("the initial root token was revoked");
+        self.revoke_token(token::ROOT_PARENT).await
     }
 
     /// Revoke a token and every token below it (children first), with their
@@ -299,8 +367,11 @@ impl Core {
         if token.is_empty() {
             return Ok(None);
         }
-        if constant_time_eq(&token::hash(token), &self.root_token_hash) {
+        if self.is_initial_root(token) {
             return Ok(Some(vec![policy_store::ROOT.to_string()]));
+        }
+        if token::batch::is_batch(token) {
+            return Ok(self.live_batch(token).await?.map(|e| e.policies));
         }
         Ok(self
             .tokens
@@ -352,8 +423,15 @@ impl Core {
             None => return Ok(None),
             Some(r) => r,
         };
-        if let Some(secret) = resp.secret.take() {
+        if let Some(mut secret) = resp.secret.take() {
             let now = Utc::now();
+            // A batch token cannot be revoked, so nothing would revoke its
+            // leases early: they end no later than it does (Vault's rule).
+            if inner.auth.batch
+                && let Some(end) = inner.auth.expire_time
+            {
+                secret.ttl = secret.ttl.min((end - now).num_seconds().max(1));
+            }
             // Engines cap their TTLs; an out-of-range one would be a bug, and
             // is refused rather than stored (the secret is undone below).
             let expiry = ttl::expiry(now, secret.ttl);

@@ -254,6 +254,7 @@ mod tests {
             locality,
             runtime,
             crate::framework::engine::testing::registry(),
+            Arc::new(crate::storage::barrier::Keyring::new()),
         )
         .await
         .expect("core")

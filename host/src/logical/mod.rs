@@ -64,6 +64,15 @@ pub struct Auth {
     /// CIDR blocks the token may be used from (empty: anywhere), as an
     /// auth method's `token_bound_cidrs` set them.
     pub bound_cidrs: Vec<String>,
+    /// A batch token: not stored, so it cannot create tokens, be renewed or
+    /// be revoked; its leases are tracked by its parent (`token_hash` is
+    /// the parent's) and end no later than it does (`expire_time`).
+    pub batch: bool,
+    /// When the token expires (None: never).
+    pub expire_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The token has a use limit: it may not create child tokens, which
+    /// would escape the limit (Vault's rule).
+    pub limited_uses: bool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -202,6 +211,8 @@ pub struct Login {
     pub display_name: String,
     /// CIDR blocks the token may be used from (empty: anywhere).
     pub bound_cidrs: Vec<String>,
+    /// Issue a batch token (sealed, not stored) instead of a service token.
+    pub batch: bool,
 }
 
 impl Response {

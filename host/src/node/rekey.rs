@@ -75,7 +75,7 @@ impl Node {
 
     /// The current seal configuration, or the error Vault gives while sealed
     /// (503) or uninitialised (400).
-    fn unsealed_config(&self) -> Result<SealConfig> {
+    pub(super) fn unsealed_config(&self) -> Result<SealConfig> {
         match &*self.state() {
             State::Unsealed { config, .. } => Ok(*config),
             State::Uninitialized => Err(Error::bad("server is not yet initialized")),
@@ -282,7 +282,7 @@ impl Node {
         Ok(json!({ "nonce": verification_nonce, "complete": true }))
     }
 
-    async fn read_sealed_root(&self) -> Result<Vec<u8>> {
+    pub(super) async fn read_sealed_root(&self) -> Result<Vec<u8>> {
         self.physical
             .get(ROOT_KEY_KEY)
             .await
@@ -386,7 +386,7 @@ fn verify_status_json(rekey: &Rekey) -> Value {
 
 /// A share as Vault reads it: hex if it is hex of a plausible length,
 /// base64 otherwise.
-fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>> {
     if key.is_empty() {
         return Err(Error::bad("'key' must be specified in request body as JSON"));
     }
@@ -406,7 +406,7 @@ fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// The key that `shares` of a split under `config` make.
-fn combine(
+pub(super) fn combine(
     config: &SealConfig,
     shares: &[Zeroizing<Vec<u8>>],
 ) -> std::result::Result<Zeroizing<[u8; KEY_LEN]>, String> {

@@ -170,6 +170,26 @@ impl Keyring {
     }
 }
 
+/// Encryption of values that live outside storage under the barrier's
+/// keyring (Vault seals batch tokens this way): whoever holds the same
+/// keyring, a restarted node or a performance secondary, can open them.
+pub trait Sealer: Send + Sync {
+    /// Encrypt under the active key, bound to `aad`.
+    fn seal_value(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+    /// Decrypt what [`Sealer::seal_value`] made with the same `aad`.
+    fn open_value(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+}
+
+impl Sealer for Keyring {
+    fn seal_value(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.encrypt(plaintext, aad)
+    }
+
+    fn open_value(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.decrypt(ciphertext, aad)
+    }
+}
+
 /// Encrypt the keyring under the root key, for storing it (inside the same
 /// storage, at a well-known path) next to the data it protects.
 pub fn seal_keyring(root_key: &[u8; KEY_LEN], keyring: &Keyring) -> Result<Vec<u8>> {
@@ -363,6 +383,22 @@ impl Barrier {
     /// Seal the current keyring under `root_key`, for persisting it.
     pub fn seal_keyring(&self, root_key: &[u8; KEY_LEN]) -> Result<Vec<u8>> {
         seal_keyring(root_key, &self.keyring.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Sealer for Barrier {
+    fn seal_value(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .encrypt(plaintext, aad)
+    }
+
+    fn open_value(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .decrypt(ciphertext, aad)
     }
 }
 

@@ -2,8 +2,10 @@
 //! token (they must work while sealed, and the unseal keys are their
 //! authority) `sys/health` (GET and HEAD, with Vault's status-code query
 //! parameters), `sys/seal-status`, `sys/init`, `sys/unseal`, `sys/leader`
-//! and the rekey flow `sys/rekey/init|update|verify`; with a token
-//! `sys/seal`, `sys/rotate` and `sys/rotate/keyring`, `sys/key-status`.
+//! the rekey flow `sys/rekey/init|update|verify` and root token generation
+//! `sys/generate-root/attempt|update`; with a token `sys/seal`,
+//! `sys/rotate` and `sys/rotate/keyring`, `sys/key-status`, OpenBao's
+//! `sys/generate-root-token/attempt|update` and `sys/decode-token`.
 //! Vault answers the unauthenticated ones with a bare JSON body, not the
 //! envelope.
 
@@ -13,7 +15,7 @@ use crate::framework::{Field, FieldType, Path, Req};
 use crate::handler;
 use crate::logical::Operation::{Delete, Read, Update};
 use crate::logical::{Reply, Response as Logical};
-use crate::node::{Node, RekeyRequest, init_response};
+use crate::node::{GenerateRootStatus, Node, RekeyRequest, init_response};
 use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
@@ -115,6 +117,37 @@ pub fn paths() -> Vec<Path<Node>> {
             .op(Update, handler!(rekey_verify), "Enter a single new key share to progress the rekey verification.")
             .op(Delete, handler!(rekey_verify_restart), "Cancel any in-progress rekey verification and start it again.")
             .help("Verifies the new shares of a rekey.", "Gives the new shares back; once a threshold of them is in, they replace the old ones."),
+        Path::new("generate-root/attempt")
+            .unauthenticated()
+            .field(Field::new("otp", FieldType::Str, "A one-time password (base62, otp_length characters) to XOR the new token with; without it one is made and returned."))
+            .field(Field::new("pgp_key", FieldType::Str, "A PGP key to encrypt the new token with (not supported)."))
+            .op(Read, handler!(generate_root_status), "Read the configuration and progress of the current root generation attempt.")
+            .op(Update, handler!(generate_root_init), "Initializes a new root generation attempt.")
+            .op(Delete, handler!(generate_root_cancel), "Cancels any in-progress root generation attempt.")
+            .help("Starts, reads or cancels a root token generation.", "A threshold of unseal shares (sys/generate-root/update) makes a new root token, returned XORed with the attempt's one-time password. Vault's unauthenticated API: the shares are the authority."),
+        Path::new("generate-root/update")
+            .unauthenticated()
+            .field(key())
+            .field(Field::new("nonce", FieldType::Str, "The nonce of the root generation attempt."))
+            .op(Update, handler!(generate_root_update), "Enter a single unseal key share to progress the root generation attempt.")
+            .help("Gives one unseal share to a root token generation.", "At the threshold the new root token is returned, encoded with the attempt's one-time password."),
+        Path::new("generate-root-token/attempt")
+            .field(Field::new("otp", FieldType::Str, "A one-time password (base62, otp_length characters) to XOR the new token with; without it one is made and returned."))
+            .field(Field::new("pgp_key", FieldType::Str, "A PGP key to encrypt the new token with (not supported)."))
+            .op(Read, handler!(generate_root_token_status), "Read the configuration and progress of the current root token generation attempt.")
+            .op(Update, handler!(generate_root_token_init), "Initializes a new root token generation attempt.")
+            .op(Delete, handler!(generate_root_cancel), "Cancels any in-progress root token generation attempt.")
+            .help("OpenBao's authenticated root token generation (what its CLI calls).", "The same attempt as sys/generate-root, answered in the usual envelope, for a token its policy allows."),
+        Path::new("generate-root-token/update")
+            .field(key())
+            .field(Field::new("nonce", FieldType::Str, "The nonce of the root generation attempt."))
+            .op(Update, handler!(generate_root_token_update), "Enter a single unseal key share to progress the root token generation attempt.")
+            .help("Gives one unseal share to a root token generation (authenticated).", "At the threshold the new root token is returned, encoded with the attempt's one-time password."),
+        Path::new("decode-token")
+            .field(Field::new("encoded_token", FieldType::Str, "The encoded token (the result of sys/generate-root).").required())
+            .field(Field::new("otp", FieldType::Str, "The one-time password of the attempt.").required())
+            .op(Update, handler!(decode_token), "Decodes the encoded token with the otp.")
+            .help("Decodes a token encoded by sys/generate-root.", "The token XORed back with the one-time password."),
         Path::new("seal")
             .sudo()
             .op(Update, handler!(seal), "Seal Warden.")
@@ -211,6 +244,89 @@ async fn rekey_verify(node: &Node, r: &Req<'_>) -> Reply {
 
 async fn rekey_verify_restart(node: &Node, _: &Req<'_>) -> Reply {
     Ok(Some(Logical::raw(node.rekey_verify_restart()?)))
+}
+
+/// Vault's bare answer of the unauthenticated generate-root paths.
+fn generate_root_raw(st: &GenerateRootStatus) -> Logical {
+    Logical::raw(json!({
+        "started": st.started,
+        "nonce": st.nonce,
+        "progress": st.progress,
+        "required": st.required,
+        "encoded_token": st.encoded_token,
+        "encoded_root_token": st.encoded_token,
+        "pgp_fingerprint": "",
+        "otp": st.otp,
+        "otp_length": st.otp_length,
+        "complete": st.complete,
+    }))
+}
+
+/// OpenBao's `data` of sys/generate-root-token: the nonce once started,
+/// the encoded token once complete.
+fn generate_root_data(st: &GenerateRootStatus) -> Logical {
+    let mut data = json!({
+        "complete": st.complete,
+        "otp": st.otp,
+        "otp_length": st.otp_length,
+        "progress": st.progress,
+        "required": st.required,
+        "started": st.started,
+    });
+    if st.started {
+        data["nonce"] = json!(st.nonce);
+        data["pgp_fingerprint"] = json!("");
+    }
+    if st.complete {
+        data["encoded_token"] = json!(st.encoded_token);
+    }
+    Logical::data(data)
+}
+
+async fn generate_root_status(node: &Node, _: &Req<'_>) -> Reply {
+    Ok(Some(generate_root_raw(&node.generate_root_status()?)))
+}
+
+async fn generate_root_init(node: &Node, r: &Req<'_>) -> Reply {
+    let st = node.generate_root_init(
+        r.fields.opt_str("otp").as_deref(),
+        r.fields.opt_str("pgp_key").as_deref(),
+    )?;
+    Ok(Some(generate_root_raw(&st)))
+}
+
+async fn generate_root_cancel(node: &Node, _: &Req<'_>) -> Reply {
+    node.generate_root_cancel()?;
+    Ok(None)
+}
+
+async fn generate_root_update(node: &Node, r: &Req<'_>) -> Reply {
+    let (key, nonce) = key_and_nonce(&given(r))?;
+    Ok(Some(generate_root_raw(&node.generate_root_update(&key, &nonce).await?)))
+}
+
+async fn generate_root_token_status(node: &Node, _: &Req<'_>) -> Reply {
+    Ok(Some(generate_root_data(&node.generate_root_status()?)))
+}
+
+async fn generate_root_token_init(node: &Node, r: &Req<'_>) -> Reply {
+    let st = node.generate_root_init(
+        r.fields.opt_str("otp").as_deref(),
+        r.fields.opt_str("pgp_key").as_deref(),
+    )?;
+    Ok(Some(generate_root_data(&st)))
+}
+
+async fn generate_root_token_update(node: &Node, r: &Req<'_>) -> Reply {
+    let (key, nonce) = key_and_nonce(&given(r))?;
+    Ok(Some(generate_root_data(
+        &node.generate_root_update(&key, &nonce).await?,
+    )))
+}
+
+async fn decode_token(_: &Node, r: &Req<'_>) -> Reply {
+    let token = crate::node::decode_root_token(&r.fields.str("encoded_token"), &r.fields.str("otp"))?;
+    Ok(Some(Logical::data(json!({ "token": token }))))
 }
 
 async fn seal(node: &Node, _: &Req<'_>) -> Reply {

@@ -4,6 +4,7 @@
 //! its SHA-256 hash; every other token lives in the token store
 //! ([`store`]), as salted hashes only.
 
+pub mod batch;
 pub mod roles;
 pub mod store;
 
@@ -81,7 +82,7 @@ pub static BACKEND: std::sync::LazyLock<Backend<Core>> = std::sync::LazyLock::ne
         .field(Field::new(
             "type",
             FieldType::Str,
-            "Token type: service (batch tokens are not built yet).",
+            "Token type: service (stored, renewable, revocable) or batch (sealed into the token itself).",
         ))
     };
     Backend::new(
@@ -352,14 +353,28 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
     let parent = r.auth;
     let f = &r.fields;
     let kind = f.opt_str("type").unwrap_or_default();
+    // Vault's order of refusals: what the caller is, then what it asks.
+    if parent.batch {
+        return Err(Error::bad("batch tokens cannot create more tokens"));
+    }
+    if parent.limited_uses {
+        return Err(Error::bad("restricted use token cannot generate child tokens"));
+    }
     let batch = match kind.as_str() {
         "" => role.as_ref().is_some_and(|r| r.makes_batch()),
         "service" => role.as_ref().is_some_and(|r| r.token_type == "batch"),
-        "batch" => true,
+        "batch" => role.as_ref().is_none_or(|r| r.token_type != "service"),
         _ => return Err(Error::bad("invalid 'token_type' value")),
     };
     if batch {
-        return Err(Error::bad("batch tokens are not supported by this server yet"));
+        let set = [
+            ("explicit_max_ttl", f.duration("explicit_max_ttl") != 0),
+            ("num_uses", f.int("num_uses") != 0),
+            ("period", f.duration("period") != 0),
+        ];
+        if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
+            return Err(Error::bad(format!("batch tokens cannot have {name:?} set")));
+        }
     }
     let mut num_uses = f.int("num_uses");
     if num_uses < 0 {
@@ -379,19 +394,24 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
         return Err(Error::bad("root or sudo privileges required to create periodic token"));
     }
     let policies = token_policies(r, role.as_ref())?;
-    let mut renewable = f.bool("renewable");
+    if batch && policies.iter().any(|p| p == "root") {
+        // A root token that cannot be revoked is never made.
+        return Err(Error::bad("batch tokens cannot be root tokens"));
+    }
+    let mut renewable = f.bool("renewable") && !batch;
     let mut path = format!("auth/token/{}", r.path);
     if let Some(role) = &role {
         // The role's settings bound the request's (Vault's rules: the
-        // smaller explicit max and use count, the role's period).
-        if role.effective_period() > 0 {
+        // smaller explicit max and use count, the role's period; none of
+        // them applies to a batch token).
+        if !batch && role.effective_period() > 0 {
             period = role.effective_period();
         }
         let role_max = role.effective_explicit_max_ttl();
-        if role_max > 0 && (explicit_max_ttl == 0 || role_max < explicit_max_ttl) {
+        if !batch && role_max > 0 && (explicit_max_ttl == 0 || role_max < explicit_max_ttl) {
             explicit_max_ttl = role_max;
         }
-        if role.token_num_uses > 0 && (num_uses == 0 || role.token_num_uses < num_uses) {
+        if !batch && role.token_num_uses > 0 && (num_uses == 0 || role.token_num_uses < num_uses) {
             num_uses = role.token_num_uses;
         }
         renewable &= role.renewable;
@@ -458,6 +478,7 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
             renewable,
             bound_cidrs: role.as_ref().map(|r| r.token_bound_cidrs.clone()).unwrap_or_default(),
             role: role.map(|r| r.name).unwrap_or_default(),
+            batch,
         })
         .await?;
     let mut resp = Response {
@@ -494,6 +515,8 @@ pub struct TokenSpec {
     pub bound_cidrs: Vec<String>,
     /// The token role it was made against (empty: none).
     pub role: String,
+    /// A batch token: sealed into the token, nothing stored.
+    pub batch: bool,
 }
 
 impl Core {
@@ -505,6 +528,28 @@ impl Core {
             0 => None,
             s => Some(ttl::expiry(now, s)?),
         };
+        if spec.batch {
+            let entry = TokenEntry {
+                hash: String::new(),
+                accessor: String::new(),
+                parent: spec.parent,
+                policies: spec.policies,
+                path: spec.path,
+                meta: spec.meta,
+                display_name: spec.display_name,
+                num_uses: 0,
+                creation_time: now,
+                creation_ttl: spec.ttl,
+                explicit_max_ttl: 0,
+                period: 0,
+                renewable: false,
+                expire_time,
+                bound_cidrs: spec.bound_cidrs,
+                role: spec.role,
+                batch: true,
+            };
+            return Ok((self.seal_batch(&entry)?, entry));
+        }
         let token = store::random_id("hvs.");
         let entry = TokenEntry {
             hash: self.tokens.salted(&token),
@@ -523,6 +568,7 @@ impl Core {
             expire_time,
             bound_cidrs: spec.bound_cidrs,
             role: spec.role,
+            batch: false,
         };
         // The expiry lease first: a crash before the token is stored leaves
         // a lease whose revocation finds nothing, never a token without
@@ -563,11 +609,15 @@ pub fn auth_block(entry: &TokenEntry, token: &str, now: chrono::DateTime<Utc>) -
         "lease_duration": entry.ttl(now),
         "renewable": entry.renewable,
         "entity_id": "",
-        "token_type": "service",
+        "token_type": token_type(entry),
         "orphan": entry.is_orphan(),
         "mfa_requirement": null,
         "num_uses": entry.num_uses.max(0),
     })
+}
+
+fn token_type(entry: &TokenEntry) -> &'static str {
+    if entry.batch { "batch" } else { "service" }
 }
 
 /// Vault's lookup data of a token (`id` empty when looked up by accessor).
@@ -591,7 +641,7 @@ fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
         "policies": entry.policies,
         "renewable": entry.renewable,
         "ttl": entry.ttl(now),
-        "type": "service",
+        "type": token_type(entry),
     });
     if entry.period > 0 {
         data["period"] = json!(entry.period);
@@ -625,7 +675,7 @@ fn root_lookup(core: &Core, token: &str) -> Value {
 }
 
 fn is_root_token(core: &Core, token: &str) -> bool {
-    !token.is_empty() && super::constant_time_eq(&hash(token), &core.root_token_hash)
+    core.is_initial_root(token)
 }
 
 /// A live token's entry, or Vault's 403 for one that is unknown, expired
@@ -637,12 +687,21 @@ fn live(entry: Option<TokenEntry>) -> Result<TokenEntry> {
     }
 }
 
+/// The live entry of any token other than the initial root token: a
+/// batch token's from the token itself, a service token's from the store.
+async fn entry_of(core: &Core, token: &str) -> Result<Option<TokenEntry>> {
+    if batch::is_batch(token) {
+        return core.live_batch(token).await;
+    }
+    Ok(core.tokens.lookup(token).await?.and_then(|e| live(Some(e)).ok()))
+}
+
 async fn lookup_self(core: &Core, r: &Req<'_>) -> Reply {
     let token = &r.auth.client_token;
     if is_root_token(core, token) {
         return Ok(Some(Response::data(root_lookup(core, token))));
     }
-    let entry = live(core.tokens.get(&r.auth.token_hash).await?)?;
+    let entry = entry_of(core, token).await?.ok_or(Error::PermissionDenied)?;
     Ok(Some(Response::data(lookup_data(&entry, token))))
 }
 
@@ -655,7 +714,9 @@ async fn lookup_other(core: &Core, r: &Req<'_>) -> Reply {
         return Ok(Some(Response::data(root_lookup(core, &token))));
     }
     // OpenBao answers an unknown token here with a 403.
-    let entry = live(core.tokens.lookup(&token).await?).map_err(|_| Error::Http(403, "bad token".into()))?;
+    let entry = entry_of(core, &token)
+        .await?
+        .ok_or_else(|| Error::Http(403, "bad token".into()))?;
     Ok(Some(Response::data(lookup_data(&entry, &token))))
 }
 
@@ -672,28 +733,48 @@ async fn by_accessor(core: &Core, accessor: &str) -> Result<TokenEntry> {
     live(core.tokens.by_accessor(accessor).await?).map_err(|_| Error::bad_multi("invalid accessor"))
 }
 
-/// The entry of a token named in a request, refusing the root token where
-/// this server cannot act on it yet.
-async fn named(core: &Core, token: &str, what: &str) -> Result<TokenEntry> {
+/// What a request names: the initial root token (kept apart from the
+/// store) or a live stored service token. A batch token is refused with
+/// Vault's words for what it cannot do (`what`: "renewed", "revoked").
+enum Named {
+    InitialRoot,
+    Stored(Box<TokenEntry>),
+}
+
+async fn named(core: &Core, token: &str, what: &str) -> Result<Named> {
     if token.is_empty() {
         return Err(Error::bad("missing token ID"));
     }
     if is_root_token(core, token) {
-        return Err(Error::bad(format!(
-            "the root token cannot be {what}d here: it has no TTL, and without sys/generate-root (not built yet) revoking it would lock everyone out"
-        )));
+        return Ok(Named::InitialRoot);
     }
-    live(core.tokens.lookup(token).await?).map_err(|_| Error::bad("token not found"))
+    if batch::is_batch(token) {
+        return match core.live_batch(token).await? {
+            Some(_) => Err(Error::bad(format!("batch tokens cannot be {what}"))),
+            None => Err(Error::bad("token not found")),
+        };
+    }
+    live(core.tokens.lookup(token).await?)
+        .map(|e| Named::Stored(Box::new(e)))
+        .map_err(|_| Error::bad("token not found"))
+}
+
+/// A token to renew: the root token has no TTL, so nothing to renew.
+async fn renewable(core: &Core, token: &str) -> Result<TokenEntry> {
+    match named(core, token, "renewed").await? {
+        Named::InitialRoot => Err(Error::bad("lease is not renewable")),
+        Named::Stored(entry) => Ok(*entry),
+    }
 }
 
 async fn renew_self(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = named(core, &r.auth.client_token, "renew").await?;
+    let entry = renewable(core, &r.auth.client_token).await?;
     renew(core, entry, &r.auth.client_token, r.fields.duration("increment")).await
 }
 
 async fn renew_other(core: &Core, r: &Req<'_>) -> Reply {
     let token = r.fields.str("token");
-    let entry = named(core, &token, "renew").await?;
+    let entry = renewable(core, &token).await?;
     renew(core, entry, &token, r.fields.duration("increment")).await
 }
 
@@ -754,9 +835,16 @@ async fn renew(core: &Core, mut entry: TokenEntry, token: &str, increment: i64) 
     Ok(Some(resp))
 }
 
+/// Revoke what a request names, with its children and leases.
+async fn revoke_named(core: &Core, named: Named) -> Result<()> {
+    match named {
+        Named::InitialRoot => core.revoke_initial_root().await,
+        Named::Stored(entry) => core.revoke_token(&entry.hash).await,
+    }
+}
+
 async fn revoke_self(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = named(core, &r.auth.client_token, "revoke").await?;
-    core.revoke_token(&entry.hash).await?;
+    revoke_named(core, named(core, &r.auth.client_token, "revoked").await?).await?;
     Ok(None)
 }
 
@@ -764,11 +852,10 @@ async fn revoke_self(core: &Core, r: &Req<'_>) -> Reply {
 /// done already: 204, as Vault and OpenBao answer.
 async fn revoke_other(core: &Core, r: &Req<'_>) -> Reply {
     let token = r.fields.str("token");
-    if !token.is_empty() && !is_root_token(core, &token) && core.tokens.lookup(&token).await?.is_none() {
+    if !token.is_empty() && !is_root_token(core, &token) && entry_of(core, &token).await?.is_none() {
         return Ok(None);
     }
-    let entry = named(core, &token, "revoke").await?;
-    core.revoke_token(&entry.hash).await?;
+    revoke_named(core, named(core, &token, "revoked").await?).await?;
     Ok(None)
 }
 
@@ -779,9 +866,32 @@ async fn revoke_accessor(core: &Core, r: &Req<'_>) -> Reply {
 }
 
 async fn revoke_orphan(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = named(core, &r.fields.str("token"), "revoke").await?;
-    core.revoke_token_orphaning(&entry.hash).await?;
+    match named(core, &r.fields.str("token"), "revoked").await? {
+        Named::InitialRoot => {
+            core.tokens.orphan_children(ROOT_PARENT).await?;
+            core.revoke_initial_root().await?;
+        }
+        Named::Stored(entry) => core.revoke_token_orphaning(&entry.hash).await?,
+    }
     Ok(None)
+}
+
+impl Core {
+    /// A new root token (`sys/generate-root`): an orphan with the root
+    /// policy and no expiry, kept in the token store as any other token,
+    /// so revoking it is an ordinary revoke.
+    pub async fn issue_root_token(&self) -> Result<String> {
+        let (token, _) = self
+            .issue_token(TokenSpec {
+                policies: vec![super::policy_store::ROOT.to_string()],
+                path: "auth/token/root".into(),
+                display_name: "root".into(),
+                ..TokenSpec::default()
+            })
+            .await?;
+        tracing::warn!("a new root token was generated");
+        Ok(token)
+    }
 }
 
 /// How the root token's children name their parent: the root token is
@@ -823,15 +933,15 @@ pub async fn store_root(storage: &dyn crate::storage::Backend, token: &str) -> R
     Ok(())
 }
 
-/// The stored root token hash (at unseal).
-pub async fn load_root_hash(storage: &crate::storage::Storage) -> anyhow::Result<[u8; 32]> {
-    let bytes = storage
-        .get(ROOT_TOKEN_KEY)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("storage holds no root token ({ROOT_TOKEN_KEY})"))?;
+/// The stored root token hash (at unseal); None once it was revoked.
+pub async fn load_root_hash(storage: &crate::storage::Storage) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(bytes) = storage.get(ROOT_TOKEN_KEY).await? else {
+        return Ok(None);
+    };
     let entry: RootTokenEntry = serde_json::from_slice(&bytes)?;
     let raw = hex::decode(&entry.sha256)?;
     raw.as_slice()
         .try_into()
+        .map(Some)
         .map_err(|_| anyhow::anyhow!("{ROOT_TOKEN_KEY} is corrupt"))
 }

@@ -71,6 +71,10 @@ pub struct TokenEntry {
     /// The token role it was made against (empty: none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
+    /// A batch token (`hvb.`): this entry travels inside the token, sealed
+    /// ([`super::batch`]), and is never stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 impl TokenEntry {
@@ -320,6 +324,7 @@ mod tests {
             expire_time: None,
             bound_cidrs: Vec::new(),
             role: String::new(),
+            batch: false,
         }
     }
 

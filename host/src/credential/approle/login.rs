@@ -68,6 +68,7 @@ pub async fn login(b: &AppRole, r: &Req<'_>) -> Reply {
             metadata,
             display_name: String::new(),
             bound_cidrs,
+            batch: role.token_type == "batch",
         }),
         ..Response::default()
     }))

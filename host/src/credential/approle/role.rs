@@ -271,8 +271,10 @@ pub async fn write(b: &AppRole, r: &Req<'_>) -> Reply {
                 warnings.push("default-service has no useful meaning; adjusting to service".to_string());
                 "service".into()
             }
-            "batch" | "default-batch" => {
-                return Err(Error::bad("batch tokens are not supported by this server yet"));
+            "batch" => "batch".into(),
+            "default-batch" => {
+                warnings.push("default-batch has no useful meaning; adjusting to batch".to_string());
+                "batch".into()
             }
             other => return Err(Error::bad(format!("invalid 'token_type' value {other:?}"))),
         };
@@ -294,6 +296,19 @@ pub async fn write(b: &AppRole, r: &Req<'_>) -> Reply {
     }
     if role.token_explicit_max_ttl < 0 {
         return Err(Error::bad("'token_explicit_max_ttl' cannot be negative"));
+    }
+    // tokenutil's rules: a batch token is neither periodic nor use-limited.
+    if role.token_type == "batch" {
+        if role.token_period != 0 || f.opt_duration("period").is_some_and(|p| p != 0) {
+            return Err(Error::bad(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
+            ));
+        }
+        if role.token_num_uses != 0 {
+            return Err(Error::bad(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
+            ));
+        }
     }
 
     if let Some(local) = f.opt_bool("local_secret_ids") {

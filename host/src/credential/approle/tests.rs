@@ -218,8 +218,12 @@ async fn refused_input_gets_vaults_text_and_stores_nothing() {
         ),
         (json!({"token_type": "bogus"}), "invalid 'token_type' value \"bogus\""),
         (
-            json!({"token_type": "batch"}),
-            "batch tokens are not supported by this server yet",
+            json!({"token_type": "batch", "token_num_uses": 2}),
+            "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
+        ),
+        (
+            json!({"token_type": "batch", "token_period": "1h"}),
+            "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
         ),
         (
             json!({"period": "999999h"}),
@@ -468,4 +472,32 @@ async fn role_ids_can_be_set_and_move_their_index() {
         .await
         .unwrap_err();
     assert!(matches!(e, crate::error::Error::Http(404, _)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_batch_role_logs_in_with_a_batch_token() {
+    let f = fixture();
+    let resp = f
+        .call(Operation::Update, "role/b", json!({"token_type": "default-batch"}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        resp.warnings,
+        vec!["default-batch has no useful meaning; adjusting to batch".to_string()]
+    );
+    let role = f.data(Operation::Read, "role/b", json!({})).await;
+    assert_eq!(role["token_type"], "batch");
+    let role_id = f.role_id("b").await;
+    let secret = f.secret_id("b", json!({})).await;
+    let login = f.login(&role_id, secret["secret_id"].as_str().unwrap()).await.unwrap();
+    assert!(login.batch);
+    // A service role's logins stay service tokens.
+    f.call(Operation::Update, "role/s", json!({})).await.unwrap();
+    let secret = f.secret_id("s", json!({})).await;
+    let login = f
+        .login(&f.role_id("s").await, secret["secret_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(!login.batch);
 }

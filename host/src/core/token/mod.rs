@@ -400,16 +400,27 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
     }
     let mut renewable = f.bool("renewable") && !batch;
     let mut path = format!("auth/token/{}", r.path);
+    let mut warnings = Vec::new();
+    // The entry keeps what was asked; a role's terms are read again at
+    // each renewal (Vault's), so a lookup shows only the request's.
+    let (asked_max, asked_period) = (explicit_max_ttl, period);
     if let Some(role) = &role {
         // The role's settings bound the request's (Vault's rules: the
         // smaller explicit max and use count, the role's period; none of
         // them applies to a batch token).
-        if !batch && role.effective_period() > 0 {
-            period = role.effective_period();
-        }
-        let role_max = role.effective_explicit_max_ttl();
-        if !batch && role_max > 0 && (explicit_max_ttl == 0 || role_max < explicit_max_ttl) {
-            explicit_max_ttl = role_max;
+        if !batch {
+            let (max, both) = lesser(explicit_max_ttl, role.effective_explicit_max_ttl());
+            explicit_max_ttl = max;
+            if both {
+                warnings.push(format!("Explicit max TTL specified both during creation call and in role; using the lesser value of {max} seconds"));
+            }
+            let (p, both) = lesser(period, role.effective_period());
+            period = p;
+            if both {
+                warnings.push(format!(
+                    "Period specified both during creation call and in role; using the lesser value of {p} seconds"
+                ));
+            }
         }
         if !batch && role.token_num_uses > 0 && (num_uses == 0 || role.token_num_uses < num_uses) {
             num_uses = role.token_num_uses;
@@ -425,7 +436,6 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
     // the requested TTL or the system default, capped by the system max
     // (root-policy tokens without a TTL never expire) and by
     // explicit_max_ttl.
-    let mut warnings = Vec::new();
     let mut ttl_secs = if period > 0 {
         period
     } else if requested_ttl > 0 {
@@ -473,8 +483,8 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
             display_name: display_name(&f.str("display_name")),
             num_uses,
             ttl: ttl_secs,
-            explicit_max_ttl,
-            period,
+            explicit_max_ttl: asked_max,
+            period: asked_period,
             renewable,
             bound_cidrs: role.as_ref().map(|r| r.token_bound_cidrs.clone()).unwrap_or_default(),
             role: role.map(|r| r.name).unwrap_or_default(),
@@ -487,6 +497,16 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
     };
     resp.warnings = warnings;
     Ok(Some(resp))
+}
+
+/// The smaller of two optional durations (0: unset), and whether both
+/// were set.
+fn lesser(asked: i64, role: i64) -> (i64, bool) {
+    match (asked, role) {
+        (a, 0) => (a, false),
+        (0, r) => (r, false),
+        (a, r) => (a.min(r), true),
+    }
 }
 
 /// What a new service token is made of: `auth/token/create`, a login
@@ -793,19 +813,30 @@ async fn renew(core: &Core, mut entry: TokenEntry, token: &str, increment: i64) 
     if increment < 0 {
         return Err(Error::bad("increment cannot be negative"));
     }
+    // A role's explicit max TTL and period apply as they are now.
+    let (explicit_max_ttl, period) = match entry.role.as_str() {
+        "" => (entry.explicit_max_ttl, entry.period),
+        name => {
+            let role = roles::get(core, name)
+                .await?
+                .ok_or_else(|| Error::bad(format!("original token role ({name}) could not be found, not renewing")))?;
+            (
+                lesser(entry.explicit_max_ttl, role.effective_explicit_max_ttl()).0,
+                lesser(entry.period, role.effective_period()).0,
+            )
+        }
+    };
     let now = Utc::now();
-    let max = match entry.explicit_max_ttl {
+    let max = match explicit_max_ttl {
         0 => ttl::system_max_ttl(),
         m => m.min(ttl::system_max_ttl()),
     };
-    let granted = if entry.period > 0 {
+    let granted = if period > 0 {
         // A periodic token gets its period again, whatever the increment,
         // within explicit_max_ttl only.
-        let cap = match entry.explicit_max_ttl {
-            0 => entry.period,
-            m => {
-                ttl::add_secs(entry.creation_time, m).map_or(m, |end| (end - now).num_seconds().clamp(0, entry.period))
-            }
+        let cap = match explicit_max_ttl {
+            0 => period,
+            m => ttl::add_secs(entry.creation_time, m).map_or(m, |end| (end - now).num_seconds().clamp(0, period)),
         };
         ttl::Granted {
             ttl: cap,

@@ -179,6 +179,9 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
                 0 => {}
                 n => l.http.max_request_size = usize::try_from(n).ok(),
             },
+            "disable_unauthed_generate_root_endpoints" => {
+                l.http.disable_unauthed_generate_root = boolean(&value, &key, line)?
+            }
             "max_connections" => match integer(&value, &key, line)? {
                 n if n >= 1 => l.http.max_connections = usize::try_from(n).unwrap_or(usize::MAX),
                 _ => bail!("{line}: max_connections must be at least 1"),
@@ -359,7 +362,8 @@ disable_mlock     = true
         let cfg = parse(
             "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n http_read_header_timeout = \"2s\"\n \
              http_read_timeout = 5\n http_write_timeout = \"1m\"\n http_idle_timeout = \"0\"\n \
-             max_request_size = -1\n max_request_duration = \"0s\"\n max_connections = \"16\"\n}",
+             max_request_size = -1\n max_request_duration = \"0s\"\n max_connections = \"16\"\n \
+             disable_unauthed_generate_root_endpoints = true\n}",
         )
         .unwrap();
         let http = &cfg.listeners[0].http;
@@ -371,6 +375,7 @@ disable_mlock     = true
         assert_eq!(http.max_request_size, None, "a negative size is no limit, as in Vault");
         assert_eq!(http.max_request_duration, secs(90), "0 is the default, as in Vault");
         assert_eq!(http.max_connections, 16);
+        assert!(http.disable_unauthed_generate_root);
         let defaults = parse("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }").unwrap();
         assert_eq!(defaults.listeners[0].http, crate::api::HttpLimits::default());
         let base = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n";

@@ -423,7 +423,15 @@ fn decode_root(encoded: &str, otp: &str) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_root_token_is_regenerated_from_unseal_shares() -> Result<()> {
     let mut node = Node::new(NodeStorage::Sqlite)?;
+    // A second listener with OpenBao's switch for the token-less paths.
+    let closed_port = warden_tests::util::free_port()?;
+    node.extra_config = format!(
+        "listener \"tcp\" {{\n  address = \"127.0.0.1:{closed_port}\"\n  tls_disable = true\n  disable_unauthed_generate_root_endpoints = true\n}}\n"
+    );
     node.start().await?;
+    let closed = Client::new(&format!("http://127.0.0.1:{closed_port}"), None);
+    let off = closed.req("GET", "/v1/sys/generate-root/attempt", None).await?;
+    assert_eq!(off, (405, json!({"errors": ["unsupported operation"]})));
     let anon = node.client(None);
     let (keys, initial) = node.init(5, 3).await?;
     node.unseal(&[&keys[0], &keys[1], &keys[2]]).await?;
@@ -604,9 +612,19 @@ async fn a_revoked_root_token_is_regenerated_from_unseal_shares() -> Result<()> 
     assert_eq!(status_of(&initial_client, "/v1/sys/mounts").await?, 403);
     assert_eq!(status_of(&new_client, "/v1/sys/mounts/after").await?, 200);
 
-    // OpenBao's authenticated paths: a token is needed.
+    // OpenBao's authenticated paths: a token is needed (and is enough on
+    // the listener that turns the token-less ones off).
     let refused = anon.req("GET", "/v1/sys/generate-root-token/attempt", None).await?;
     assert_eq!(refused.0, 403, "{refused:?}");
+    let on_closed = closed
+        .with_token(Some(&new_root))
+        .req("GET", "/v1/sys/generate-root-token/attempt", None)
+        .await?;
+    assert_eq!(on_closed.0, 200, "{on_closed:?}");
+    let off = closed
+        .req("PUT", "/v1/sys/generate-root/attempt", Some(json!({})))
+        .await?;
+    assert_eq!(off.0, 405);
     let idle = new_client
         .expect("GET", "/v1/sys/generate-root-token/attempt", None, 200)
         .await?;

@@ -79,6 +79,11 @@ pub struct HttpLimits {
     /// `max_connections` (Warden's own): open connections at once; more wait
     /// in the kernel's accept queue until one closes.
     pub max_connections: usize,
+    /// `disable_unauthed_generate_root_endpoints` (OpenBao's; false, as
+    /// Vault): answer Vault's token-less `sys/generate-root/*` with 405, so
+    /// that nobody without a token can start or cancel a root generation
+    /// through this listener (`sys/generate-root-token/*` still works).
+    pub disable_unauthed_generate_root: bool,
 }
 
 impl Default for HttpLimits {
@@ -91,6 +96,7 @@ impl Default for HttpLimits {
             max_request_size: Some(DEFAULT_MAX_REQUEST_SIZE),
             max_request_duration: Duration::from_secs(90),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            disable_unauthed_generate_root: false,
         }
     }
 }
@@ -127,6 +133,7 @@ pub struct RequestLimits {
     pub body_deadline: Option<Instant>,
     pub max_request_size: Option<usize>,
     pub max_request_duration: Duration,
+    pub disable_unauthed_generate_root: bool,
 }
 
 impl Default for RequestLimits {
@@ -136,6 +143,7 @@ impl Default for RequestLimits {
             body_deadline: None,
             max_request_size: d.max_request_size,
             max_request_duration: d.max_request_duration,
+            disable_unauthed_generate_root: d.disable_unauthed_generate_root,
         }
     }
 }
@@ -400,6 +408,7 @@ async fn call(
         body_deadline: nonzero(limits.read_timeout).and_then(|t| head_start.checked_add(t)),
         max_request_size: limits.max_request_size,
         max_request_duration: limits.max_request_duration,
+        disable_unauthed_generate_root: limits.disable_unauthed_generate_root,
     });
     let resp = match router.oneshot(req).await {
         Ok(resp) => resp,

@@ -100,13 +100,19 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
-        let mut resp = match read_request(&uri, &headers, body, &limits).await {
+        let below_v1 = uri.path().strip_prefix("/v1/").unwrap_or_default();
+        // OpenBao's answer when the listener turns these paths off.
+        let turned_off = limits.disable_unauthed_generate_root && below_v1.starts_with("sys/generate-root/");
+        let read = match turned_off {
+            true => Err(Error::Http(405, "unsupported operation".into())),
+            false => read_request(&uri, &headers, body, &limits).await,
+        };
+        let mut resp = match read {
             Ok(body) => {
                 let serving = serve(&node, &method, &uri, &headers, &body, &request_id, client);
                 // Paths declared to run to completion (a synchronous revoke-prefix,
                 // revoke-force or mount disable of many leases: each revocation
                 // is bounded on its own) are not cut off half done.
-                let below_v1 = uri.path().strip_prefix("/v1/").unwrap_or_default();
                 let result = if crate::routing::runs_to_completion(below_v1) {
                     Ok(serving.await)
                 } else {

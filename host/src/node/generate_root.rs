@@ -11,9 +11,8 @@
 //! unseal key they make, exactly as an unseal would.
 
 use super::Node;
-use super::rekey::{combine, decode_share};
+use super::rekey::{add_share, decode_share};
 use crate::error::{Error, Result};
-use crate::storage::barrier;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64_RAW;
 use zeroize::Zeroizing;
@@ -115,33 +114,13 @@ impl Node {
             let attempt = guard
                 .as_mut()
                 .ok_or_else(|| Error::bad("no root generation in progress"))?;
-            if nonce != attempt.nonce {
-                return Err(Error::bad(format!(
-                    "incorrect nonce supplied; nonce for this root generation operation is {:?}",
-                    attempt.nonce
-                )));
-            }
-            if attempt.progress.iter().any(|s| s.as_slice() == key.as_slice()) {
-                return Err(Error::bad(
-                    "given key has already been provided during this generation operation",
-                ));
-            }
-            attempt.progress.push(key);
-            if attempt.progress.len() < config.secret_threshold as usize {
+            let words = ("root generation", "generation");
+            let Some(shares) = add_share(&mut attempt.progress, &attempt.nonce, nonce, key, config, words)? else {
                 return Ok(status(Some(attempt), config.secret_threshold));
-            }
-            // As Vault: the shares are used once, whatever comes of them.
-            let shares = std::mem::take(&mut attempt.progress);
+            };
             (shares, attempt.otp.clone(), attempt.nonce.clone())
         };
-        let unseal_key =
-            combine(&config, &shares).map_err(|e| Error::bad(format!("root key verification failed: {e}")))?;
-        let sealed_root = self.read_sealed_root().await?;
-        barrier::open_root_key(&unseal_key, &sealed_root).map_err(|_| {
-            Error::bad(
-                "root key verification failed: the key shares do not open the root key (message authentication failed)",
-            )
-        })?;
+        self.open_root_key_with(&config, &shares).await?;
         let core = self.core()?;
         let token = Zeroizing::new(core.issue_root_token().await?);
         let encoded = encode_token(&token, &otp)?;

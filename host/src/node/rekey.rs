@@ -146,33 +146,13 @@ impl Node {
                     v.nonce
                 )));
             }
-            if nonce != rekey.nonce {
-                return Err(Error::bad(format!(
-                    "incorrect nonce supplied; nonce for this rekey operation is {:?}",
-                    rekey.nonce
-                )));
-            }
-            if rekey.progress.iter().any(|s| s.as_slice() == key.as_slice()) {
-                return Err(Error::bad(
-                    "given key has already been provided during this generation operation",
-                ));
-            }
-            rekey.progress.push(key);
-            if rekey.progress.len() < current.secret_threshold as usize {
+            let words = ("rekey", "generation");
+            let Some(shares) = add_share(&mut rekey.progress, &rekey.nonce, nonce, key, current, words)? else {
                 return Ok(status_json(Some(rekey), current));
-            }
-            // As Vault: the shares are used once, whatever comes of them.
-            let shares = std::mem::take(&mut rekey.progress);
+            };
             (shares, rekey.config, rekey.nonce.clone(), rekey.require_verification)
         };
-        let unseal_key =
-            combine(&current, &shares).map_err(|e| Error::bad(format!("root key verification failed: {e}")))?;
-        let sealed_root = self.read_sealed_root().await?;
-        let root_key = barrier::open_root_key(&unseal_key, &sealed_root).map_err(|_| {
-            Error::bad(
-                "root key verification failed: the key shares do not open the root key (message authentication failed)",
-            )
-        })?;
+        let root_key = self.open_root_key_with(&current, &shares).await?;
 
         let new_key = barrier::random_key();
         let new_shares = split(&new_key, config)?;
@@ -244,24 +224,12 @@ impl Node {
                 .verification
                 .as_mut()
                 .ok_or_else(|| Error::bad("no rekey verification in progress"))?;
-            if nonce != v.nonce {
-                return Err(Error::bad(format!(
-                    "incorrect nonce supplied; nonce for this verify operation is {:?}",
-                    v.nonce
-                )));
-            }
-            if v.progress.iter().any(|s| s.as_slice() == key.as_slice()) {
-                return Err(Error::bad(
-                    "given key has already been provided during this verify operation",
-                ));
-            }
-            v.progress.push(key);
-            if v.progress.len() < config.secret_threshold as usize {
-                return Ok(verify_status_json(rekey));
-            }
             // Whatever the outcome, this round's shares are used up; a
             // failed round gets a new nonce (Vault's behaviour).
-            let shares = std::mem::take(&mut v.progress);
+            let words = ("verify", "verify");
+            let Some(shares) = add_share(&mut v.progress, &v.nonce, nonce, key, config, words)? else {
+                return Ok(verify_status_json(rekey));
+            };
             (config, v.new_key.clone(), shares, v.nonce.clone())
         };
         let matches = combine(&config, &shares).is_ok_and(|k| k.as_slice() == new_key.as_slice());
@@ -282,7 +250,24 @@ impl Node {
         Ok(json!({ "nonce": verification_nonce, "complete": true }))
     }
 
-    pub(super) async fn read_sealed_root(&self) -> Result<Vec<u8>> {
+    /// The root key that a threshold of current shares opens, or Vault's
+    /// 400 "root key verification failed".
+    pub(super) async fn open_root_key_with(
+        &self,
+        config: &SealConfig,
+        shares: &[Zeroizing<Vec<u8>>],
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        let unseal_key =
+            combine(config, shares).map_err(|e| Error::bad(format!("root key verification failed: {e}")))?;
+        let sealed_root = self.read_sealed_root().await?;
+        barrier::open_root_key(&unseal_key, &sealed_root).map_err(|_| {
+            Error::bad(
+                "root key verification failed: the key shares do not open the root key (message authentication failed)",
+            )
+        })
+    }
+
+    async fn read_sealed_root(&self) -> Result<Vec<u8>> {
         self.physical
             .get(ROOT_KEY_KEY)
             .await
@@ -384,6 +369,37 @@ fn verify_status_json(rekey: &Rekey) -> Value {
     })
 }
 
+/// One share for an attempt whose nonce is `expected`, with Vault's checks
+/// and words (`words`: the operation the nonce error names, and the one a
+/// share given twice names). At the threshold of `config` the shares are
+/// taken out (as in Vault they are used once, whatever comes of them);
+/// below it, None.
+pub(super) fn add_share(
+    progress: &mut Vec<Zeroizing<Vec<u8>>>,
+    expected: &str,
+    nonce: &str,
+    key: Zeroizing<Vec<u8>>,
+    config: SealConfig,
+    words: (&str, &str),
+) -> Result<Option<Vec<Zeroizing<Vec<u8>>>>> {
+    let (operation, repeated) = words;
+    if nonce != expected {
+        return Err(Error::bad(format!(
+            "incorrect nonce supplied; nonce for this {operation} operation is {expected:?}"
+        )));
+    }
+    if progress.iter().any(|s| s.as_slice() == key.as_slice()) {
+        return Err(Error::bad(format!(
+            "given key has already been provided during this {repeated} operation"
+        )));
+    }
+    progress.push(key);
+    if progress.len() < config.secret_threshold as usize {
+        return Ok(None);
+    }
+    Ok(Some(std::mem::take(progress)))
+}
+
 /// A share as Vault reads it: hex if it is hex of a plausible length,
 /// base64 otherwise.
 pub(super) fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>> {
@@ -406,7 +422,7 @@ pub(super) fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// The key that `shares` of a split under `config` make.
-pub(super) fn combine(
+fn combine(
     config: &SealConfig,
     shares: &[Zeroizing<Vec<u8>>],
 ) -> std::result::Result<Zeroizing<[u8; KEY_LEN]>, String> {

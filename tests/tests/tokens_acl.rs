@@ -428,6 +428,15 @@ path "auth/token/create" { capabilities = ["update"] }"#,
     assert!(body["lease_duration"].as_i64().is_some_and(|d| d <= 30), "{body}");
     let creds = Creds::from_body(body)?;
     assert!(env.scratch.role_exists(&creds.username).await?);
+    // Renewed, it still ends with the batch token.
+    let (status, body) = root
+        .put(
+            "/v1/sys/leases/renew",
+            json!({"lease_id": creds.lease_id, "increment": "1h"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["lease_duration"].as_i64().is_some_and(|d| d <= 30), "{body}");
     root.expect("POST", "/v1/auth/token/revoke", Some(json!({"token": parent})), 204)
         .await?;
     let (status, _) = root.with_token(Some(&child)).get("/v1/auth/token/lookup-self").await?;

@@ -93,6 +93,11 @@ pub struct LeaseEntry {
     /// token's own expiry lease and for leases stored before the index.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
+    /// When the batch token it was issued through expires: nothing can
+    /// revoke such a token early, so the lease never lives past it, renewed
+    /// or not (Vault's rule). None: no such bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_by: Option<DateTime<Utc>>,
 }
 
 impl LeaseEntry {
@@ -446,6 +451,7 @@ mod tests {
             renewable: true,
             revoke: RevokeState::default(),
             token: String::new(),
+            end_by: None,
         }
     }
 

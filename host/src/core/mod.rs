@@ -446,6 +446,7 @@ impl Core {
                 renewable: secret.renewable,
                 revoke: Default::default(),
                 token: inner.auth.token_hash.clone(),
+                end_by: inner.auth.batch.then_some(inner.auth.expire_time).flatten(),
             };
             let saved = match expiry {
                 Ok(_) => self.expiration.save(&entry).await,
@@ -744,6 +745,10 @@ impl Core {
             Some(lease.issue_time),
             now,
         );
+        let mut granted = granted;
+        if let Some(end) = lease.end_by {
+            granted.ttl = granted.ttl.min((end - now).num_seconds().max(0));
+        }
         let mut warnings = Vec::new();
         if increment > granted.ttl {
             warnings.push(format!(
@@ -869,6 +874,7 @@ mod tests {
             renewable: true,
             revoke: Default::default(),
             token: String::new(),
+            end_by: None,
         }
     }
 

@@ -96,6 +96,7 @@ async fn startup(leases: usize) -> Result<()> {
                 renewable: true,
                 revoke: Default::default(),
                 token: String::new(),
+                end_by: None,
             };
             let key = format!("sys/expire/id/{id}");
             let value = keyring.encrypt(&serde_json::to_vec(&entry)?, key.as_bytes())?;

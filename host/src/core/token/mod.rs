@@ -615,6 +615,7 @@ fn token_lease(entry: &TokenEntry, expires: chrono::DateTime<Utc>) -> super::exp
         renewable: false,
         revoke: Default::default(),
         token: String::new(),
+        end_by: None,
     }
 }
 

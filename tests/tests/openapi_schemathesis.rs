@@ -5,7 +5,9 @@
 //! `warden_tests::schemathesis::VAULTS_OWN_500S`), nor may the server
 //! crash or hang. Bounded in time (`WARDEN_SCHEMATHESIS_SECS`, default
 //! 120). The seal's and the rekey's paths are left out: sealing the server
-//! under test would turn every later answer into a 503.
+//! under test would turn every later answer into a 503; `auth/token/revoke-self`
+//! too: called with the root token it revokes it, and every later answer
+//! would be a 403.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
@@ -29,10 +31,15 @@ async fn schemathesis_finds_no_server_error_in_the_generated_document() -> Resul
         .args(["--checks", "no_5xx_but_vaults_own"])
         .args([
             "--exclude-path-regex",
-            "^/sys/(seal|unseal|init|rekey|rotate|generate-root)",
+            "^/(sys/(seal|unseal|init|rekey|rotate|generate-root)|auth/token/revoke-self)",
         ])
         .args(["--max-examples", "25", "--max-time", &secs, "--request-timeout", "30"])
-        .args(["--workers", "2", "--seed", "1", "--no-color"])
+        // One worker: with two threads, Python 3.11's ast module (which
+        // Hypothesis calls to describe its filters) can fail with "AST
+        // constructor recursion depth mismatch" (CPython gh-106905: its
+        // recursion counter is shared between threads), a crash of the
+        // tool, not a finding about the server.
+        .args(["--workers", "1", "--seed", "1", "--no-color"])
         .output()
         .context("run schemathesis")?;
     let out = format!(

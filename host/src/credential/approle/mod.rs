@@ -6,7 +6,8 @@
 //!
 //! Split by what each part owns: [`role`] the roles and their role-id
 //! index, [`secret_id`] the secret IDs (stored only as HMACs, their use
-//! counts spent atomically), [`login`] the login itself. Keys, relative to
+//! counts spent atomically), [`login`] the login itself, [`tidy`] the
+//! clean-up of secret IDs no login can use. Keys, relative to
 //! the mount ([`crate::storage::layout::approle`]):
 //!
 //! - `salt`: the mount's HMAC key for the role-id and accessor indexes;
@@ -21,6 +22,7 @@
 pub mod login;
 pub mod role;
 pub mod secret_id;
+pub mod tidy;
 
 use crate::credential::AuthMethod;
 use crate::error::{Error, Result};
@@ -53,6 +55,8 @@ pub struct AppRole {
     /// Serialises the read-modify-write of a secret ID (spending a use,
     /// destroying it): two logins can never both spend its last use.
     secret_ids: tokio::sync::Mutex<()>,
+    /// A `tidy/secret-id` is running (one at a time).
+    tidying: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppRole {
@@ -205,6 +209,9 @@ pub static BACKEND: std::sync::LazyLock<Backend<AppRole>> = std::sync::LazyLock:
                 .field(accessor())
                 .op(Update, handler!(secret_id::lookup_accessor), "Read the properties of a SecretID by its accessor.")
                 .help("Read an issued secret_id, using its accessor", "This is particularly useful to lookup the non-expiring 'secret_id's. The list operation on the 'role/<role_name>/secret-id' endpoint will return the 'secret_id_accessor's. This endpoint can be used to read the properties of the secret. If the 'secret_id_num_uses' field in the response is 0, it represents a non-expiring 'secret_id'."),
+            Path::new("tidy/secret-id")
+                .op(Update, handler!(tidy::tidy), "Trigger the clean-up of expired SecretID entries.")
+                .help("Trigger the clean-up of expired SecretID entries.", "SecretIDs will have expiration time attached to them. The periodic function of the backend will look for expired entries and delete them. It also removes the secret IDs of deleted roles and accessor entries whose secret ID is gone. Answers 202 at once; the work runs in the background."),
             Path::new(role_path("/secret-id-accessor/destroy/?"))
                 .field(role_name_field())
                 .field(accessor())

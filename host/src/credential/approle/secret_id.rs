@@ -39,7 +39,7 @@ pub struct SecretIdEntry {
 }
 
 impl SecretIdEntry {
-    fn expired(&self, now: DateTime<Utc>) -> bool {
+    pub(super) fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expiration_time.is_some_and(|t| t <= now)
     }
 
@@ -61,8 +61,8 @@ impl SecretIdEntry {
 }
 
 #[derive(Serialize, Deserialize)]
-struct AccessorEntry {
-    secret_id_hmac: String,
+pub(super) struct AccessorEntry {
+    pub(super) secret_id_hmac: String,
 }
 
 /// Where a role's secret IDs and their accessors live.

@@ -501,3 +501,70 @@ async fn a_batch_role_logs_in_with_a_batch_token() {
         .unwrap();
     assert!(!login.batch);
 }
+
+#[tokio::test]
+async fn tidy_removes_expired_orphaned_and_dangling_entries_only() {
+    let f = fixture();
+    for role in ["a", "gone"] {
+        f.call(Operation::Update, &format!("role/{role}"), json!({}))
+            .await
+            .unwrap();
+    }
+    let role_id = f.role_id("a").await;
+    let expired = f.secret_id("a", json!({})).await;
+    let kept = f.secret_id("a", json!({})).await;
+    f.secret_id("gone", json!({})).await;
+    // A role removed behind the method's back leaves its secret IDs.
+    f.mem.delete("auth/u1/role/gone").await.unwrap();
+    // One secret ID past its expiry (rewritten in storage: no waiting).
+    let accessor = expired["secret_id_accessor"].as_str().unwrap().to_string();
+    for (key, value) in f.stored().await {
+        if key.starts_with("auth/u1/secret_id/") && value.contains(&accessor) {
+            let mut entry: Value = serde_json::from_str(&value).unwrap();
+            entry["expiration_time"] = json!("2000-01-01T00:00:00Z");
+            f.mem.put(&key, entry.to_string().as_bytes()).await.unwrap();
+        }
+    }
+    // An accessor entry whose secret ID is nowhere.
+    f.mem
+        .put("auth/u1/accessor/dangling", br#"{"secret_id_hmac":"nope"}"#)
+        .await
+        .unwrap();
+    let accessors_before = f
+        .stored()
+        .await
+        .iter()
+        .filter(|(k, _)| k.contains("/accessor/"))
+        .count();
+
+    let salt = f.approle.salt(&f.mount.storage).await.unwrap().to_vec();
+    let tidied = tidy::tidy_secret_ids(&f.mount.storage, &salt).await.unwrap();
+    assert_eq!(
+        tidied,
+        tidy::Tidied {
+            secret_ids: 2,
+            accessors: 1
+        }
+    );
+    let stored = f.stored().await;
+    assert_eq!(
+        stored.iter().filter(|(k, _)| k.contains("/accessor/")).count(),
+        accessors_before - 3,
+        "the expired one's, the gone role's and the dangling accessor: {stored:?}"
+    );
+    assert!(!stored.iter().any(|(_, v)| v.contains(&accessor)));
+    // What is live still logs in; a second pass finds nothing.
+    f.login(&role_id, kept["secret_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        tidy::tidy_secret_ids(&f.mount.storage, &salt).await.unwrap(),
+        tidy::Tidied::default()
+    );
+    // Over the API: 202 at once, with Vault's warning.
+    let resp = f
+        .call(Operation::Update, "tidy/secret-id", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(resp.accepted, "202");
+    assert!(resp.warnings[0].starts_with("Tidy operation successfully started"));
+}

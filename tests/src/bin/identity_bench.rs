@@ -2,14 +2,15 @@
 //! credentials per second with the root token against a non-root token
 //! holding 3 ACL policies of 100 rules in all (every request authenticated
 //! through the token store and checked against the ACL), in the same run;
-//! then the same token with a `file` audit device enabled against without.
+//! then the same token with a `file` audit device enabled against without,
+//! and a batch token with the same policies against the service token.
 //! Issue 13's targets: the token at least 97% of root, audit at least 90%
 //! of no audit.
 //!
 //! Usage: identity_bench [N=2000] [CLIENTS=8] [ROUNDS=3]
 //!
-//! Each round runs root, token, token with audit, in an order that rotates
-//! from round to round (so that drift in the machine's speed does not
+//! Each round runs root, token, token with audit, batch token, in an order
+//! that rotates from round to round (so that drift in the machine's speed does not
 //! favour one); medians of the per-round ratios are reported, with the
 //! server's CPU per credential. Uses `WARDEN_TEST_PG_URL` when set, else a
 //! throwaway PostgreSQL cluster; starts `warden server -dev`.
@@ -54,6 +55,7 @@ enum Variant {
     Root,
     Token,
     TokenAudited,
+    Batch,
 }
 
 impl Variant {
@@ -62,6 +64,7 @@ impl Variant {
             Variant::Root => "root token",
             Variant::Token => "token (3 policies, 100 rules)",
             Variant::TokenAudited => "token, file audit device on",
+            Variant::Batch => "batch token (same policies)",
         }
     }
 }
@@ -111,12 +114,25 @@ async fn main() -> Result<()> {
     }
     let token = body["auth"]["client_token"].as_str().context("client_token")?;
     let user = root.with_token(Some(token));
+    // The same policies in a batch token: nothing read from storage to
+    // authenticate, one AES-GCM open instead.
+    let (status, body) = root
+        .post(
+            "/v1/auth/token/create",
+            json!({"policies": names, "no_default_policy": true, "type": "batch", "ttl": "2h"}),
+        )
+        .await?;
+    if status != 200 {
+        bail!("batch token create: {status} {body}");
+    }
+    let batch = root.with_token(Some(body["auth"]["client_token"].as_str().context("batch token")?));
     let audit_log = std::env::temp_dir().join(format!("identity-bench-audit-{pid}.log"));
     // Warm-up: pools open, component instances made, policy cache filled.
     warden_gets(&root, CREDS, 20, 1).await?;
     warden_gets(&user, CREDS, 20, 1).await?;
+    warden_gets(&batch, CREDS, 20, 1).await?;
 
-    let order = [Variant::Root, Variant::Token, Variant::TokenAudited];
+    let order = [Variant::Root, Variant::Token, Variant::TokenAudited, Variant::Batch];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); order.len()];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); order.len()];
     let mut audited = true;
@@ -130,7 +146,11 @@ async fn main() -> Result<()> {
                     continue;
                 }
             }
-            let client = if variant == Variant::Root { &root } else { &user };
+            let client = match variant {
+                Variant::Root => &root,
+                Variant::Batch => &batch,
+                Variant::Token | Variant::TokenAudited => &user,
+            };
             let (machine, before) = (MachineCpu::now(), cpu_ticks(pid)?);
             let run = warden_gets(client, CREDS, n, clients).await?;
             let ticks = cpu_ticks(pid)?.saturating_sub(before);
@@ -168,6 +188,12 @@ async fn main() -> Result<()> {
         "ratio token / root: median {:.3} (per round {}; target >= 0.97)",
         median(&token_vs_root),
         list(&token_vs_root)
+    );
+    let batch_vs_service = ratio(3, 1);
+    println!(
+        "ratio batch token / service token: median {:.3} (per round {})",
+        median(&batch_vs_service),
+        list(&batch_vs_service)
     );
     if audited {
         let audit_vs_none = ratio(2, 1);

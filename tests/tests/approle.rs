@@ -380,6 +380,13 @@ fn cli_flow(bin: &std::path::Path, url: &str, root_token: &str) -> Result<()> {
     )?;
     let role = cli_json(&bao.expect(&["read", "-format=json", "auth/approle/role/x"], 0)?)?;
     ensure!(role["data"]["token_policies"] == json!(["reader"]), "{role}");
+    // One setting through its own path, as scripts written for Vault do.
+    bao.expect(&["write", "auth/approle/role/x/secret-id-ttl", "secret_id_ttl=20m"], 0)?;
+    let ttl = bao.expect(
+        &["read", "-field=secret_id_ttl", "auth/approle/role/x/secret-id-ttl"],
+        0,
+    )?;
+    ensure!(ttl.stdout.trim() == "1200", "{ttl}");
     let role_id = bao.expect(&["read", "-field=role_id", "auth/approle/role/x/role-id"], 0)?;
     let role_id = role_id.stdout.trim().to_string();
     let secret = cli_json(&bao.expect(&["write", "-f", "-format=json", "auth/approle/role/x/secret-id"], 0)?)?;

@@ -21,6 +21,7 @@
 
 pub mod login;
 pub mod role;
+pub mod role_fields;
 pub mod secret_id;
 pub mod tidy;
 
@@ -159,7 +160,7 @@ pub static BACKEND: std::sync::LazyLock<Backend<AppRole>> = std::sync::LazyLock:
     Backend::new(
         "approle",
         "Any registered Role can authenticate itself with Warden. The credentials depends on the constraints that are set on the Role. One common required credential is the 'role_id' which is a unique identifier of the Role. It can be retrieved from the 'role/<appname>/role-id' endpoint.\n\nThe default constraint configuration is 'bind_secret_id', which requires the credential 'secret_id' to be presented during login. Refer to the documentation for other types of constraints.",
-        vec![
+        [
             Path::new("login")
                 .unauthenticated()
                 .field(Field::new(
@@ -218,7 +219,12 @@ pub static BACKEND: std::sync::LazyLock<Backend<AppRole>> = std::sync::LazyLock:
                 .op(Update, handler!(secret_id::destroy_accessor), "Invalidate a SecretID by its accessor.")
                 .op(Delete, handler!(secret_id::destroy_accessor), "Invalidate a SecretID by its accessor.")
                 .help("Delete an issued secret_id, using its accessor", "This is particularly useful to clean-up the non-expiring 'secret_id's. The list operation on the 'role/<role_name>/secret-id' endpoint will return the 'secret_id_accessor's. This endpoint can be used to read the properties of the secret. If the 'secret_id_num_uses' field in the response is 0, it represents a non-expiring 'secret_id'."),
-        ],
+        ]
+        .into_iter()
+        // Vault's per-field role paths (a role name has no '/', so their
+        // patterns are disjoint from the role's own).
+        .chain(role_fields::paths())
+        .collect(),
     )
 });
 

@@ -84,7 +84,7 @@ impl Role {
     }
 
     /// Vault's `validateRoleConstraints`.
-    fn has_constraint(&self) -> bool {
+    pub(super) fn has_constraint(&self) -> bool {
         self.bind_secret_id || !self.secret_id_bound_cidrs.is_empty() || !self.token_bound_cidrs.is_empty()
     }
 }
@@ -158,6 +158,11 @@ pub async fn read(_: &AppRole, r: &Req<'_>) -> Reply {
     let Some(role) = load(&r.mount()?.storage, &r.fields.str("role_name")).await? else {
         return Ok(None);
     };
+    Ok(Some(Response::data(data(&role))))
+}
+
+/// What a read of the role shows.
+pub fn data(role: &Role) -> Value {
     let mut data = json!({
         "bind_secret_id": role.bind_secret_id,
         "secret_id_bound_cidrs": if role.secret_id_bound_cidrs.is_empty() { Value::Null } else { json!(role.secret_id_bound_cidrs) },
@@ -180,7 +185,7 @@ pub async fn read(_: &AppRole, r: &Req<'_>) -> Reply {
     if !role.policies.is_empty() {
         data["policies"] = json!(role.policies);
     }
-    Ok(Some(Response::data(data)))
+    data
 }
 
 /// Policies as Vault's `policyutil.ParsePolicies` keeps the deprecated
@@ -397,7 +402,13 @@ pub async fn write(b: &AppRole, r: &Req<'_>) -> Reply {
 /// Store a role and its role-id index (and drop the old index when the
 /// role-id changed) in one batch, refusing a role-id another role has.
 /// The caller holds the roles lock.
-async fn save(b: &AppRole, view: &View, name: &str, role: &Role, previous_role_id: Option<&str>) -> Result<()> {
+pub(super) async fn save(
+    b: &AppRole,
+    view: &View,
+    name: &str,
+    role: &Role,
+    previous_role_id: Option<&str>,
+) -> Result<()> {
     if role.role_id.len() > MAX_HMAC_INPUT {
         return Err(Error::bad(format!(
             "role_id is longer than maximum of {MAX_HMAC_INPUT} bytes"

@@ -568,3 +568,75 @@ async fn tidy_removes_expired_orphaned_and_dangling_entries_only() {
     assert!(resp.accepted, "202");
     assert!(resp.warnings[0].starts_with("Tidy operation successfully started"));
 }
+
+#[tokio::test]
+async fn per_field_role_paths_read_set_and_reset_one_setting() {
+    let f = fixture();
+    f.call(
+        Operation::Update,
+        "role/r",
+        json!({"token_policies": "a,b", "secret_id_ttl": "10m", "token_ttl": "5m"}),
+    )
+    .await
+    .unwrap();
+    let read = |path: &'static str| f.data(Operation::Read, path, json!({}));
+    assert_eq!(read("role/r/secret-id-ttl").await, json!({"secret_id_ttl": 600}));
+    assert_eq!(
+        read("role/r/policies").await,
+        json!({"token_policies": ["a", "b"], "policies": ["a", "b"]})
+    );
+    f.call(
+        Operation::Update,
+        "role/r/secret-id-ttl",
+        json!({"secret_id_ttl": "20m"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read("role/r").await["secret_id_ttl"], 1200);
+    assert_eq!(read("role/r").await["token_ttl"], 300, "other settings untouched");
+    // Bad input: nothing given, a role that does not exist, a reset that
+    // would leave the role without a constraint, a read-only setting.
+    assert_eq!(
+        err_text(f.call(Operation::Update, "role/r/token-ttl", json!({})).await),
+        "missing token_ttl"
+    );
+    assert!(matches!(
+        f.call(Operation::Update, "role/nosuch/token-ttl", json!({"token_ttl": 5}))
+            .await,
+        Err(crate::error::Error::UnsupportedPath)
+    ));
+    assert!(
+        f.call(Operation::Read, "role/nosuch/token-ttl", json!({}))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        err_text(
+            f.call(
+                Operation::Update,
+                "role/r/bind-secret-id",
+                json!({"bind_secret_id": false})
+            )
+            .await
+        ),
+        "at least one constraint should be enabled on the role"
+    );
+    assert!(
+        f.call(Operation::Delete, "role/r/local-secret-ids", json!({}))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        read("role/r/local-secret-ids").await,
+        json!({"local_secret_ids": false})
+    );
+    // A reset puts the default back.
+    f.call(Operation::Delete, "role/r/policies", json!({})).await.unwrap();
+    f.call(Operation::Delete, "role/r/secret-id-ttl", json!({}))
+        .await
+        .unwrap();
+    let role = read("role/r").await;
+    assert_eq!(role["token_policies"], json!([]));
+    assert_eq!(role["secret_id_ttl"], 0);
+}

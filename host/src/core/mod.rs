@@ -234,7 +234,7 @@ impl Core {
         let Some(mut entry) = self.tokens.lookup(t).await? else {
             return Err(Error::PermissionDenied);
         };
-        if entry.expired(Utc::now()) || entry.num_uses < 0 {
+        if !entry.is_live(Utc::now()) {
             return Err(Error::PermissionDenied);
         }
         let mut last_use = false;
@@ -280,11 +280,7 @@ impl Core {
         let parent_alive = match entry.parent.as_str() {
             "" => true,
             token::ROOT_PARENT => self.root_token_hash.read().unwrap_or_else(|p| p.into_inner()).is_some(),
-            hash => self
-                .tokens
-                .get(hash)
-                .await?
-                .is_some_and(|p| !p.expired(Utc::now()) && p.num_uses >= 0),
+            hash => self.tokens.get(hash).await?.is_some_and(|p| p.is_live(Utc::now())),
         };
         Ok(parent_alive.then_some(entry))
     }
@@ -377,7 +373,7 @@ impl Core {
             .tokens
             .lookup(token)
             .await?
-            .filter(|e| !e.expired(Utc::now()) && e.num_uses >= 0)
+            .filter(|e| e.is_live(Utc::now()))
             .map(|e| e.policies))
     }
 
@@ -736,7 +732,7 @@ impl Core {
         let mount = self.lease_mount(&lease)?;
         let ttls = mount.engine.lease_ttls(&mount.view, lease.as_lease()).await?;
         let now = Utc::now();
-        let granted = ttl::calculate(
+        let mut granted = ttl::calculate(
             increment,
             ttls.default_ttl,
             ttls.max_ttl,
@@ -745,7 +741,7 @@ impl Core {
             Some(lease.issue_time),
             now,
         );
-        let mut granted = granted;
+        // A batch token's lease ends with the token, renewed or not.
         if let Some(end) = lease.end_by {
             granted.ttl = granted.ttl.min((end - now).num_seconds().max(0));
         }

@@ -101,7 +101,7 @@ impl Core {
     /// A live wrapping token's entry and what it wraps, without spending it.
     async fn wrapping_token(&self, token: &str) -> Result<(TokenEntry, Wrapped)> {
         let entry = self.tokens.lookup(token).await?.ok_or_else(invalid_token)?;
-        if !entry.is_wrapping() || entry.expired(Utc::now()) || entry.num_uses < 0 {
+        if !entry.is_wrapping() || !entry.is_live(Utc::now()) {
             return Err(invalid_token());
         }
         let wrapped = self.tokens.wrapped(&entry.hash).await?.ok_or_else(invalid_token)?;

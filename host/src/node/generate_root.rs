@@ -155,12 +155,7 @@ fn status(attempt: Option<&Attempt>, required: u8) -> GenerateRootStatus {
 
 /// A random OTP: base62, [`OTP_LENGTH`] characters (Vault's).
 fn random_otp() -> String {
-    use rand::Rng;
-    rand::rng()
-        .sample_iter(&rand::distr::Alphanumeric)
-        .take(OTP_LENGTH)
-        .map(char::from)
-        .collect()
+    crate::core::token::store::random_base62(OTP_LENGTH)
 }
 
 /// Vault's `roottoken.EncodeToken`: the token's bytes XOR the OTP's, in

@@ -190,7 +190,7 @@ async fn capabilities_accessor(node: &Node, r: &Req<'_>) -> Reply {
         return Err(Error::bad("missing accessor"));
     }
     let entry = node.core()?.tokens.by_accessor(&accessor).await?;
-    let entry = entry.filter(|e| !e.expired(chrono::Utc::now()) && e.num_uses >= 0);
+    let entry = entry.filter(|e| e.is_live(chrono::Utc::now()));
     capabilities(
         node,
         r,

@@ -288,11 +288,7 @@ async fn generate_root_status(node: &Node, _: &Req<'_>) -> Reply {
 }
 
 async fn generate_root_init(node: &Node, r: &Req<'_>) -> Reply {
-    let st = node.generate_root_init(
-        r.fields.opt_str("otp").as_deref(),
-        r.fields.opt_str("pgp_key").as_deref(),
-    )?;
-    Ok(Some(generate_root_raw(&st)))
+    Ok(Some(generate_root_raw(&start_generate_root(node, r)?)))
 }
 
 async fn generate_root_cancel(node: &Node, _: &Req<'_>) -> Reply {
@@ -301,8 +297,7 @@ async fn generate_root_cancel(node: &Node, _: &Req<'_>) -> Reply {
 }
 
 async fn generate_root_update(node: &Node, r: &Req<'_>) -> Reply {
-    let (key, nonce) = key_and_nonce(&given(r))?;
-    Ok(Some(generate_root_raw(&node.generate_root_update(&key, &nonce).await?)))
+    Ok(Some(generate_root_raw(&update_generate_root(node, r).await?)))
 }
 
 async fn generate_root_token_status(node: &Node, _: &Req<'_>) -> Reply {
@@ -310,18 +305,23 @@ async fn generate_root_token_status(node: &Node, _: &Req<'_>) -> Reply {
 }
 
 async fn generate_root_token_init(node: &Node, r: &Req<'_>) -> Reply {
-    let st = node.generate_root_init(
-        r.fields.opt_str("otp").as_deref(),
-        r.fields.opt_str("pgp_key").as_deref(),
-    )?;
-    Ok(Some(generate_root_data(&st)))
+    Ok(Some(generate_root_data(&start_generate_root(node, r)?)))
 }
 
 async fn generate_root_token_update(node: &Node, r: &Req<'_>) -> Reply {
+    Ok(Some(generate_root_data(&update_generate_root(node, r).await?)))
+}
+
+/// The start of an attempt, as both generate-root APIs take it.
+fn start_generate_root(node: &Node, r: &Req<'_>) -> Result<GenerateRootStatus> {
+    let (otp, pgp_key) = (r.fields.opt_str("otp"), r.fields.opt_str("pgp_key"));
+    node.generate_root_init(otp.as_deref(), pgp_key.as_deref())
+}
+
+/// One share, as both generate-root APIs take it.
+async fn update_generate_root(node: &Node, r: &Req<'_>) -> Result<GenerateRootStatus> {
     let (key, nonce) = key_and_nonce(&given(r))?;
-    Ok(Some(generate_root_data(
-        &node.generate_root_update(&key, &nonce).await?,
-    )))
+    node.generate_root_update(&key, &nonce).await
 }
 
 async fn decode_token(_: &Node, r: &Req<'_>) -> Reply {

@@ -695,31 +695,18 @@ fn root_lookup(core: &Core, token: &str) -> Value {
     })
 }
 
-fn is_root_token(core: &Core, token: &str) -> bool {
-    core.is_initial_root(token)
-}
-
-/// A live token's entry, or Vault's 403 for one that is unknown, expired
-/// or used up.
-fn live(entry: Option<TokenEntry>) -> Result<TokenEntry> {
-    match entry {
-        Some(e) if !e.expired(Utc::now()) && e.num_uses >= 0 => Ok(e),
-        _ => Err(Error::PermissionDenied),
-    }
-}
-
 /// The live entry of any token other than the initial root token: a
 /// batch token's from the token itself, a service token's from the store.
 async fn entry_of(core: &Core, token: &str) -> Result<Option<TokenEntry>> {
     if batch::is_batch(token) {
         return core.live_batch(token).await;
     }
-    Ok(core.tokens.lookup(token).await?.and_then(|e| live(Some(e)).ok()))
+    Ok(core.tokens.lookup(token).await?.filter(|e| e.is_live(Utc::now())))
 }
 
 async fn lookup_self(core: &Core, r: &Req<'_>) -> Reply {
     let token = &r.auth.client_token;
-    if is_root_token(core, token) {
+    if core.is_initial_root(token) {
         return Ok(Some(Response::data(root_lookup(core, token))));
     }
     let entry = entry_of(core, token).await?.ok_or(Error::PermissionDenied)?;
@@ -731,7 +718,7 @@ async fn lookup_other(core: &Core, r: &Req<'_>) -> Reply {
     if token.is_empty() {
         return Err(Error::bad("missing token to lookup"));
     }
-    if is_root_token(core, &token) {
+    if core.is_initial_root(&token) {
         return Ok(Some(Response::data(root_lookup(core, &token))));
     }
     // OpenBao answers an unknown token here with a 403.
@@ -751,7 +738,11 @@ async fn by_accessor(core: &Core, accessor: &str) -> Result<TokenEntry> {
     if accessor.is_empty() {
         return Err(Error::bad_multi("missing accessor"));
     }
-    live(core.tokens.by_accessor(accessor).await?).map_err(|_| Error::bad_multi("invalid accessor"))
+    core.tokens
+        .by_accessor(accessor)
+        .await?
+        .filter(|e| e.is_live(Utc::now()))
+        .ok_or_else(|| Error::bad_multi("invalid accessor"))
 }
 
 /// What a request names: the initial root token (kept apart from the
@@ -762,22 +753,27 @@ enum Named {
     Stored(Box<TokenEntry>),
 }
 
-async fn named(core: &Core, token: &str, what: &str) -> Result<Named> {
+/// What a request names, None when it is not there (unknown, expired,
+/// revoked, used up).
+async fn find(core: &Core, token: &str, what: &str) -> Result<Option<Named>> {
     if token.is_empty() {
         return Err(Error::bad("missing token ID"));
     }
-    if is_root_token(core, token) {
-        return Ok(Named::InitialRoot);
+    if core.is_initial_root(token) {
+        return Ok(Some(Named::InitialRoot));
     }
-    if batch::is_batch(token) {
-        return match core.live_batch(token).await? {
-            Some(_) => Err(Error::bad(format!("batch tokens cannot be {what}"))),
-            None => Err(Error::bad("token not found")),
-        };
+    match entry_of(core, token).await? {
+        Some(e) if e.batch => Err(Error::bad(format!("batch tokens cannot be {what}"))),
+        Some(e) => Ok(Some(Named::Stored(Box::new(e)))),
+        None => Ok(None),
     }
-    live(core.tokens.lookup(token).await?)
-        .map(|e| Named::Stored(Box::new(e)))
-        .map_err(|_| Error::bad("token not found"))
+}
+
+/// What a request names, which must be there.
+async fn named(core: &Core, token: &str, what: &str) -> Result<Named> {
+    find(core, token, what)
+        .await?
+        .ok_or_else(|| Error::bad("token not found"))
 }
 
 /// A token to renew: the root token has no TTL, so nothing to renew.
@@ -883,11 +879,9 @@ async fn revoke_self(core: &Core, r: &Req<'_>) -> Reply {
 /// Revoking a token that is not there (unknown, expired, revoked) is
 /// done already: 204, as Vault and OpenBao answer.
 async fn revoke_other(core: &Core, r: &Req<'_>) -> Reply {
-    let token = r.fields.str("token");
-    if !token.is_empty() && !is_root_token(core, &token) && entry_of(core, &token).await?.is_none() {
-        return Ok(None);
+    if let Some(named) = find(core, &r.fields.str("token"), "revoked").await? {
+        revoke_named(core, named).await?;
     }
-    revoke_named(core, named(core, &token, "revoked").await?).await?;
     Ok(None)
 }
 
@@ -926,8 +920,8 @@ impl Core {
     }
 }
 
-/// How the root token's children name their parent: the root token is
-/// not in the token store, and cannot be revoked here.
+/// How the initial root token's children (and the leases it obtained)
+/// name it: it is not in the token store.
 pub const ROOT_PARENT: &str = "root";
 
 /// Where the root token's hash is kept (a local key: tokens are per cluster).
@@ -935,13 +929,7 @@ pub const ROOT_TOKEN_KEY: &str = crate::storage::layout::ROOT_TOKEN;
 
 /// A new random token in Vault's service-token shape.
 pub fn generate() -> String {
-    use rand::Rng;
-    let s: String = rand::rng()
-        .sample_iter(&rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    format!("hvs.{s}")
+    store::random_id("hvs.")
 }
 
 /// SHA-256 of a token: what is stored and compared, never the token.

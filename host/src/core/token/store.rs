@@ -97,6 +97,12 @@ impl TokenEntry {
         self.expire_time.is_some_and(|t| t <= now)
     }
 
+    /// Usable now: not expired and not used up (a spent token is marked
+    /// with -1 uses until its revocation removes it).
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        !self.expired(now) && self.num_uses >= 0
+    }
+
     /// Seconds left (0 for a token without expiry, as Vault shows it).
     pub fn ttl(&self, now: DateTime<Utc>) -> i64 {
         self.expire_time.map_or(0, |t| (t - now).num_seconds().max(0))
@@ -289,13 +295,17 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// A new random token or accessor: `prefix` and 24 characters of base62.
 pub fn random_id(prefix: &str) -> String {
+    format!("{prefix}{}", random_base62(24))
+}
+
+/// `len` random base62 characters (tokens, accessors, one-time passwords).
+pub fn random_base62(len: usize) -> String {
     use rand::Rng;
-    let s: String = rand::rng()
+    rand::rng()
         .sample_iter(&rand::distr::Alphanumeric)
-        .take(24)
+        .take(len)
         .map(char::from)
-        .collect();
-    format!("{prefix}{s}")
+        .collect()
 }
 
 #[cfg(test)]

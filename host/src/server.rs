@@ -70,9 +70,8 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
         .plugin_dir
         .clone()
         .or_else(|| file.as_ref().and_then(|f| f.plugin_directory.clone()));
-    if let Some(dir) = &plugin_dir {
-        let names = catalog::register_dir(&runtime, dir)?;
-        tracing::info!(dir = %dir.display(), plugins = ?names, "registered plugins from the plugin directory");
+    if let Some(dir) = plugin_dir {
+        runtime.set_plugin_directory(dir);
     }
     runtime.warm_up();
     // The secrets engine types mounts can be built as.
@@ -104,6 +103,22 @@ async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>, engines: Arc<Regi
         .await
         .map_err(|e| anyhow::anyhow!("dev mode unseal: {e}"))?;
 
+    // As Vault's -dev-plugin-dir: every component of the directory is
+    // registered in the catalog under its file name.
+    if let Some(dir) = &opts.plugin_dir {
+        let core = node.core().map_err(|e| anyhow::anyhow!("dev mode: {e}"))?;
+        for entry in catalog::dev_entries(dir)? {
+            let (name, command) = (entry.name.clone(), entry.command.clone());
+            match core.register_plugin(entry).await {
+                Ok(()) => {
+                    tracing::info!(plugin = %name, command = %command, "registered a plugin of the dev plugin directory")
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %name, error = %e, "a file of the dev plugin directory was not registered")
+                }
+            }
+        }
+    }
     reopen_audit_files_on_sighup(node.clone())?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;

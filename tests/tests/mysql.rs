@@ -470,7 +470,7 @@ async fn update_user_changes_passwords_like_vault() -> Result<()> {
         sql: SqlGrant::for_template(Arc::new(SqlPools::default()), "t".into(), &scratch.go_dsn_template()),
         mongo: None,
     };
-    let mut driver = runtime.driver("mysql-database-plugin", "t", grant).await?;
+    let mut driver = runtime.driver("mysql-database-plugin", "", "t", grant).await?;
     let config = json!({
         "plugin_name": "mysql-database-plugin",
         "connection_url": scratch.go_dsn_template(),

@@ -762,9 +762,17 @@ async fn null_and_form_bodies_and_the_plugin_catalog() -> Result<()> {
         one["data"]["name"] == json!("postgresql-database-plugin") && one["data"]["builtin"] == json!(true),
         "{one}"
     );
-    client
+    // The deprecated untyped path: Vault's warning, no data.
+    let untyped = client
         .expect("GET", "/v1/sys/plugins/catalog/postgresql-database-plugin", None, 200)
         .await?;
+    ensure!(
+        untyped["data"].is_null()
+            && untyped["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.starts_with("Deprecated API endpoint")),
+        "{untyped}"
+    );
     client
         .expect(
             "GET",
@@ -779,6 +787,8 @@ async fn null_and_form_bodies_and_the_plugin_catalog() -> Result<()> {
     client
         .expect("LIST", "/v1/sys/plugins/catalog/bogus", None, 405)
         .await?;
-    client.expect("LIST", "/v1/sys/plugins/catalog/auth", None, 404).await?;
+    // Auth methods are built-in auth plugins, as OpenBao lists its own.
+    let auth = client.expect("LIST", "/v1/sys/plugins/catalog/auth", None, 200).await?;
+    ensure!(auth["data"]["keys"] == json!(["approle"]), "{auth}");
     Ok(())
 }

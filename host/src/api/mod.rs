@@ -263,7 +263,10 @@ async fn serve(
         path.push('/');
     }
     let mut data = parse_body(headers, body)?;
-    if matches!(op, Operation::Read | Operation::List | Operation::Help) {
+    if matches!(
+        op,
+        Operation::Read | Operation::List | Operation::Help | Operation::Delete
+    ) {
         add_query_params(&mut data, uri);
     }
     let req = Request {
@@ -318,8 +321,9 @@ fn wrap_ttl(headers: &HeaderMap) -> Result<Option<i64>, Error> {
     Ok((secs > 0).then_some(secs))
 }
 
-/// As Vault: a GET's query parameters are request data (such as
-/// `sys/leases?type=irrevocable`); the body wins where both name a field.
+/// As Vault: a GET's or DELETE's query parameters are request data (such
+/// as `sys/leases?type=irrevocable`, or the `version` of a plugin to
+/// deregister); the body wins where both name a field.
 fn add_query_params(data: &mut serde_json::Map<String, serde_json::Value>, uri: &Uri) {
     let Some(query) = uri.query() else { return };
     for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -9,6 +9,7 @@ pub mod auth_mounts;
 pub mod expiration;
 pub mod mounts;
 pub mod password_policy;
+pub mod plugin_catalog;
 pub mod policy_store;
 pub mod shamir;
 pub mod system_view;
@@ -77,6 +78,9 @@ pub struct Core {
     /// and the write that follows it see the same table (the std lock above
     /// cannot be held across the storage write).
     mount_changes: tokio::sync::Mutex<()>,
+    /// Serialises registrations in the plugin catalog (read, change, write
+    /// of one record).
+    plugin_changes: tokio::sync::Mutex<()>,
     pub cluster_id: String,
     pub started: chrono::DateTime<Utc>,
 }
@@ -100,6 +104,8 @@ impl Core {
         let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
         policy_store.load_defaults().await?;
         let audit = crate::audit::Broker::load(storage.clone()).await?;
+        // Before the mounts: their connections name registered plugins.
+        runtime.set_catalog(plugin_catalog::load(&storage).await?);
         let system = Arc::new(system_view::CoreSystemView {
             expiration: expiration.clone(),
             policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
@@ -126,6 +132,7 @@ impl Core {
             mounts: RwLock::new(MountTable::default()),
             auth_mounts: RwLock::new(MountTable::default()),
             mount_changes: tokio::sync::Mutex::new(()),
+            plugin_changes: tokio::sync::Mutex::new(()),
             cluster_id: uuid::Uuid::new_v4().to_string(),
             started: Utc::now(),
         });
@@ -199,6 +206,8 @@ impl Core {
         for mount in self.mounts() {
             mount.engine.unmount(&mount.view).await;
         }
+        // A sealed node knows no registered plugin until it is unsealed.
+        self.runtime.set_catalog(Vec::new());
     }
 
     /// Resolve a request's token into its authentication context, once per

@@ -59,6 +59,10 @@ pub trait SecretsEngine: Send + Sync + 'static {
     /// connections and caches, stop background work.
     async fn unmount(&self, _mount: &Mount) {}
 
+    /// `sys/plugins/reload/backend`: close connections and idle driver
+    /// instances, so the next call starts afresh (keep background work).
+    async fn reload(&self, _mount: &Mount) {}
+
     /// At start-up: settle what a crashed server left half done (secrets
     /// created whose lease was never stored; the mount's system view says
     /// which leases exist). Returns (rolled back, left pending) counts.

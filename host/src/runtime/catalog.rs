@@ -1,10 +1,16 @@
-//! The plugin catalog: the components built into the binary, and in dev mode
-//! every `<name>.wasm` in the `-dev-plugin-dir` folder, registered as a
-//! database plugin called `<name>`.
+//! The built-in plugins: the components built into the binary, and their
+//! names and version; and the catalog entries a dev server registers for
+//! every `<name>.wasm` in its `-dev-plugin-dir` folder.
 
-use crate::runtime::{PluginKind, Runtime};
+use crate::runtime::{CatalogEntry, PluginKind, Runtime};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The version the catalog shows for built-in plugins, as Vault's
+/// `v1.x.y+builtin` (OpenBao: `+builtin.bao`).
+pub fn builtin_version() -> String {
+    format!("v{}+builtin.warden", env!("CARGO_PKG_VERSION"))
+}
 
 /// The built-in password generator (Vault's default password rules).
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
@@ -63,21 +69,33 @@ pub fn register_builtins(runtime: &Runtime) {
     );
 }
 
-/// Register every `*.wasm` file of `dir` as a database plugin.
-pub fn register_dir(runtime: &Runtime, dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
+/// A catalog entry for every `<name>.wasm` file of `dir` (a dev server's
+/// `-dev-plugin-dir`): database plugin `<name>`, unversioned, with the
+/// file's digest.
+pub fn dev_entries(dir: &Path) -> anyhow::Result<Vec<CatalogEntry>> {
+    use sha2::Digest;
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
             continue;
         }
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+        let (Some(name), Some(command)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.file_name().and_then(|s| s.to_str()),
+        ) else {
             continue;
         };
-        let wasm = std::fs::read(&path)?;
-        runtime.register(name, PluginKind::Database, false, Arc::from(wasm));
-        names.push(name.to_string());
+        entries.push(CatalogEntry {
+            name: name.to_string(),
+            kind: "database".into(),
+            version: String::new(),
+            command: command.to_string(),
+            sha256: hex::encode(sha2::Sha256::digest(std::fs::read(&path)?)),
+            args: Vec::new(),
+            env: Vec::new(),
+        });
     }
-    names.sort();
-    Ok(names)
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
 }

@@ -9,15 +9,19 @@
 pub mod bindings;
 mod cache;
 pub mod catalog;
+pub mod external;
 #[cfg(test)]
 mod generator_tests;
+mod registered;
 
 use crate::imports::{CallState, Grant};
 use bindings::driver::{DatabaseDriver, DatabaseDriverPre};
 use bindings::generator::{CredentialGenerator, CredentialGeneratorPre};
 use bindings::{WitError, db};
-use std::collections::HashMap;
-use std::sync::Arc;
+pub use external::CatalogEntry;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker};
@@ -37,6 +41,10 @@ const MAX_IDLE_PER_GRANT: usize = 16;
 pub enum PluginError {
     #[error("plugin not found in the catalog: {0}")]
     NotFound(String),
+    /// A registered file that cannot be used (missing, changed, outside
+    /// the plugin directory, not a driver, importing what it may not).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Driver(String),
     /// The driver refused its input (WIT `bad-parameter`): a malformed
@@ -78,6 +86,20 @@ pub struct Plugin {
     ready: OnceCell<Prepared>,
 }
 
+impl Plugin {
+    fn new(name: &str, kind: PluginKind, builtin: bool, wasm: Arc<[u8]>) -> Arc<Plugin> {
+        use sha2::Digest;
+        Arc::new(Plugin {
+            name: name.to_string(),
+            kind,
+            builtin,
+            sha256: hex::encode(sha2::Sha256::digest(&wasm)),
+            wasm,
+            ready: OnceCell::new(),
+        })
+    }
+}
+
 enum Prepared {
     Driver(DatabaseDriverPre<CallState>),
     Generator(CredentialGeneratorPre<CallState>),
@@ -117,6 +139,12 @@ pub struct Runtime {
     idle_drivers: std::sync::Mutex<HashMap<String, Vec<Instance<DatabaseDriver>>>>,
     idle_generators: std::sync::Mutex<HashMap<String, Vec<Instance<CredentialGenerator>>>>,
     pub call_timeout: Duration,
+    /// Where registered plugins' files live (`plugin_directory`).
+    plugin_directory: OnceLock<PathBuf>,
+    /// The unsealed core's catalog entries by (name, version), and the
+    /// components loaded from them (file read, digest checked, compiled).
+    external: std::sync::RwLock<BTreeMap<(String, String), CatalogEntry>>,
+    loaded: std::sync::Mutex<HashMap<(String, String), Arc<Plugin>>>,
 }
 
 impl Runtime {
@@ -158,21 +186,15 @@ impl Runtime {
             idle_drivers: Default::default(),
             idle_generators: Default::default(),
             call_timeout,
+            plugin_directory: OnceLock::new(),
+            external: Default::default(),
+            loaded: Default::default(),
         }))
     }
 
     /// Add a component to the catalog (replacing one of the same name).
     pub fn register(&self, name: &str, kind: PluginKind, builtin: bool, wasm: Arc<[u8]>) -> Arc<Plugin> {
-        use sha2::Digest;
-        let sha256 = sha2::Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
-        let plugin = Arc::new(Plugin {
-            name: name.to_string(),
-            kind,
-            builtin,
-            sha256,
-            wasm,
-            ready: OnceCell::new(),
-        });
+        let plugin = Plugin::new(name, kind, builtin, wasm);
         self.plugins
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -237,6 +259,18 @@ impl Runtime {
                 .map_err(|e| self.trap(plugin, e.to_string()))?
                 .map_err(|e| self.trap(plugin, format!("invalid component: {e:#}")))?;
                 tracing::debug!(plugin = %plugin.name, ms = started.elapsed().as_millis() as u64, "component ready");
+                let imports: Vec<String> = component
+                    .component_type()
+                    .imports(&self.engine)
+                    .map(|(name, _)| name.to_string())
+                    .collect();
+                if let Some(name) = external::forbidden_import(imports.iter().map(String::as_str)) {
+                    return Err(PluginError::Refused(format!(
+                        "plugin {:?} imports {name}, which Warden does not give components: a \
+                         component reaches only the warden:plugin interfaces of its grant",
+                        plugin.name
+                    )));
+                }
                 let pre = self
                     .linker
                     .instantiate_pre(&component)
@@ -335,16 +369,16 @@ impl Runtime {
     /// A driver instance for `grant`. `grant_key` names the grant: an idle
     /// instance made for the same key is reused, so the key must change
     /// whenever the grant would (mount, connection, target).
+    /// `version` picks a catalog version of `name` (see
+    /// [`Runtime::resolve_driver`]).
     pub async fn driver(
         self: &Arc<Self>,
         name: &str,
+        version: &str,
         grant_key: &str,
         grant: Grant,
     ) -> Result<DriverCall, PluginError> {
-        let plugin = self
-            .plugin(name)
-            .filter(|p| p.kind == PluginKind::Database)
-            .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
+        let plugin = self.resolve_driver(name, version).await?;
         let key = format!("{grant_key}\0{}\0{}", plugin.name, plugin.sha256);
         let instance = match Self::take_idle(&self.idle_drivers, &key) {
             Some(i) => i,

@@ -14,6 +14,7 @@
 //! core/auth/<uuid>            core: one record per auth method mount
 //! core/audit/<uuid>           core: one record per audit device (with its salt)
 //! core/local-audit/<uuid>     core: the same for local audit devices
+//! core/plugin-catalog/<type>/<name>   core: registered plugins, every version of one name
 //! sys/expire/id/<lease id>    core: leases
 //! sys/expire/token/<hash>/<lease id>   core: leases by the token that obtained them
 //! sys/token/root              core: the root token's hash
@@ -70,6 +71,9 @@ pub const AUTH_MOUNTS: &str = "core/auth/";
 pub const AUDIT: &str = "core/audit/";
 /// Audit devices enabled with `local=true` (Vault's `core/local-audit`).
 pub const LOCAL_AUDIT: &str = "core/local-audit/";
+/// The plugin catalog: one record per plugin type and name, holding every
+/// registered version (replicated, as Vault's `core/plugin-catalog`).
+pub const PLUGIN_CATALOG: &str = "core/plugin-catalog/";
 /// The expiration manager's space.
 pub const EXPIRE: &str = "sys/expire/";
 /// Leases by lease id.
@@ -184,6 +188,7 @@ mod tests {
             approle::ACCESSOR_LOCAL,
             AUDIT,
             LOCAL_AUDIT,
+            PLUGIN_CATALOG,
             EXPIRE,
             LEASES,
             TOKENS,

@@ -89,7 +89,7 @@ impl DatabaseEngine {
         }
         let key = format!("{}\0{target}", Self::scope(mount, name));
         self.runtime
-            .driver(&config.plugin_name, &key, grant)
+            .driver(&config.plugin_name, &config.plugin_version, &key, grant)
             .await
             .map_err(plugin_error)
     }
@@ -168,6 +168,10 @@ impl SecretsEngine for DatabaseEngine {
 
     async fn unmount(&self, mount: &Mount) {
         self.statics.stop();
+        self.reload(mount).await;
+    }
+
+    async fn reload(&self, mount: &Mount) {
         let prefix = format!("{}/", mount.uuid);
         self.pools.close_prefix(&prefix);
         self.mongo.close_prefix(&prefix);

@@ -189,10 +189,18 @@ pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
         details.insert(k.clone(), v.clone());
     }
     let config = DbConfig {
-        plugin_version: d
-            .opt_str("plugin_version")
-            .or_else(|| existing.as_ref().map(|c| c.plugin_version.clone()))
-            .unwrap_or_default(),
+        // As Vault: a connection that names no version gets the one
+        // selected now (the unversioned registered plugin, else the highest
+        // registered version, else the built-in) and keeps it.
+        plugin_version: match d.opt_str("plugin_version") {
+            Some(v) if !v.is_empty() => v,
+            Some(_) => engine.runtime.select_version(&plugin_name),
+            None => existing
+                .as_ref()
+                .filter(|c| c.plugin_name == plugin_name)
+                .map(|c| c.plugin_version.clone())
+                .unwrap_or_else(|| engine.runtime.select_version(&plugin_name)),
+        },
         allowed_roles: d
             .opt_list("allowed_roles")
             .or_else(|| existing.as_ref().map(|c| c.allowed_roles.clone()))

@@ -114,7 +114,7 @@ impl MongoDbEngine {
             grant.mongo.as_ref().map(MongoGrant::key).unwrap_or_default()
         );
         self.runtime
-            .driver(MONGODB_PLUGIN, &key, grant)
+            .driver(MONGODB_PLUGIN, "", &key, grant)
             .await
             .map_err(|e| Error::internal(e.to_string()))
     }
@@ -179,6 +179,10 @@ impl SecretsEngine for MongoDbEngine {
     }
 
     async fn unmount(&self, mount: &Mount) {
+        self.release(mount);
+    }
+
+    async fn reload(&self, mount: &Mount) {
         self.release(mount);
     }
 

@@ -380,3 +380,71 @@ async fn the_bao_cli_registers_lists_describes_and_removes_a_driver() -> Result<
         Ok(())
     })
 }
+
+/// A persistent server: a registration survives restarts (stored, then read
+/// and checked again at start-up's first use), and a file changed while the
+/// server was down is refused after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_survives_restarts_and_a_changed_file_is_refused_after_one() -> Result<()> {
+    use warden_tests::configured::{Node, NodeStorage};
+    let scratch = warden_tests::TestPostgres::shared().scratch("prestart").await?;
+    let plugins = TempDir::new("warden-plugins")?;
+    let sha = drop_in(plugins.path(), "postgres_driver", "pg-kept.wasm")?;
+    let mut node = Node::new(NodeStorage::Sqlite)?;
+    node.extra_config = format!("plugin_directory = \"{}\"\n", plugins.path().display());
+    node.start().await?;
+    let (keys, token) = node.init(1, 1).await?;
+    node.unseal(&[&keys[0]]).await?;
+    let client = node.client(Some(&token));
+    client
+        .expect(
+            "PUT",
+            "/v1/sys/plugins/catalog/database/pg-kept",
+            Some(json!({"command": "pg-kept.wasm", "sha256": sha})),
+            204,
+        )
+        .await?;
+    client
+        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+        .await?;
+    let mut config = warden_tests::fixtures::postgres_config(&scratch, &["r"]);
+    config["plugin_name"] = json!("pg-kept");
+    client.expect("POST", "/v1/db/config/pg", Some(config), 204).await?;
+    client
+        .expect(
+            "POST",
+            "/v1/db/roles/r",
+            Some(json!({"db_name": "pg", "creation_statements": [warden_tests::CREATE_ROLE]})),
+            204,
+        )
+        .await?;
+    for round in ["after a restart", "after a second restart"] {
+        node.stop();
+        node.start().await?;
+        node.unseal(&[&keys[0]]).await?;
+        let body = client.expect("GET", "/v1/db/creds/r", None, 200).await.context(round)?;
+        let creds = warden_tests::Creds::from_body(body)?;
+        ensure!(
+            scratch.connect_as(&creds.username, &creds.password).await.is_ok(),
+            "{round}: the login of the registered driver failed"
+        );
+        let keys = warden_tests::keys_of(
+            &client
+                .expect("LIST", "/v1/sys/plugins/catalog/database", None, 200)
+                .await?,
+        )?;
+        ensure!(keys.contains(&"pg-kept".to_string()), "{round}: {keys:?}");
+    }
+
+    // Changed while the server is down: refused at the first use after it.
+    node.stop();
+    let mut bytes = std::fs::read(plugins.path().join("pg-kept.wasm"))?;
+    bytes.push(0);
+    std::fs::write(plugins.path().join("pg-kept.wasm"), &bytes)?;
+    node.start().await?;
+    node.unseal(&[&keys[0]]).await?;
+    let got = client.get("/v1/db/creds/r").await?;
+    check_error("creds after the file changed", &got, 0)?;
+    ensure!(first_error(&got.1).contains("checksums did not match"), "{}", got.1);
+    Ok(())
+}

@@ -448,3 +448,45 @@ async fn a_registration_survives_restarts_and_a_changed_file_is_refused_after_on
     ensure!(first_error(&got.1).contains("checksums did not match"), "{}", got.1);
     Ok(())
 }
+
+/// The PostgreSQL driver built against the frozen warden:plugin 1.0.0
+/// contract (components/previous-contract) registers and issues working
+/// logins on this host, whatever the contract's current version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_built_against_the_previous_contract_still_works() -> Result<()> {
+    let (env, plugins) = env_with_plugin_dir("pprev").await?;
+    let sha = drop_in(plugins.path(), "previous_contract_driver", "pg-1-0.wasm")?;
+    env.client
+        .expect(
+            "PUT",
+            "/v1/sys/plugins/catalog/database/pg-1-0",
+            Some(json!({"command": "pg-1-0.wasm", "sha256": sha, "version": "1.0.0"})),
+            204,
+        )
+        .await?;
+    let mut config = warden_tests::fixtures::postgres_config(&env.scratch, &["old"]);
+    config["plugin_name"] = json!("pg-1-0");
+    config["plugin_version"] = json!("v1.0.0");
+    env.client
+        .expect("POST", "/v1/db/config/old", Some(config), 204)
+        .await?;
+    env.write_role("old", json!({"db_name": "old"})).await?;
+    let creds = env.creds("old").await?;
+    let conn = env.scratch.connect_as(&creds.username, &creds.password).await;
+    ensure!(
+        conn.is_ok(),
+        "the previous-contract driver's login failed: {:?}",
+        conn.err()
+    );
+    env.client
+        .expect(
+            "PUT",
+            "/v1/sys/leases/revoke",
+            Some(json!({"lease_id": creds.lease_id})),
+            204,
+        )
+        .await?;
+    let refused = env.scratch.connect_as(&creds.username, &creds.password).await;
+    ensure!(refused.is_err(), "the login still works after its lease was revoked");
+    Ok(())
+}

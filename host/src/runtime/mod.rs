@@ -9,6 +9,7 @@
 pub mod bindings;
 mod cache;
 pub mod catalog;
+pub mod contract;
 pub mod external;
 #[cfg(test)]
 mod generator_tests;
@@ -259,11 +260,11 @@ impl Runtime {
                 .map_err(|e| self.trap(plugin, e.to_string()))?
                 .map_err(|e| self.trap(plugin, format!("invalid component: {e:#}")))?;
                 tracing::debug!(plugin = %plugin.name, ms = started.elapsed().as_millis() as u64, "component ready");
-                let imports: Vec<String> = component
-                    .component_type()
-                    .imports(&self.engine)
-                    .map(|(name, _)| name.to_string())
-                    .collect();
+                let ty = component.component_type();
+                let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+                let exports = ty.exports(&self.engine).map(|(name, _)| name);
+                contract::check(&plugin.name, imports.iter().map(String::as_str).chain(exports))
+                    .map_err(PluginError::Refused)?;
                 if let Some(name) = external::forbidden_import(imports.iter().map(String::as_str)) {
                     return Err(PluginError::Refused(format!(
                         "plugin {:?} imports {name}, which Warden does not give components: a \

@@ -32,7 +32,8 @@ fn hostile_wasm() -> PathBuf {
 }
 
 /// A server with `db/config/pg` (PostgreSQL, role `app`) and `db/config/h`
-/// (the hostile driver, roles `loop`, `trap`, `bomb`).
+/// (the hostile driver, one role per misbehaviour: `loop`, `trap`, `bomb`,
+/// `recurse`, `huge`, `hammer`, `sneak`).
 async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
     let wasm = hostile_wasm();
     if !wasm.is_file() {
@@ -65,7 +66,7 @@ async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
             204,
         )
         .await?;
-    for role in ["loop", "trap", "bomb"] {
+    for role in ["loop", "trap", "bomb", "recurse", "huge", "hammer", "sneak"] {
         env.client
             .expect(
                 "POST",
@@ -158,5 +159,62 @@ async fn a_memory_bomb_fails_only_its_own_request() -> Result<()> {
     let took = hostile_call_fails(&env, "bomb").await?;
     eprintln!("bomb failed in {took:?}");
     still_serves(&env, "after the bomb").await?;
+    Ok(())
+}
+
+/// The error text of a failed hostile call.
+async fn hostile_error(env: &DbEnv, role: &str) -> Result<String> {
+    let path = format!("/v1/db/creds/{role}");
+    let got = tokio::time::timeout(HOSTILE_DEADLINE, env.client.get(&path))
+        .await
+        .with_context(|| format!("GET {path} did not answer within {}s", HOSTILE_DEADLINE.as_secs()))??;
+    check_error(&format!("GET {path} (hostile driver)"), &got, 0)?;
+    Ok(got.1["errors"][0].as_str().unwrap_or_default().to_string())
+}
+
+/// Deep recursion (a stack trap), a 32 MiB answer (the host's size limit)
+/// and a connection to a database the grant does not name each fail their
+/// own request with an error that says why; the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recursion_a_huge_answer_and_an_ungranted_host_fail_only_their_own_request() -> Result<()> {
+    let (env, _plugins) = hostile_env("hmisc").await?;
+    // Rust's shadow stack in linear memory runs out first (an out-of-bounds
+    // access below address 0), else wasmtime's stack limit: a trap either way.
+    let recurse = hostile_error(&env, "recurse").await?;
+    if !(recurse.contains("wasm trap") && (recurse.contains("stack") || recurse.contains("out of bounds"))) {
+        bail!("recursion: expected a stack trap, got {recurse:?}");
+    }
+    still_serves(&env, "after the recursion").await?;
+    let huge = hostile_error(&env, "huge").await?;
+    if !huge.contains("user name of 33554432 bytes") {
+        bail!("huge answer: expected the host's size limit, got {huge:?}");
+    }
+    still_serves(&env, "after the huge answer").await?;
+    let sneak = hostile_error(&env, "sneak").await?;
+    if !sneak.contains("192.0.2.1:5432 is not the host this connection is configured for") {
+        bail!("ungranted host: expected the grant's refusal, got {sneak:?}");
+    }
+    still_serves(&env, "after the ungranted connection").await?;
+    Ok(())
+}
+
+/// A component calling a host import in a tight loop is stopped by the
+/// deadline like a plain loop, and the server answers meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_hammering_host_imports_fails_only_its_own_request() -> Result<()> {
+    let (env, _plugins) = hostile_env("hhammer").await?;
+    let client = env.client.clone();
+    let hammering = tokio::spawn(async move { client.get("/v1/db/creds/hammer").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    still_serves(&env, "during the hammering").await?;
+    let got = tokio::time::timeout(HOSTILE_DEADLINE, hammering)
+        .await
+        .context("GET db/creds/hammer did not answer within 30 s")???;
+    check_error("GET db/creds/hammer (host import loop)", &got, 0)?;
+    let text = got.1["errors"][0].as_str().unwrap_or_default();
+    if !text.contains("did not answer within") {
+        bail!("hammer: expected the deadline, got {text:?}");
+    }
+    still_serves(&env, "after the hammering").await?;
     Ok(())
 }

@@ -1,11 +1,15 @@
 //! A database driver that misbehaves on request, for the host's tests only:
-//! it proves that a runaway, trapping or memory-hungry component is stopped
-//! by the sandbox (fuel or epoch deadline, trap handling, memory limit) and
-//! leaves the host serving. The role name picks the misbehaviour.
+//! it proves that a runaway, trapping, memory-hungry, deeply recursing,
+//! import-hammering or overreaching component is stopped by the sandbox
+//! (epoch deadline, trap handling, memory and stack limits, the grant, the
+//! host's size limits) and leaves the host serving. The role name picks the
+//! misbehaviour: loop, trap, bomb, recurse, huge, hammer, sneak.
 
 use core::hint::black_box;
 
 use exports::warden::plugin::database::{Error, Guest, NewUserRequest, UpdateUserRequest};
+use warden::plugin::crypto;
+use warden::plugin::sql::{Connection, PoolOptions};
 
 wit_bindgen::generate!({ world: "database-driver", path: "../../wit" });
 
@@ -28,6 +32,23 @@ impl Guest for Hostile {
             unreachable!("hostile driver asked to trap")
         } else if role.contains("bomb") {
             hoard_memory()
+        } else if role.contains("recurse") {
+            Ok(format!("depth-{}", recurse(black_box(1))))
+        } else if role.contains("huge") {
+            // 32 MiB of username: within the memory limit, far beyond any
+            // name a database takes.
+            Ok("x".repeat(32 << 20))
+        } else if role.contains("hammer") {
+            hammer_imports()
+        } else if role.contains("sneak") {
+            // A database the connection was not configured for.
+            let options = PoolOptions {
+                max_open: 1,
+                max_idle: 1,
+                max_lifetime_seconds: 0,
+            };
+            Connection::open("postgresql://u:p@192.0.2.1:5432/x", options)?;
+            Ok("sneaked-in".into())
         } else {
             Ok("hostile-user".into())
         }
@@ -51,6 +72,21 @@ fn spin_forever() -> ! {
     let mut n = 0u64;
     loop {
         n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Recurses without end (each frame keeps a buffer alive so the optimiser
+/// cannot turn it into a loop) until the stack limit traps.
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    recurse(black_box(frame[depth as usize % 32] + 1)) + frame[0]
+}
+
+/// Calls a host import (1 MiB of random bytes) as fast as it can, forever:
+/// the deadline must stop it although most of its time is in the host.
+fn hammer_imports() -> ! {
+    loop {
+        black_box(crypto::random_bytes(1 << 20));
     }
 }
 

@@ -37,6 +37,11 @@ pub const MEMORY_LIMIT: usize = 64 << 20;
 const MAX_INSTANCES: u32 = 256;
 /// Idle instances kept for one grant.
 const MAX_IDLE_PER_GRANT: usize = 16;
+/// Longest user name a driver may return: far beyond any database's limit
+/// (PostgreSQL 63 bytes, MySQL 32), so only a misbehaving driver hits it.
+const MAX_USERNAME: usize = 1024;
+/// Longest connection configuration `initialize` may return.
+const MAX_CONFIG: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -520,15 +525,32 @@ macro_rules! driver_call {
 
 impl DriverCall {
     pub async fn initialize(&mut self, config: &str, verify: bool) -> Result<String, PluginError> {
-        driver_call!(self, call_initialize(config, verify))
+        let out: Result<String, PluginError> = driver_call!(self, call_initialize(config, verify));
+        self.bounded("configuration", out?, MAX_CONFIG)
     }
 
     pub async fn new_username(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
-        driver_call!(self, call_new_username(config, req))
+        let out: Result<String, PluginError> = driver_call!(self, call_new_username(config, req));
+        self.bounded("user name", out?, MAX_USERNAME)
     }
 
     pub async fn new_user(&mut self, config: &str, req: &db::NewUserRequest) -> Result<String, PluginError> {
-        driver_call!(self, call_new_user(config, req))
+        let out: Result<String, PluginError> = driver_call!(self, call_new_user(config, req));
+        self.bounded("user name", out?, MAX_USERNAME)
+    }
+
+    /// A driver's answer within what any database takes; a driver that
+    /// returns more misbehaves: the call fails and its instance (whose
+    /// memory grew to hold the answer) is not reused.
+    fn bounded(&mut self, what: &str, value: String, max: usize) -> Result<String, PluginError> {
+        if value.len() <= max {
+            return Ok(value);
+        }
+        self.healthy = false;
+        Err(PluginError::Trap {
+            plugin: self.plugin.name.clone(),
+            reason: format!("it returned a {what} of {} bytes (at most {max})", value.len()),
+        })
     }
 
     pub async fn update_user(&mut self, config: &str, req: &db::UpdateUserRequest) -> Result<(), PluginError> {

@@ -307,7 +307,7 @@ impl Runtime {
         let mut store = Store::new(&self.engine, CallState::new(grant, MEMORY_LIMIT));
         store.limiter(|s| &mut s.limits);
         // Instantiation runs the component's start-up code: same deadline.
-        arm(&mut store, self.call_timeout);
+        arm(&mut store, self.call_timeout, Pace::Yield);
         store
     }
 
@@ -414,7 +414,7 @@ impl Runtime {
             Some(i) => i,
             None => fresh_instance!(self, plugin, Prepared::Generator, Grant::none(&plugin.name)),
         };
-        instance.arm(self.call_timeout);
+        instance.arm(self.call_timeout, Pace::Yield);
         let call = instance
             .bindings
             .warden_plugin_generator()
@@ -434,22 +434,58 @@ struct Instance<B> {
 }
 
 impl<B> Instance<B> {
-    fn arm(&mut self, timeout: Duration) {
-        arm(&mut self.store, timeout);
+    fn arm(&mut self, timeout: Duration, pace: Pace) {
+        arm(&mut self.store, timeout, pace);
     }
 }
 
+/// How a long computation shares the CPU.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Yield at every epoch tick, nothing more: built-in generators, whose
+    /// key generation may legitimately compute for seconds.
+    Yield,
+    /// Yield at every tick, and once the call has computed for
+    /// [`THROTTLE_AFTER`], pause [`THROTTLE_PAUSE`] at every tick: database
+    /// drivers wait on their database, not on the CPU, so only a runaway
+    /// (or hostile) driver gets there, and it then takes at most a quarter
+    /// of a core until its deadline instead of a whole one.
+    Throttle,
+}
+
+/// Wasm time after which a driver call is throttled.
+const THROTTLE_AFTER: Duration = Duration::from_millis(200);
+/// The pause per epoch tick (10 ms) of a throttled call.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(30);
+
 /// Give the next call its own deadline: the running component yields at
 /// every epoch tick and is interrupted once the deadline has passed.
-fn arm(store: &mut Store<CallState>, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
+fn arm(store: &mut Store<CallState>, timeout: Duration, pace: Pace) {
+    let started = Instant::now();
+    // A timeout too large to add (a huge -plugin-timeout) means no deadline
+    // worth checking: a year.
+    let deadline = started
+        .checked_add(timeout)
+        .or_else(|| started.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(started);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Yield(1))
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
         }
+        // tokio's own yield (or sleep): the task goes behind the others that
+        // are ready. wasmtime's plain Yield wakes the task itself, which
+        // tokio runs again at once (its LIFO slot), so a looping component
+        // starved the requests on its worker (other mounts' p99 x24 under
+        // attack, hostile_bench).
+        let pause: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match pace {
+            Pace::Throttle if now.saturating_duration_since(started) > THROTTLE_AFTER => {
+                Box::pin(tokio::time::sleep(THROTTLE_PAUSE))
+            }
+            _ => Box::pin(tokio::task::yield_now()),
+        };
+        Ok(UpdateDeadline::YieldCustom(1, pause))
     });
 }
 
@@ -514,7 +550,7 @@ macro_rules! driver_call {
         let Some(instance) = $self.instance.as_mut() else {
             return Err(PluginError::Driver("driver instance already discarded".into()));
         };
-        instance.arm(timeout);
+        instance.arm(timeout, Pace::Throttle);
         $self.healthy = false;
         let call = instance.bindings.warden_plugin_database().$method(&mut instance.store, $($arg),*);
         let out = finish(&$self.plugin, timeout, call).await?;

@@ -254,3 +254,53 @@ fn redact(body: &Value) -> String {
     }
     body.to_string()
 }
+
+/// The hostile test driver's plugin directory: a new directory holding
+/// components/hostile's `.wasm` (`WARDEN_COMPONENT_HOSTILE_WASM`, else the
+/// components build) as `hostile-database-plugin.wasm`, for `-dev-plugin-dir`.
+pub fn hostile_plugin_dir() -> Result<crate::util::TempDir> {
+    let wasm = match std::env::var_os("WARDEN_COMPONENT_HOSTILE_WASM") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => crate::util::target_dir().join("wasm/wasm32-wasip2/release/hostile_driver.wasm"),
+    };
+    if !wasm.is_file() {
+        bail!(
+            "hostile test driver not found at {} (build the components, or set \
+             WARDEN_COMPONENT_HOSTILE_WASM)",
+            wasm.display()
+        );
+    }
+    let plugins = crate::util::TempDir::new("warden-plugins")?;
+    std::fs::copy(&wasm, plugins.path().join("hostile-database-plugin.wasm"))
+        .map_err(|e| anyhow!("copy {}: {e}", wasm.display()))?;
+    Ok(plugins)
+}
+
+/// `db/config/h` on the hostile driver (a server started with
+/// [`hostile_plugin_dir`]) and one role per misbehaviour in `roles`.
+pub async fn configure_hostile(client: &Client, roles: &[&str]) -> Result<()> {
+    client
+        .expect(
+            "POST",
+            "/v1/db/config/h",
+            Some(json!({
+                "plugin_name": "hostile-database-plugin",
+                "connection_url": "postgresql://127.0.0.1:1/x",
+                "verify_connection": false,
+                "allowed_roles": ["*"],
+            })),
+            204,
+        )
+        .await?;
+    for role in roles {
+        client
+            .expect(
+                "POST",
+                &format!("/v1/db/roles/{role}"),
+                Some(json!({"db_name": "h", "creation_statements": ["SELECT 1;"], "default_ttl": "1h"})),
+                204,
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -7,13 +7,13 @@
 //! (`WARDEN_COMPONENT_HOSTILE_WASM`), dropped into the server's
 //! `-dev-plugin-dir` as `hostile-database-plugin.wasm`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sqlx::Connection;
-use warden_tests::util::{TempDir, target_dir};
+use warden_tests::fixtures::{configure_hostile, hostile_plugin_dir};
+use warden_tests::util::TempDir;
 use warden_tests::{DbEnv, ServerOptions, check_error};
 
 /// The server's deadline of one plugin call in these tests (its default is
@@ -24,28 +24,11 @@ const HOSTILE_DEADLINE: Duration = Duration::from_secs(30);
 /// A normal call made while a hostile one runs must finish within this.
 const PROMPT: Duration = Duration::from_secs(5);
 
-fn hostile_wasm() -> PathBuf {
-    match std::env::var_os("WARDEN_COMPONENT_HOSTILE_WASM") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => target_dir().join("wasm/wasm32-wasip2/release/hostile_driver.wasm"),
-    }
-}
-
 /// A server with `db/config/pg` (PostgreSQL, role `app`) and `db/config/h`
 /// (the hostile driver, one role per misbehaviour: `loop`, `trap`, `bomb`,
 /// `recurse`, `huge`, `hammer`, `sneak`).
 async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
-    let wasm = hostile_wasm();
-    if !wasm.is_file() {
-        bail!(
-            "hostile test driver not found at {} (build the components, or set \
-             WARDEN_COMPONENT_HOSTILE_WASM)",
-            wasm.display()
-        );
-    }
-    let plugins = TempDir::new("warden-plugins")?;
-    std::fs::copy(&wasm, plugins.path().join("hostile-database-plugin.wasm"))
-        .with_context(|| format!("copy {}", wasm.display()))?;
+    let plugins = hostile_plugin_dir()?;
     let options = ServerOptions {
         plugin_dir: Some(plugins.path().to_path_buf()),
         extra_args: vec![format!("-plugin-timeout={PLUGIN_TIMEOUT}")],
@@ -53,33 +36,11 @@ async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
     };
     let env = DbEnv::start_with(label, &["app"], options, json!({})).await?;
     env.write_role("app", json!({})).await?;
-    env.client
-        .expect(
-            "POST",
-            "/v1/db/config/h",
-            Some(json!({
-                "plugin_name": "hostile-database-plugin",
-                "connection_url": "postgresql://127.0.0.1:1/x",
-                "verify_connection": false,
-                "allowed_roles": ["*"],
-            })),
-            204,
-        )
-        .await?;
-    for role in ["loop", "trap", "bomb", "recurse", "huge", "hammer", "sneak"] {
-        env.client
-            .expect(
-                "POST",
-                &format!("/v1/db/roles/{role}"),
-                Some(json!({
-                    "db_name": "h",
-                    "creation_statements": ["SELECT 1;"],
-                    "default_ttl": "1h",
-                })),
-                204,
-            )
-            .await?;
-    }
+    configure_hostile(
+        &env.client,
+        &["loop", "trap", "bomb", "recurse", "huge", "hammer", "sneak"],
+    )
+    .await?;
     Ok((env, plugins))
 }
 

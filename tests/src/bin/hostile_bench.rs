@@ -15,10 +15,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, bail};
-use serde_json::json;
+use anyhow::{Context, Result};
 use warden_tests::bench::{list, median, mount_pg_role, ms, warden_gets};
-use warden_tests::util::{TempDir, target_dir};
+use warden_tests::fixtures::{configure_hostile, hostile_plugin_dir};
 use warden_tests::{ServerOptions, TestPostgres, WardenServer};
 
 const CREDS: &str = "/v1/db/creds/bench";
@@ -33,14 +32,7 @@ async fn main() -> Result<()> {
             .map_or(Ok(default), |a| a.parse().with_context(|| format!("argument {i}: {a}")))
     };
     let (n, clients, attackers, rounds) = (arg(1, 1000)?, arg(2, 4)?, arg(3, 2)?, arg(4, 3)?);
-    let wasm = std::env::var_os("WARDEN_COMPONENT_HOSTILE_WASM")
-        .map(Into::into)
-        .unwrap_or_else(|| target_dir().join("wasm/wasm32-wasip2/release/hostile_driver.wasm"));
-    if !std::path::Path::new(&wasm).is_file() {
-        bail!("hostile driver not built at {wasm:?}");
-    }
-    let plugins = TempDir::new("warden-plugins")?;
-    std::fs::copy(&wasm, plugins.path().join("hostile-database-plugin.wasm"))?;
+    let plugins = hostile_plugin_dir()?;
     let scratch = TestPostgres::shared().scratch("hostile_bench").await?;
     let server = WardenServer::start_with(ServerOptions {
         plugin_dir: Some(plugins.path().to_path_buf()),
@@ -50,29 +42,7 @@ async fn main() -> Result<()> {
     .await?;
     let client = server.client();
     mount_pg_role(&client, &scratch, "bench", clients).await?;
-    client
-        .expect(
-            "POST",
-            "/v1/db/config/h",
-            Some(json!({
-                "plugin_name": "hostile-database-plugin",
-                "connection_url": "postgresql://127.0.0.1:1/x",
-                "verify_connection": false,
-                "allowed_roles": ["*"],
-            })),
-            204,
-        )
-        .await?;
-    for role in ATTACKS {
-        client
-            .expect(
-                "POST",
-                &format!("/v1/db/roles/{role}"),
-                Some(json!({"db_name": "h", "creation_statements": ["SELECT 1;"]})),
-                204,
-            )
-            .await?;
-    }
+    configure_hostile(&client, &ATTACKS).await?;
     println!(
         "hostile_bench: {n} credentials per run, {clients} clients, {attackers} attackers, {rounds} rounds, 2 cores"
     );

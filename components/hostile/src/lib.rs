@@ -77,7 +77,10 @@ fn spin_forever() -> ! {
 
 /// Recurses without end (each frame keeps a buffer alive so the optimiser
 /// cannot turn it into a loop) until the stack limit traps.
-#[expect(unconditional_recursion, reason = "the misbehaviour under test: recursion until the stack traps")]
+#[expect(
+    unconditional_recursion,
+    reason = "the misbehaviour under test: recursion until the stack traps"
+)]
 fn recurse(depth: u64) -> u64 {
     let frame = black_box([depth; 32]);
     recurse(black_box(frame[depth as usize % 32] + 1)) + frame[0]

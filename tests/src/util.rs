@@ -141,6 +141,14 @@ pub fn pip_venv(name: &str, package: &str, version: &str, program: &str) -> anyh
     use anyhow::{Context, bail};
     use std::process::{Command, Stdio};
     let venv = target_dir().join(name);
+    // Test binaries run in parallel and several use the same tool: one
+    // process checks and installs at a time, and no other runs the program
+    // while pip writes it ("Text file busy", a flaky bao CLI test in CI).
+    // The lock is the OS's (flock), released when `lock` is dropped at the end of this function.
+    std::fs::create_dir_all(target_dir()).with_context(|| format!("create {}", target_dir().display()))?;
+    let lock_path = target_dir().join(format!("{name}.lock"));
+    let lock = std::fs::File::create(&lock_path).with_context(|| format!("create {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("lock {}", lock_path.display()))?;
     let python = venv.join("bin").join("python");
     let installed = || {
         venv.join("bin").join(program).exists()

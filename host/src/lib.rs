@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bindings;
 pub mod cli;
 pub mod config;
 pub mod core;

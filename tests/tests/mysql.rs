@@ -457,17 +457,23 @@ async fn session_ids(_scratch: &MyScratch, user: &str) -> Result<BTreeSet<i64>> 
 #[tokio::test]
 async fn update_user_changes_passwords_like_vault() -> Result<()> {
     use std::sync::Arc;
+    use warden::bindings::db::{ChangeExpiration, ChangePassword, UpdateUserRequest};
     use warden::imports::Grant;
+    use warden::imports::outbound::Outbound;
     use warden::imports::sql::{SqlGrant, SqlPools};
-    use warden::runtime::bindings::db::{ChangeExpiration, ChangePassword, UpdateUserRequest};
 
     let scratch = TestMariaDb::shared().scratch("update").await?;
     let runtime = warden::runtime::Runtime::new(Duration::from_secs(30))?;
     warden::runtime::catalog::register_builtins(&runtime);
+    let details = json!({"connection_url": scratch.go_dsn_template()});
     let grant = Grant {
         component: "mysql-database-plugin".into(),
         storage: None,
-        sql: SqlGrant::for_template(Arc::new(SqlPools::default()), "t".into(), &scratch.go_dsn_template()),
+        outbound: Outbound::for_connection(details.as_object().expect("an object")),
+        sql: Some(SqlGrant {
+            pools: Arc::new(SqlPools::default()),
+            scope: "t".into(),
+        }),
         mongo: None,
     };
     let mut driver = runtime.driver("mysql-database-plugin", "", "t", grant).await?;

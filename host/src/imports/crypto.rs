@@ -1,16 +1,17 @@
 //! `warden:plugin/crypto`: the host's CSPRNG and hashes, so components need
 //! no cryptography of their own.
 
-use super::CallState;
-use crate::runtime::bindings::driver::warden::plugin::crypto::Host;
+use super::{CallState, Plain};
+use crate::bindings::driver::warden::plugin::crypto::{self, Host};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use wasmtime::component::{HasSelf, Linker};
 
 /// Largest random buffer one call may ask for.
 const MAX_RANDOM: u32 = 1 << 20;
 
-impl Host for CallState {
+impl Host for Plain {
     async fn random_bytes(&mut self, len: u32) -> Vec<u8> {
         let mut buf = vec![0u8; len.min(MAX_RANDOM) as usize];
         rand::rng().fill_bytes(&mut buf);
@@ -29,4 +30,8 @@ impl Host for CallState {
         mac.update(&data);
         mac.finalize().into_bytes().to_vec()
     }
+}
+
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    crypto::add_to_linker::<CallState, HasSelf<Plain>>(linker, |s| &mut s.plain)
 }

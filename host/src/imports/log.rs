@@ -2,12 +2,24 @@
 //! with the component's name.
 
 use super::CallState;
-use crate::runtime::bindings::driver::warden::plugin::log::{Host, Level};
+use crate::bindings::driver::warden::plugin::log::{self, Host, Level};
+use wasmtime::component::{HasSelf, Linker};
 
 /// Longest message kept, so a component cannot flood the log.
 const MAX_MESSAGE: usize = 4096;
 
-impl Host for CallState {
+/// The component's name, for every line it logs.
+pub struct LogState {
+    component: String,
+}
+
+impl LogState {
+    pub fn new(component: String) -> Self {
+        LogState { component }
+    }
+}
+
+impl Host for LogState {
     async fn log(&mut self, level: Level, message: String) {
         let mut message = message;
         if message.len() > MAX_MESSAGE {
@@ -17,7 +29,7 @@ impl Host for CallState {
             }
             message.truncate(cut);
         }
-        let component = self.grant.component.as_str();
+        let component = self.component.as_str();
         match level {
             Level::Trace => tracing::trace!(component, "{message}"),
             Level::Debug => tracing::debug!(component, "{message}"),
@@ -26,4 +38,8 @@ impl Host for CallState {
             Level::Error => tracing::error!(component, "{message}"),
         }
     }
+}
+
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    log::add_to_linker::<CallState, HasSelf<LogState>>(linker, |s| &mut s.log)
 }

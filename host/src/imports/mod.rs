@@ -1,18 +1,26 @@
-//! The host side of the WIT imports in wit/host.wit: one module per
-//! interface. A component's authority is exactly its [`Grant`]: the storage
-//! view of its mount and the database host it may connect to; its WASI
-//! context is empty (no files, sockets, environment or arguments).
+//! The host side of the WIT imports in wit/host.wit (bindings in
+//! crate::bindings): one module per interface, each with its own
+//! per-instance state, its grant check and its `add_to_linker`. A
+//! component's authority is exactly its [`Grant`]: the storage view of its
+//! mount and the outbound allowlist (outbound.rs) that every network import
+//! (sql, mongo, tcp) asks before it connects; its WASI context is empty (no
+//! files, sockets, environment or arguments). Adding a capability is one new
+//! module here, its state in [`CallState`] and its line in [`add_to_linker`].
 
 pub mod clock;
 pub mod crypto;
 pub mod log;
 pub mod mongo;
+pub mod outbound;
 pub mod sql;
 mod sql_pool;
 pub mod storage;
+pub mod tcp;
 
-use crate::runtime::bindings::driver::{DatabaseDriver, warden::plugin::types};
+use crate::bindings::driver::warden::plugin::types;
 use crate::storage::View;
+use outbound::Outbound;
+use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -23,9 +31,11 @@ pub struct Grant {
     pub component: String,
     /// The calling mount's private key space, if it has one.
     pub storage: Option<View>,
-    /// The database it may open connections to, if any.
+    /// The hosts and ports it may connect to, through any network import.
+    pub outbound: Outbound,
+    /// The host's SQL pools for this connection, if it may use SQL.
     pub sql: Option<sql::SqlGrant>,
-    /// The MongoDB servers it may open clients to, if any.
+    /// The host's MongoDB clients for this connection, if it may use MongoDB.
     pub mongo: Option<mongo::MongoGrant>,
 }
 
@@ -35,38 +45,48 @@ impl Grant {
         Grant {
             component: component.to_string(),
             storage: None,
+            outbound: Outbound::default(),
             sql: None,
             mongo: None,
         }
     }
 }
 
-/// The data of one component call's store.
+/// The data of one component instance's store: each import's own state.
 pub struct CallState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    wasi_table: ResourceTable,
     pub limits: StoreLimits,
-    pub grant: Grant,
-    /// The pool this instance opened last, by URL: a reused instance opens
-    /// the same URL on every call, and this skips parsing and checking it.
-    last_pool: Option<(String, sql::HostPool)>,
-    /// The same for the MongoDB client this instance opened last.
-    last_mongo: Option<(String, mongo::MongoHandle)>,
+    pub component: String,
+    storage: storage::StorageState,
+    sql: sql::SqlState,
+    mongo: mongo::MongoState,
+    tcp: tcp::TcpState,
+    log: log::LogState,
+    plain: Plain,
 }
+
+/// The state of the imports that need none (types, crypto, clock).
+pub struct Plain;
 
 impl CallState {
     pub fn new(grant: Grant, memory_limit: usize) -> Self {
+        let outbound = Arc::new(grant.outbound);
         CallState {
             // Deliberately empty: no preopens, no sockets, no env, no args.
             wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
+            wasi_table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_limit)
                 .trap_on_grow_failure(true)
                 .build(),
-            grant,
-            last_pool: None,
-            last_mongo: None,
+            component: grant.component.clone(),
+            storage: storage::StorageState::new(grant.storage),
+            sql: sql::SqlState::new(grant.sql, outbound.clone()),
+            mongo: mongo::MongoState::new(grant.mongo, outbound.clone()),
+            tcp: tcp::TcpState::new(outbound),
+            log: log::LogState::new(grant.component),
+            plain: Plain,
         }
     }
 }
@@ -75,17 +95,24 @@ impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
-            table: &mut self.table,
+            table: &mut self.wasi_table,
         }
     }
 }
 
-impl types::Host for CallState {}
+impl types::Host for Plain {}
 
+/// Every Warden import. The driver world imports them all, the generator
+/// world a subset, so this one linker serves both.
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    // The driver world imports every Warden interface; the generator world a
-    // subset, so this one linker serves both.
-    DatabaseDriver::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
+    types::add_to_linker::<CallState, HasSelf<Plain>>(linker, |s| &mut s.plain)?;
+    storage::add_to_linker(linker)?;
+    sql::add_to_linker(linker)?;
+    mongo::add_to_linker(linker)?;
+    tcp::add_to_linker(linker)?;
+    crypto::add_to_linker(linker)?;
+    clock::add_to_linker(linker)?;
+    log::add_to_linker(linker)
 }
 
 fn denied(what: &str) -> types::Error {

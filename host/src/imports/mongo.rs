@@ -1,16 +1,17 @@
 //! `warden:plugin/mongo`: MongoDB through clients that the host owns (the
 //! mongodb crate). A component opens a URL; the host checks every host in it
-//! against the grant (the hosts and ports of the mount's configured
-//! connection URL) and hands back a handle on a client shared by every call
-//! for that configuration and URL. Each client has timeouts on connecting,
+//! against the call's outbound allowlist (outbound.rs: the hosts and ports
+//! of the mount's configured connection URL) and hands back a handle on a
+//! client shared by every call for that configuration and URL. Each client has timeouts on connecting,
 //! on server selection and on every command, and a bound on the commands
 //! waiting at once, so an unreachable server fails requests quickly instead
 //! of piling them up. Commands and replies cross the boundary as MongoDB
 //! extended JSON; the conversion to and from BSON happens here.
 
+use super::outbound::Outbound;
 use super::{CallState, denied};
-use crate::runtime::bindings::driver::warden::plugin::mongo::{ClientOptions, Host, HostClient};
-use crate::runtime::bindings::driver::warden::plugin::types::Error;
+use crate::bindings::driver::warden::plugin::mongo::{self, ClientOptions, Host, HostClient};
+use crate::bindings::driver::warden::plugin::types::Error;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,33 +119,43 @@ impl MongoClients {
     }
 }
 
-/// Permission to reach the MongoDB servers of one configuration.
+/// Permission to use the host's MongoDB clients of one connection
+/// configuration (which servers: the call's outbound allowlist).
 pub struct MongoGrant {
     pub clients: Arc<MongoClients>,
     pub scope: String,
-    /// Hosts and ports the configured connection URL names.
-    pub targets: Vec<(String, u16)>,
 }
 
-impl MongoGrant {
-    /// The grant for a configured connection URL (template) such as
-    /// `mongodb://{{username}}:{{password}}@db1:27017,db2/admin`; none for
-    /// anything that is not a mongodb:// URL.
-    pub fn for_template(clients: Arc<MongoClients>, scope: String, template: &str) -> Option<MongoGrant> {
-        let probe = template.replace("{{username}}", "u").replace("{{password}}", "p");
-        let targets = hosts_of(&probe)?;
-        Some(MongoGrant {
-            clients,
-            scope,
-            targets,
-        })
-    }
+/// The hosts and ports a configured connection URL (template) such as
+/// `mongodb://{{username}}:{{password}}@db1:27017,db2/admin` names; None
+/// for anything that is not a mongodb:// URL.
+pub fn url_targets(template: &str) -> Option<Vec<(String, u16)>> {
+    let probe = template.replace("{{username}}", "u").replace("{{password}}", "p");
+    hosts_of(&probe)
+}
 
-    /// The targets as text, for a grant key.
-    pub fn key(&self) -> String {
-        let parts: Vec<String> = self.targets.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-        parts.join(",")
+/// The `mongo` import's state in one instance.
+pub struct MongoState {
+    grant: Option<MongoGrant>,
+    outbound: Arc<Outbound>,
+    table: ResourceTable,
+    /// The client this instance opened last, by URL (see sql.rs's last_pool).
+    last: Option<(String, MongoHandle)>,
+}
+
+impl MongoState {
+    pub fn new(grant: Option<MongoGrant>, outbound: Arc<Outbound>) -> Self {
+        MongoState {
+            grant,
+            outbound,
+            table: ResourceTable::new(),
+            last: None,
+        }
     }
+}
+
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    mongo::add_to_linker::<CallState, HasSelf<MongoState>>(linker, |s| &mut s.mongo)
 }
 
 fn bad_url() -> Error {
@@ -316,27 +327,24 @@ pub struct Client {
     handle: MongoHandle,
 }
 
-impl Host for CallState {}
+impl Host for MongoState {}
 
-impl HostClient for CallState {
+impl HostClient for MongoState {
     async fn open(&mut self, url: String, options: ClientOptions) -> Result<Resource<Client>, Error> {
         let cached = self
-            .last_mongo
+            .last
             .as_ref()
             .filter(|(u, h)| *u == url && !h.closed.load(Ordering::Acquire))
             .map(|(_, h)| h.clone());
         let handle = match cached {
             Some(h) => h,
             None => {
-                let grant = self.grant.mongo.as_ref().ok_or_else(|| denied("MongoDB"))?;
-                let hosts = hosts_of(&url).ok_or_else(bad_url)?;
-                if let Some((h, p)) = hosts.iter().find(|t| !grant.targets.contains(t)) {
-                    return Err(Error::NotPermitted(format!(
-                        "{h}:{p} is not a host this connection is configured for"
-                    )));
+                let grant = self.grant.as_ref().ok_or_else(|| denied("MongoDB"))?;
+                for (host, port) in hosts_of(&url).ok_or_else(bad_url)? {
+                    self.outbound.check(&host, port)?;
                 }
                 let handle = grant.clients.get_or_open(&grant.scope, &url, &options).await?;
-                self.last_mongo = Some((url, handle.clone()));
+                self.last = Some((url, handle.clone()));
                 handle
             }
         };
@@ -374,7 +382,7 @@ impl HostClient for CallState {
     }
 }
 
-impl CallState {
+impl MongoState {
     fn mongo_handle(&self, client: &Resource<Client>) -> Result<MongoHandle, Error> {
         self.table
             .get(client)
@@ -403,15 +411,13 @@ mod tests {
     }
 
     #[test]
-    fn grant_from_a_template() {
-        let g = MongoGrant::for_template(
-            Arc::new(MongoClients::default()),
-            "s".into(),
-            "mongodb://{{username}}:{{password}}@127.0.0.1:4000/admin",
-        )
-        .expect("grant");
-        assert_eq!(g.targets, vec![("127.0.0.1".to_string(), 4000)]);
-        assert_eq!(g.key(), "127.0.0.1:4000");
+    fn targets_of_a_template() {
+        let targets = url_targets("mongodb://{{username}}:{{password}}@127.0.0.1:4000,DB2/admin");
+        assert_eq!(
+            targets,
+            Some(vec![("127.0.0.1".to_string(), 4000), ("db2".to_string(), 27017)])
+        );
+        assert_eq!(url_targets("postgres://{{username}}@h/db"), None);
     }
 
     #[test]

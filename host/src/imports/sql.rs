@@ -1,14 +1,16 @@
 //! `warden:plugin/sql`: SQL databases through connection pools the host owns.
-//! A component opens a URL (postgres:// or mysql://); the host checks it
-//! against the grant (the host and port of the mount's configured
-//! connection_url, a URL or a Go MySQL DSN), and hands back a handle on a
+//! A component opens a URL (postgres:// or mysql://); the host checks its
+//! host and port against the call's outbound allowlist (outbound.rs: the
+//! mount's configured connection_url, a URL or a Go MySQL DSN), and hands
+//! back a handle on a
 //! pool shared by every call for that configuration (`sql_pool`: Vault's
 //! max_open_connections, max_idle_connections and max_connection_lifetime).
 
+use super::outbound::Outbound;
 use super::sql_pool::{ConnPool, Pooled, reusable_after};
 use super::{CallState, denied};
-use crate::runtime::bindings::driver::warden::plugin::sql::{Host, HostConnection, PoolOptions};
-use crate::runtime::bindings::driver::warden::plugin::types::Error;
+use crate::bindings::driver::warden::plugin::sql::{self, Host, HostConnection, PoolOptions};
+use crate::bindings::driver::warden::plugin::types::Error;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{ConnectOptions, Row};
@@ -18,7 +20,7 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 /// How long to wait for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,23 +124,44 @@ impl SqlPools {
     }
 }
 
-/// Permission to reach one database server.
+/// Permission to use the host's pools of one connection configuration
+/// (which servers: the call's outbound allowlist).
 pub struct SqlGrant {
     pub pools: Arc<SqlPools>,
     pub scope: String,
-    /// Host and port the configured connection_url names.
-    pub target: (String, u16),
 }
 
-impl SqlGrant {
-    /// The grant for a configured connection_url template such as
-    /// `postgresql://{{username}}:{{password}}@db:5432/app`, or a Go MySQL
-    /// DSN such as `{{username}}:{{password}}@tcp(db:3306)/`.
-    pub fn for_template(pools: Arc<SqlPools>, scope: String, template: &str) -> Option<SqlGrant> {
-        let probe = template.replace("{{username}}", "u").replace("{{password}}", "p");
-        let target = host_port(&probe).or_else(|| go_dsn_host_port(&probe))?;
-        Some(SqlGrant { pools, scope, target })
+/// The host and port a connection_url template names, such as
+/// `postgresql://{{username}}:{{password}}@db:5432/app` or a Go MySQL DSN
+/// such as `{{username}}:{{password}}@tcp(db:3306)/`; None for other URLs.
+pub fn url_target(template: &str) -> Option<(String, u16)> {
+    let probe = template.replace("{{username}}", "u").replace("{{password}}", "p");
+    host_port(&probe).or_else(|| go_dsn_host_port(&probe))
+}
+
+/// The `sql` import's state in one instance.
+pub struct SqlState {
+    grant: Option<SqlGrant>,
+    outbound: Arc<Outbound>,
+    table: ResourceTable,
+    /// The pool this instance opened last, by URL: a reused instance opens
+    /// the same URL on every call, and this skips parsing and checking it.
+    last_pool: Option<(String, HostPool)>,
+}
+
+impl SqlState {
+    pub fn new(grant: Option<SqlGrant>, outbound: Arc<Outbound>) -> Self {
+        SqlState {
+            grant,
+            outbound,
+            table: ResourceTable::new(),
+            last_pool: None,
+        }
     }
+}
+
+pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    sql::add_to_linker::<CallState, HasSelf<SqlState>>(linker, |s| &mut s.sql)
 }
 
 fn is_mysql(url: &str) -> bool {
@@ -431,9 +454,9 @@ pub struct Connection {
     pool: HostPool,
 }
 
-impl Host for CallState {}
+impl Host for SqlState {}
 
-impl HostConnection for CallState {
+impl HostConnection for SqlState {
     async fn open(&mut self, url: String, options: PoolOptions) -> Result<Resource<Connection>, Error> {
         let cached = self
             .last_pool
@@ -443,16 +466,11 @@ impl HostConnection for CallState {
         let pool = match cached {
             Some(pool) => pool,
             None => {
-                let grant = self.grant.sql.as_ref().ok_or_else(|| denied("database"))?;
-                let target = host_port(&url).ok_or_else(|| {
+                let grant = self.grant.as_ref().ok_or_else(|| denied("database"))?;
+                let (host, port) = host_port(&url).ok_or_else(|| {
                     Error::BadParameter("connection URL must be a postgres:// or mysql:// URL".into())
                 })?;
-                if target != grant.target {
-                    return Err(Error::NotPermitted(format!(
-                        "{}:{} is not the host this connection is configured for",
-                        target.0, target.1
-                    )));
-                }
+                self.outbound.check(&host, port)?;
                 let pool = grant.pools.get_or_open(&grant.scope, &url, &options)?;
                 self.last_pool = Some((url, pool.clone()));
                 pool
@@ -545,7 +563,7 @@ where
     })
 }
 
-impl CallState {
+impl SqlState {
     fn pool(&self, conn: &Resource<Connection>) -> Result<HostPool, Error> {
         self.table
             .get(conn)
@@ -635,17 +653,11 @@ mod tests {
     }
 
     #[test]
-    fn grant_names_the_templates_host_and_port() {
-        let pools = Arc::new(SqlPools::default());
-        let g = SqlGrant::for_template(
-            pools.clone(),
-            "s".into(),
-            "postgresql://{{username}}:{{password}}@127.0.0.1:5433/db",
-        )
-        .unwrap();
-        assert_eq!(g.target, ("127.0.0.1".to_string(), 5433));
-        let g = SqlGrant::for_template(pools, "s".into(), "postgres://u:p@DB.example/x").unwrap();
-        assert_eq!(g.target, ("db.example".to_string(), 5432));
+    fn a_template_names_its_host_and_port() {
+        let target = url_target("postgresql://{{username}}:{{password}}@127.0.0.1:5433/db");
+        assert_eq!(target, Some(("127.0.0.1".to_string(), 5433)));
+        let target = url_target("postgres://u:p@DB.example/x");
+        assert_eq!(target, Some(("db.example".to_string(), 5432)));
     }
 
     #[test]
@@ -658,8 +670,7 @@ mod tests {
 
     #[test]
     fn mysql_urls_and_go_dsns_name_their_host_and_port() {
-        let pools = Arc::new(SqlPools::default());
-        let grant = |t: &str| SqlGrant::for_template(pools.clone(), "s".into(), t).map(|g| g.target);
+        let grant = url_target;
         let at = |h: &str, p| Some((h.to_string(), p));
         assert_eq!(grant("mysql://{{username}}:{{password}}@DB:3307/x"), at("db", 3307));
         assert_eq!(grant("mysql://u@db/"), at("db", 3306));

@@ -7,7 +7,7 @@
 
 /// The contract the host implements; `package warden:plugin@...` in
 /// wit/host.wit says the same (a unit test checks).
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.1.0";
 const PACKAGE: &str = "warden:plugin/";
 
 /// Refuse a component built against a contract this host does not serve.

@@ -6,7 +6,6 @@
 //! or timed out is thrown away. A call gets a memory limit and a deadline; a
 //! trap, a runaway loop or a memory bomb fails that call only.
 
-pub mod bindings;
 mod cache;
 pub mod catalog;
 pub mod contract;
@@ -15,10 +14,10 @@ pub mod external;
 mod generator_tests;
 mod registered;
 
+use crate::bindings::driver::{DatabaseDriver, DatabaseDriverPre};
+use crate::bindings::generator::{CredentialGenerator, CredentialGeneratorPre};
+use crate::bindings::{WitError, db};
 use crate::imports::{CallState, Grant};
-use bindings::driver::{DatabaseDriver, DatabaseDriverPre};
-use bindings::generator::{CredentialGenerator, CredentialGeneratorPre};
-use bindings::{WitError, db};
 pub use external::CatalogEntry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

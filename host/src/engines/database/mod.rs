@@ -19,6 +19,7 @@ use crate::framework::Check;
 use crate::framework::{LeaseTtls, SecretsEngine};
 use crate::imports::Grant;
 use crate::imports::mongo::{MongoClients, MongoGrant};
+use crate::imports::outbound::Outbound;
 use crate::imports::sql::{SqlGrant, SqlPools};
 use crate::logical::Lease;
 use crate::logical::Mount;
@@ -66,28 +67,24 @@ impl DatabaseEngine {
     /// A driver instance for one operation on the connection `name`, allowed
     /// to reach only the database that connection names.
     async fn driver(&self, mount: &Mount, name: &str, config: &DbConfig) -> Result<DriverCall> {
-        let url = config
-            .connection_details
-            .get("connection_url")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
+        let scope = Self::scope(mount, name);
+        let outbound = Outbound::for_connection(&config.connection_details);
+        // The grant key changes with everything the grant is made of, so an
+        // idle instance is reused only for the very same grant.
+        let key = format!("{scope}\0{}", outbound.key());
         let grant = Grant {
             component: config.plugin_name.clone(),
             storage: Some(mount.storage.sub(&layout::database::driver(name))),
-            sql: SqlGrant::for_template(self.pools.clone(), Self::scope(mount, name), url),
-            mongo: MongoGrant::for_template(self.mongo.clone(), Self::scope(mount, name), url),
+            outbound,
+            sql: Some(SqlGrant {
+                pools: self.pools.clone(),
+                scope: scope.clone(),
+            }),
+            mongo: Some(MongoGrant {
+                clients: self.mongo.clone(),
+                scope,
+            }),
         };
-        // The grant key changes with everything the grant is made of, so an
-        // idle instance is reused only for the very same grant.
-        let mut target = grant
-            .sql
-            .as_ref()
-            .map(|g| format!("{}:{}", g.target.0, g.target.1))
-            .unwrap_or_default();
-        if let Some(m) = &grant.mongo {
-            target.push_str(&m.key());
-        }
-        let key = format!("{}\0{target}", Self::scope(mount, name));
         self.runtime
             .driver(&config.plugin_name, &config.plugin_version, &key, grant)
             .await

@@ -10,11 +10,11 @@
 //! (`engines::pending_creds`).
 
 use super::{DatabaseEngine, credentials, path_roles, plugin_error};
+use crate::bindings::db;
 use crate::error::{Error, Result};
 use crate::framework::Req;
 use crate::framework::ttl;
 use crate::logical::{Mount, Reply, Response, Secret};
-use crate::runtime::bindings::db;
 use crate::runtime::catalog::PASSWORD_GENERATOR;
 use chrono::Utc;
 use serde_json::json;
@@ -30,9 +30,8 @@ pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
     if !config.allows(name) {
         return Err(Error::internal(format!("{name:?} is not an allowed role")));
     }
-    if role.creation_statements.iter().all(|s| s.trim().is_empty()) {
-        return Err(Error::internal("empty creation statements"));
-    }
+    // No creation statements is the driver's to judge, as in Vault: the SQL
+    // drivers refuse ("empty creation statements"), Redis has a default.
     // A role written before its connection was is checked here.
     credentials::check_supported(&config, &role.db_name, &role.credential_type)?;
     let granted = ttl::calculate(

@@ -4,12 +4,12 @@
 //! record of a credential being issued.
 
 use super::{DatabaseEngine, path_roles, plugin_error};
+use crate::bindings::db;
 use crate::engines::pending_creds::Pending;
 use crate::error::{Error, Result};
 use crate::framework::LeaseTtls;
 use crate::logical::Lease;
 use crate::logical::Mount;
-use crate::runtime::bindings::db;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -10,6 +10,7 @@
 //! between: the user is dropped (`engines::pending_creds`).
 
 use super::{MongoDbEngine, config, driver_config, plugin_error, roles};
+use crate::bindings::db;
 use crate::engines::pending_creds::{self, Pending};
 use crate::error::{Error, Result};
 use crate::framework::Req;
@@ -17,7 +18,6 @@ use crate::framework::ttl;
 use crate::logical::Lease;
 use crate::logical::Mount;
 use crate::logical::{Reply, Response, Secret};
-use crate::runtime::bindings::db;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

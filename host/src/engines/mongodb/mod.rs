@@ -28,6 +28,7 @@ use crate::framework::{LeaseTtls, SecretsEngine};
 use crate::handler;
 use crate::imports::Grant;
 use crate::imports::mongo::{MongoClients, MongoGrant};
+use crate::imports::outbound::Outbound;
 use crate::logical::Lease;
 use crate::logical::Mount;
 use crate::logical::Operation::{Create, Delete, List, Read, Update};
@@ -102,17 +103,21 @@ impl MongoDbEngine {
 
     /// A driver instance allowed to reach only the hosts `uri` names.
     async fn driver(&self, mount: &Mount, uri: &str) -> Result<DriverCall> {
+        let outbound = Outbound::for_connection(&serde_json::Map::from_iter([(
+            "connection_url".to_string(),
+            serde_json::Value::from(uri),
+        )]));
+        let key = format!("{}\0{}", Self::scope(mount), outbound.key());
         let grant = Grant {
             component: MONGODB_PLUGIN.to_string(),
             storage: None,
+            outbound,
             sql: None,
-            mongo: MongoGrant::for_template(self.clients.clone(), Self::scope(mount), uri),
+            mongo: Some(MongoGrant {
+                clients: self.clients.clone(),
+                scope: Self::scope(mount),
+            }),
         };
-        let key = format!(
-            "{}\0{}",
-            Self::scope(mount),
-            grant.mongo.as_ref().map(MongoGrant::key).unwrap_or_default()
-        );
         self.runtime
             .driver(MONGODB_PLUGIN, "", &key, grant)
             .await

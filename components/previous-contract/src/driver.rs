@@ -1,6 +1,6 @@
-// The PostgreSQL driver's code, without its bindings: lib.rs generates them
-// from the current contract, components/previous-contract from a frozen one
-// (so this file must keep building against warden:plugin 1.0.0).
+// The PostgreSQL driver as of warden:plugin 1.0.0 (frozen; see lib.rs):
+// built against wit/released/1.0.0 so the tests prove a driver built
+// against an earlier contract still runs on this host.
 use exports::warden::plugin::database::{Credential, Guest, NewUserRequest, UpdateUserRequest};
 use std::rc::Rc;
 use warden::plugin::sql::{Connection, PoolOptions};

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Each component's artefact name and the variable the host reads it from.
-const COMPONENTS: [(&str, &str); 7] = [
+const COMPONENTS: [(&str, &str); 8] = [
     ("postgres_driver", "WARDEN_COMPONENT_POSTGRES"),
     ("mysql_driver", "WARDEN_COMPONENT_MYSQL"),
     ("password_generator", "WARDEN_COMPONENT_PASSWORD"),
@@ -21,6 +21,7 @@ const COMPONENTS: [(&str, &str); 7] = [
     ("rsa_key_generator", "WARDEN_COMPONENT_RSA_KEY"),
     ("client_cert_generator", "WARDEN_COMPONENT_CLIENT_CERT"),
     ("mongodb_driver", "WARDEN_COMPONENT_MONGODB"),
+    ("redis_driver", "WARDEN_COMPONENT_REDIS"),
 ];
 
 fn main() {

@@ -286,6 +286,9 @@ pub async fn configure_hostile(client: &Client, roles: &[&str]) -> Result<()> {
             Some(json!({
                 "plugin_name": "hostile-database-plugin",
                 "connection_url": "postgresql://127.0.0.1:1/x",
+                // A tcp grant too (127.0.0.1:1), for the `tunnel` role to overstep.
+                "host": "127.0.0.1",
+                "port": 1,
                 "verify_connection": false,
                 "allowed_roles": ["*"],
             })),

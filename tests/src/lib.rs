@@ -13,6 +13,7 @@ pub mod in_process;
 pub mod mariadb;
 pub mod mongo;
 pub mod postgres;
+pub mod redis;
 pub mod schemathesis;
 pub mod server;
 pub mod util;
@@ -22,4 +23,5 @@ pub use fixtures::{CREATE_ROLE, Creds, DbEnv, check_error, errors_of, eventually
 pub use mariadb::{MyScratch, TestMariaDb};
 pub use mongo::TestMongo;
 pub use postgres::{Scratch, TestPostgres};
+pub use redis::TestRedis;
 pub use server::{ServerOptions, WardenServer, warden_bin};

@@ -26,7 +26,7 @@ const PROMPT: Duration = Duration::from_secs(5);
 
 /// A server with `db/config/pg` (PostgreSQL, role `app`) and `db/config/h`
 /// (the hostile driver, one role per misbehaviour: `loop`, `trap`, `bomb`,
-/// `recurse`, `huge`, `hammer`, `sneak`).
+/// `recurse`, `huge`, `hammer`, `sneak`, `tunnel`).
 async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
     let plugins = hostile_plugin_dir()?;
     let options = ServerOptions {
@@ -38,7 +38,7 @@ async fn hostile_env(label: &str) -> Result<(DbEnv, TempDir)> {
     env.write_role("app", json!({})).await?;
     configure_hostile(
         &env.client,
-        &["loop", "trap", "bomb", "recurse", "huge", "hammer", "sneak"],
+        &["loop", "trap", "bomb", "recurse", "huge", "hammer", "sneak", "tunnel"],
     )
     .await?;
     Ok((env, plugins))
@@ -156,6 +156,11 @@ async fn recursion_a_huge_answer_and_an_ungranted_host_fail_only_their_own_reque
         bail!("ungranted host: expected the grant's refusal, got {sneak:?}");
     }
     still_serves(&env, "after the ungranted connection").await?;
+    let tunnel = hostile_error(&env, "tunnel").await?;
+    if !tunnel.contains("192.0.2.1:6379 is not the host this connection is configured for") {
+        bail!("ungranted TCP host: expected the allowlist's refusal, got {tunnel:?}");
+    }
+    still_serves(&env, "after the ungranted TCP connection").await?;
     Ok(())
 }
 

@@ -3,13 +3,14 @@
 //! import-hammering or overreaching component is stopped by the sandbox
 //! (epoch deadline, trap handling, memory and stack limits, the grant, the
 //! host's size limits) and leaves the host serving. The role name picks the
-//! misbehaviour: loop, trap, bomb, recurse, huge, hammer, sneak.
+//! misbehaviour: loop, trap, bomb, recurse, huge, hammer, sneak, tunnel.
 
 use core::hint::black_box;
 
 use exports::warden::plugin::database::{Error, Guest, NewUserRequest, UpdateUserRequest};
 use warden::plugin::crypto;
 use warden::plugin::sql::{Connection, PoolOptions};
+use warden::plugin::tcp::{self, ConnectOptions};
 
 wit_bindgen::generate!({ world: "database-driver", path: "../../wit" });
 
@@ -49,6 +50,15 @@ impl Guest for Hostile {
             };
             Connection::open("postgresql://u:p@192.0.2.1:5432/x", options)?;
             Ok("sneaked-in".into())
+        } else if role.contains("tunnel") {
+            // A raw TCP connection to a host the configuration does not name.
+            let options = ConnectOptions {
+                connect_timeout_ms: 1000,
+                io_timeout_ms: 1000,
+                tls: None,
+            };
+            tcp::Connection::connect("192.0.2.1", 6379, &options)?;
+            Ok("tunnelled-out".into())
         } else {
             Ok("hostile-user".into())
         }

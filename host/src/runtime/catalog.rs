@@ -16,6 +16,8 @@ pub fn builtin_version() -> String {
 pub const PASSWORD_GENERATOR: &str = "builtin-password-generator";
 pub const POSTGRES_PLUGIN: &str = "postgresql-database-plugin";
 pub const MONGODB_PLUGIN: &str = "mongodb-database-plugin";
+/// Vault's and OpenBao's Redis plugin (ACL users), built on the driver SDK.
+pub const REDIS_PLUGIN: &str = "redis-database-plugin";
 /// Vault's MySQL plugin names: one component serves them all; the host
 /// passes the name in the configuration JSON (`plugin_name`), which picks
 /// the default username template (32 characters, or 16 for the last three).
@@ -37,9 +39,10 @@ static RSA_KEY_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_RSA_KEY"));
 static CLIENT_CERT_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_CLIENT_CERT"));
 static MONGODB_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MONGODB"));
 static MYSQL_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MYSQL"));
+static REDIS_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_REDIS"));
 
 /// The credential types (a role's `credential_type`) a database plugin can
-/// use. As in Vault, the PostgreSQL, MySQL and MongoDB plugins take
+/// use. As in Vault, the PostgreSQL, MySQL, MongoDB and Redis plugins take
 /// passwords only; a dropped-in plugin cannot declare more yet, so it gets
 /// passwords only too. A driver that can use keys or certificates is listed
 /// here by name.
@@ -50,6 +53,7 @@ pub fn credential_types(_plugin: &str) -> &'static [&'static str] {
 pub fn register_builtins(runtime: &Runtime) {
     runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
     runtime.register(MONGODB_PLUGIN, PluginKind::Database, true, Arc::from(MONGODB_WASM));
+    runtime.register(REDIS_PLUGIN, PluginKind::Database, true, Arc::from(REDIS_WASM));
     let mysql: Arc<[u8]> = Arc::from(MYSQL_WASM);
     for name in MYSQL_PLUGINS {
         runtime.register(name, PluginKind::Database, true, mysql.clone());

@@ -13,6 +13,7 @@
 //! 3. register redis.wasm (components/redis, 260 KB) in the plugin catalog:
 //!    compile with an empty cache, then again on a restarted server whose
 //!    cache holds it.
+//!
 //! Medians over the rounds. Targets (issue 14): first credential of a
 //! fresh install under 100 ms with RSS under 80 MB, first use after a
 //! restart under 50 ms. Uses `WARDEN_TEST_PG_URL` when set, else a

@@ -69,7 +69,13 @@ impl TestRedis {
         let ca_pem = std::fs::read_to_string(dir_path.join("ca.crt"))?;
         let other_ca_pem = std::fs::read_to_string(dir_path.join("other-ca.crt"))?;
         let admin_password = util::random_alnum(24);
-        let (port, tls_port) = (util::free_port()?, util::free_port()?);
+        let port = util::free_port()?;
+        let tls_port = loop {
+            let p = util::free_port()?;
+            if p != port {
+                break p;
+            }
+        };
         let d = dir_path.display();
         let conf = format!(
             "port {port}\nbind 127.0.0.1\ndaemonize no\nsave \"\"\nappendonly no\ndir {d}\n\

@@ -33,9 +33,28 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago. Racy by nature: callers
-/// that bind it later retry with another port when the bind fails.
+/// A port on 127.0.0.1 that was free a moment ago, for a server a test
+/// starts, chosen below the kernel's ephemeral range: a port the kernel
+/// hands out (bind to port 0) is also what it gives the outgoing
+/// connections of every test running in parallel, so one of them could take
+/// it before the server binds it ("Address already in use": a flaky test).
+/// Ports below the range are never given to outgoing connections; only
+/// another test's server could pick the same one, one chance in thousands.
+/// Falls back to a kernel-chosen port when the range leaves no room below.
 pub fn free_port() -> std::io::Result<u16> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u16 = 10_000;
+    if low > FLOOR + 1_000 {
+        for _ in 0..200 {
+            let port = FLOOR + (unique_u64() % u64::from(low - FLOOR)) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

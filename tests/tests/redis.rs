@@ -158,7 +158,10 @@ async fn bad_redis_configurations_are_refused_with_vaults_texts() -> Result<()> 
         (with("password", json!("")), "password cannot be empty"),
         (with("tls", json!(true)), "ca_cert cannot be empty"),
         (with("password", json!("not-the-password")), "WRONGPASS"),
-        (with("port", json!(util_closed_port()?)), "error verifying connection"),
+        (
+            with("port", json!(warden_tests::util::free_port()?)),
+            "error verifying connection",
+        ),
     ] {
         let got = client.post("/v1/db/config/bad", body.clone()).await?;
         check_error(needle, &got, 400)?;
@@ -172,10 +175,6 @@ async fn bad_redis_configurations_are_refused_with_vaults_texts() -> Result<()> 
         ensure!(status == 404, "a refused configuration was stored");
     }
     Ok(())
-}
-
-fn util_closed_port() -> Result<u16> {
-    Ok(warden_tests::util::free_port()?)
 }
 
 #[tokio::test]

@@ -19,12 +19,18 @@ impl Outbound {
     /// every host of a mongodb:// URL) and of its `host` and `port` fields
     /// (Vault's Redis plugin and others that do not use a URL).
     pub fn for_connection(details: &serde_json::Map<String, Value>) -> Outbound {
-        let mut targets = Vec::new();
-        if let Some(url) = details.get("connection_url").and_then(Value::as_str) {
-            targets.extend(super::sql::url_target(url));
-            targets.extend(super::mongo::url_targets(url).unwrap_or_default());
-        }
+        let url = details.get("connection_url").and_then(Value::as_str).unwrap_or("");
+        let mut targets = url_targets(url);
         targets.extend(host_and_port(details));
+        Outbound::of(targets)
+    }
+
+    /// The allowlist of a connection URL (template) alone.
+    pub fn for_url(url: &str) -> Outbound {
+        Outbound::of(url_targets(url))
+    }
+
+    fn of(mut targets: Vec<(String, u16)>) -> Outbound {
         for target in &mut targets {
             target.0 = normalise(&target.0);
         }
@@ -48,6 +54,14 @@ impl Outbound {
             "{host}:{port} is not the host this connection is configured for"
         )))
     }
+}
+
+/// The host and port of a postgres://, mysql:// or Go MySQL DSN template,
+/// or every host of a mongodb:// one.
+fn url_targets(url: &str) -> Vec<(String, u16)> {
+    let mut targets: Vec<_> = super::sql::url_target(url).into_iter().collect();
+    targets.extend(super::mongo::url_targets(url).unwrap_or_default());
+    targets
 }
 
 fn host_and_port(details: &serde_json::Map<String, Value>) -> Option<(String, u16)> {

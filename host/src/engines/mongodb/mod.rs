@@ -103,10 +103,7 @@ impl MongoDbEngine {
 
     /// A driver instance allowed to reach only the hosts `uri` names.
     async fn driver(&self, mount: &Mount, uri: &str) -> Result<DriverCall> {
-        let outbound = Outbound::for_connection(&serde_json::Map::from_iter([(
-            "connection_url".to_string(),
-            serde_json::Value::from(uri),
-        )]));
+        let outbound = Outbound::for_url(uri);
         let key = format!("{}\0{}", Self::scope(mount), outbound.key());
         let grant = Grant {
             component: MONGODB_PLUGIN.to_string(),

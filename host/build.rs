@@ -3,6 +3,17 @@
 //! WARDEN_COMPONENT_* variables, which the host embeds with include_bytes!.
 //! A nested cargo, as wasmtime's test-programs do: the components need
 //! another target, and their own lock file and release profile.
+//!
+//! Then it compiles the built-in components to machine code ahead of time
+//! (wasmtime's `precompile_component`, with the runtime's own code
+//! settings from src/runtime/engine_config.rs) and hands the artefacts over
+//! as WARDEN_PRECOMPILED_*, so a fresh install's first request does not
+//! wait for Cranelift. The runtime still checks each artefact against its
+//! engine and compiles the component itself when they differ (another CPU,
+//! a cross build, where this script leaves the artefacts empty).
+
+#[path = "src/runtime/engine_config.rs"]
+mod engine_config;
 
 use std::env;
 use std::fs::File;
@@ -12,16 +23,18 @@ use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// Each component's artefact name and the variable the host reads it from.
-const COMPONENTS: [(&str, &str); 8] = [
-    ("postgres_driver", "WARDEN_COMPONENT_POSTGRES"),
-    ("mysql_driver", "WARDEN_COMPONENT_MYSQL"),
-    ("password_generator", "WARDEN_COMPONENT_PASSWORD"),
-    ("hostile_driver", "WARDEN_COMPONENT_HOSTILE"),
-    ("rsa_key_generator", "WARDEN_COMPONENT_RSA_KEY"),
-    ("client_cert_generator", "WARDEN_COMPONENT_CLIENT_CERT"),
-    ("mongodb_driver", "WARDEN_COMPONENT_MONGODB"),
-    ("redis_driver", "WARDEN_COMPONENT_REDIS"),
+/// Each component's artefact name, the variable the host reads it from,
+/// and whether it is built into the server (and so precompiled); the
+/// hostile driver is for tests, which drop it into a plugin directory.
+const COMPONENTS: [(&str, &str, bool); 8] = [
+    ("postgres_driver", "WARDEN_COMPONENT_POSTGRES", true),
+    ("mysql_driver", "WARDEN_COMPONENT_MYSQL", true),
+    ("password_generator", "WARDEN_COMPONENT_PASSWORD", true),
+    ("hostile_driver", "WARDEN_COMPONENT_HOSTILE", false),
+    ("rsa_key_generator", "WARDEN_COMPONENT_RSA_KEY", true),
+    ("client_cert_generator", "WARDEN_COMPONENT_CLIENT_CERT", true),
+    ("mongodb_driver", "WARDEN_COMPONENT_MONGODB", true),
+    ("redis_driver", "WARDEN_COMPONENT_REDIS", true),
 ];
 
 fn main() {
@@ -60,10 +73,59 @@ fn main() {
     }
 
     let release = target_dir.join(TARGET).join("release");
-    for (artefact, var) in COMPONENTS {
+    let Some(out_dir) = env::var_os("OUT_DIR").map(PathBuf::from) else {
+        fail("OUT_DIR is not set; run this through cargo");
+    };
+    let engine = precompiling_engine();
+    for (artefact, var, builtin) in COMPONENTS {
         let path = release.join(format!("{artefact}.wasm"));
         require_component(&path);
         println!("cargo:rustc-env={var}={}", path.display());
+        if builtin {
+            let precompiled = out_dir.join(format!("{artefact}.cwasm"));
+            precompile(engine.as_ref(), &path, &precompiled);
+            let var = var.replace("WARDEN_COMPONENT_", "WARDEN_PRECOMPILED_");
+            println!("cargo:rustc-env={var}={}", precompiled.display());
+        }
+    }
+}
+
+/// The engine that compiles the built-in components: the runtime's code
+/// settings, for this machine's CPU. None in a debug build, and when the
+/// server is built for another target: code compiled here would not run
+/// there.
+fn precompiling_engine() -> Option<wasmtime::Engine> {
+    // A debug build's build dependencies are not optimised: compiling there
+    // would take minutes on every change of a component.
+    if env::var("PROFILE").as_deref() != Ok("release") {
+        return None;
+    }
+    if env::var_os("TARGET") != env::var_os("HOST") {
+        println!("cargo:warning=cross build: the built-in components are compiled when the server first uses them");
+        return None;
+    }
+    let mut config = wasmtime::Config::new();
+    engine_config::codegen(&mut config);
+    match wasmtime::Engine::new(&config) {
+        Ok(engine) => Some(engine),
+        Err(e) => fail(&format!("cannot set up wasmtime to precompile the components: {e:#}")),
+    }
+}
+
+/// Write the machine code of the component at `wasm` to `out`; an empty
+/// file when there is no engine (the runtime then compiles it).
+fn precompile(engine: Option<&wasmtime::Engine>, wasm: &Path, out: &Path) {
+    let code = match engine {
+        None => Vec::new(),
+        Some(engine) => {
+            let bytes = std::fs::read(wasm).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", wasm.display())));
+            engine
+                .precompile_component(&bytes)
+                .unwrap_or_else(|e| fail(&format!("cannot compile {}: {e:#}", wasm.display())))
+        }
+    };
+    if let Err(e) = std::fs::write(out, code) {
+        fail(&format!("cannot write {}: {e}", out.display()));
     }
 }
 

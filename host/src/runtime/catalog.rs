@@ -41,6 +41,17 @@ static MONGODB_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MONGODB"));
 static MYSQL_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_MYSQL"));
 static REDIS_WASM: &[u8] = include_bytes!(env!("WARDEN_COMPONENT_REDIS"));
 
+/// The same components compiled to machine code by build.rs (empty in a
+/// debug or cross build): loading one takes milliseconds where compiling
+/// takes seconds.
+static POSTGRES_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_POSTGRES"));
+static PASSWORD_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_PASSWORD"));
+static RSA_KEY_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_RSA_KEY"));
+static CLIENT_CERT_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_CLIENT_CERT"));
+static MONGODB_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_MONGODB"));
+static MYSQL_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_MYSQL"));
+static REDIS_CODE: &[u8] = include_bytes!(env!("WARDEN_PRECOMPILED_REDIS"));
+
 /// The credential types (a role's `credential_type`) a database plugin can
 /// use. As in Vault, the PostgreSQL, MySQL, MongoDB and Redis plugins take
 /// passwords only; a dropped-in plugin cannot declare more yet, so it gets
@@ -51,26 +62,22 @@ pub fn credential_types(_plugin: &str) -> &'static [&'static str] {
 }
 
 pub fn register_builtins(runtime: &Runtime) {
-    runtime.register(POSTGRES_PLUGIN, PluginKind::Database, true, Arc::from(POSTGRES_WASM));
-    runtime.register(MONGODB_PLUGIN, PluginKind::Database, true, Arc::from(MONGODB_WASM));
-    runtime.register(REDIS_PLUGIN, PluginKind::Database, true, Arc::from(REDIS_WASM));
+    use PluginKind::{Database, Generator};
+    let builtins: [(&str, PluginKind, &'static [u8], &'static [u8]); 6] = [
+        (POSTGRES_PLUGIN, Database, POSTGRES_WASM, POSTGRES_CODE),
+        (MONGODB_PLUGIN, Database, MONGODB_WASM, MONGODB_CODE),
+        (REDIS_PLUGIN, Database, REDIS_WASM, REDIS_CODE),
+        (PASSWORD_GENERATOR, Generator, PASSWORD_WASM, PASSWORD_CODE),
+        (RSA_KEY_GENERATOR, Generator, RSA_KEY_WASM, RSA_KEY_CODE),
+        (CLIENT_CERT_GENERATOR, Generator, CLIENT_CERT_WASM, CLIENT_CERT_CODE),
+    ];
+    for (name, kind, wasm, code) in builtins {
+        runtime.register_builtin(name, kind, Arc::from(wasm), code);
+    }
     let mysql: Arc<[u8]> = Arc::from(MYSQL_WASM);
     for name in MYSQL_PLUGINS {
-        runtime.register(name, PluginKind::Database, true, mysql.clone());
+        runtime.register_builtin(name, Database, mysql.clone(), MYSQL_CODE);
     }
-    runtime.register(
-        PASSWORD_GENERATOR,
-        PluginKind::Generator,
-        true,
-        Arc::from(PASSWORD_WASM),
-    );
-    runtime.register(RSA_KEY_GENERATOR, PluginKind::Generator, true, Arc::from(RSA_KEY_WASM));
-    runtime.register(
-        CLIENT_CERT_GENERATOR,
-        PluginKind::Generator,
-        true,
-        Arc::from(CLIENT_CERT_WASM),
-    );
 }
 
 /// A catalog entry for every `<name>.wasm` file of `dir` (a dev server's

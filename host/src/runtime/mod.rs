@@ -9,6 +9,8 @@
 mod cache;
 pub mod catalog;
 pub mod contract;
+mod engine_config;
+mod strikes;
 pub mod external;
 #[cfg(test)]
 mod generator_tests;
@@ -88,6 +90,9 @@ pub struct Plugin {
     pub builtin: bool,
     pub sha256: String,
     wasm: Arc<[u8]>,
+    /// Machine code compiled from `wasm` when Warden was built (built-in
+    /// components; empty when there is none).
+    precompiled: &'static [u8],
     ready: OnceCell<Prepared>,
 }
 
@@ -100,6 +105,7 @@ impl Plugin {
             builtin,
             sha256: hex::encode(sha2::Sha256::digest(&wasm)),
             wasm,
+            precompiled: &[],
             ready: OnceCell::new(),
         })
     }
@@ -144,6 +150,8 @@ pub struct Runtime {
     idle_drivers: std::sync::Mutex<HashMap<String, Vec<Instance<DatabaseDriver>>>>,
     idle_generators: std::sync::Mutex<HashMap<String, Vec<Instance<CredentialGenerator>>>>,
     pub call_timeout: Duration,
+    /// Grants whose driver misbehaved lately, and their back-off.
+    strikes: strikes::Strikes,
     /// Where registered plugins' files live (`plugin_directory`).
     plugin_directory: OnceLock<PathBuf>,
     /// The unsealed core's catalog entries by (name, version), and the
@@ -162,10 +170,7 @@ impl Runtime {
             .total_stacks(MAX_INSTANCES)
             .max_memory_size(MEMORY_LIMIT);
         let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        engine_config::codegen(&mut config).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
@@ -191,15 +196,26 @@ impl Runtime {
             idle_drivers: Default::default(),
             idle_generators: Default::default(),
             call_timeout,
+            strikes: Default::default(),
             plugin_directory: OnceLock::new(),
             external: Default::default(),
             loaded: Default::default(),
         }))
     }
 
-    /// Add a component to the catalog (replacing one of the same name).
-    pub fn register(&self, name: &str, kind: PluginKind, builtin: bool, wasm: Arc<[u8]>) -> Arc<Plugin> {
-        let plugin = Plugin::new(name, kind, builtin, wasm);
+    /// Add a built-in component to the catalog (replacing one of the same
+    /// name), with the machine code build.rs compiled for it (may be empty).
+    pub fn register_builtin(
+        &self,
+        name: &str,
+        kind: PluginKind,
+        wasm: Arc<[u8]>,
+        precompiled: &'static [u8],
+    ) -> Arc<Plugin> {
+        let mut plugin = Plugin::new(name, kind, true, wasm);
+        if let Some(p) = Arc::get_mut(&mut plugin) {
+            p.precompiled = precompiled;
+        }
         self.plugins
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -227,24 +243,41 @@ impl Runtime {
         all
     }
 
-    /// Compile every registered component now, in the background threads
-    /// of the blocking pool, so the first request does not wait for it.
+    /// Compile every registered component that has no usable precompiled
+    /// code now, in the background threads of the blocking pool, so the
+    /// first request does not wait for it. Precompiled ones load on first
+    /// use (milliseconds), so an unused driver costs no memory.
     pub fn warm_up(self: &Arc<Self>) {
-        // One component may be registered under several names (Vault's
-        // four MySQL plugin names): compile it once; the other names load
-        // it from the disk cache on first use.
-        let mut seen = std::collections::HashSet::new();
-        for plugin in self.plugins() {
-            if !seen.insert(plugin.sha256.clone()) {
-                continue;
-            }
-            let rt = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = rt.prepare(&plugin).await {
-                    tracing::error!(plugin = %plugin.name, error = %e, "component failed to compile");
+        let rt = self.clone();
+        tokio::spawn(async move {
+            let plugins = rt.plugins();
+            // Whether this engine takes the embedded code, tried on the
+            // smallest piece (all were compiled alike): no when the binary
+            // was built for another CPU, or in a debug build.
+            let sample = plugins.iter().map(|p| p.precompiled).filter(|c| !c.is_empty()).min_by_key(|c| c.len());
+            let engine = rt.engine.clone();
+            let precompiled_fits = match sample {
+                Some(code) => tokio::task::spawn_blocking(move || cache::load_precompiled(&engine, code).is_some())
+                    .await
+                    .unwrap_or(false),
+                None => false,
+            };
+            // One component may be registered under several names (Vault's
+            // four MySQL plugin names): compile it once; the other names
+            // load it from the disk cache on first use.
+            let mut seen = std::collections::HashSet::new();
+            for plugin in plugins {
+                if !seen.insert(plugin.sha256.clone()) || (precompiled_fits && !plugin.precompiled.is_empty()) {
+                    continue;
                 }
-            });
-        }
+                let rt = rt.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = rt.prepare(&plugin).await {
+                        tracing::error!(plugin = %plugin.name, error = %e, "component failed to compile");
+                    }
+                });
+            }
+        });
     }
 
     async fn prepare<'a>(&self, plugin: &'a Plugin) -> Result<&'a Prepared, PluginError> {
@@ -254,11 +287,17 @@ impl Runtime {
                 let engine = self.engine.clone();
                 let wasm = plugin.wasm.clone();
                 let cache = self.cache.clone();
+                let precompiled = plugin.precompiled;
                 let started = Instant::now();
                 // Compiling is CPU-bound: keep it off the async workers.
-                let component = tokio::task::spawn_blocking(move || match cache {
-                    Some(c) => c.load_or_compile(&engine, &wasm),
-                    None => Component::new(&engine, &wasm),
+                let component = tokio::task::spawn_blocking(move || {
+                    if let Some(component) = cache::load_precompiled(&engine, precompiled) {
+                        return Ok(component);
+                    }
+                    match cache {
+                        Some(c) => c.load_or_compile(&engine, &wasm),
+                        None => Component::new(&engine, &wasm),
+                    }
                 })
                 .await
                 .map_err(|e| self.trap(plugin, e.to_string()))?
@@ -385,6 +424,10 @@ impl Runtime {
     ) -> Result<DriverCall, PluginError> {
         let plugin = self.resolve_driver(name, version).await?;
         let key = format!("{grant_key}\0{}\0{}", plugin.name, plugin.sha256);
+        let pace = match self.strikes.wait_out(&key, self.call_timeout).await {
+            true => Pace::Penalised,
+            false => Pace::Throttle,
+        };
         let instance = match Self::take_idle(&self.idle_drivers, &key) {
             Some(i) => i,
             None => fresh_instance!(self, plugin, Prepared::Driver, grant),
@@ -395,6 +438,7 @@ impl Runtime {
             key,
             instance: Some(instance),
             healthy: true,
+            pace,
         })
     }
 
@@ -450,12 +494,17 @@ enum Pace {
     /// (or hostile) driver gets there, and it then takes at most a quarter
     /// of a core until its deadline instead of a whole one.
     Throttle,
+    /// Pause [`PENALTY_PAUSE`] at every tick from the first: a driver with
+    /// strikes (see strikes.rs) gets a tenth of a core.
+    Penalised,
 }
 
 /// Wasm time after which a driver call is throttled.
 const THROTTLE_AFTER: Duration = Duration::from_millis(200);
 /// The pause per epoch tick (10 ms) of a throttled call.
 const THROTTLE_PAUSE: Duration = Duration::from_millis(30);
+/// The pause per epoch tick of a penalised call.
+const PENALTY_PAUSE: Duration = Duration::from_millis(90);
 
 /// Give the next call its own deadline: the running component yields at
 /// every epoch tick and is interrupted once the deadline has passed.
@@ -482,6 +531,7 @@ fn arm(store: &mut Store<CallState>, timeout: Duration, pace: Pace) {
             Pace::Throttle if now.saturating_duration_since(started) > THROTTLE_AFTER => {
                 Box::pin(tokio::time::sleep(THROTTLE_PAUSE))
             }
+            Pace::Penalised => Box::pin(tokio::time::sleep(PENALTY_PAUSE)),
             _ => Box::pin(tokio::task::yield_now()),
         };
         Ok(UpdateDeadline::YieldCustom(1, pause))
@@ -530,6 +580,8 @@ pub struct DriverCall {
     key: String,
     instance: Option<Instance<DatabaseDriver>>,
     healthy: bool,
+    /// Throttle, or Penalised when the grant has strikes.
+    pace: Pace,
 }
 
 impl Drop for DriverCall {
@@ -549,10 +601,17 @@ macro_rules! driver_call {
         let Some(instance) = $self.instance.as_mut() else {
             return Err(PluginError::Driver("driver instance already discarded".into()));
         };
-        instance.arm(timeout, Pace::Throttle);
+        instance.arm(timeout, $self.pace);
         $self.healthy = false;
         let call = instance.bindings.warden_plugin_database().$method(&mut instance.store, $($arg),*);
-        let out = finish(&$self.plugin, timeout, call).await?;
+        let out = finish(&$self.plugin, timeout, call).await;
+        // A trap, a memory bomb or a timeout is a strike; an answer, even
+        // the database's error, clears them.
+        match out {
+            Ok(_) => $self.runtime.strikes.clear(&$self.key),
+            Err(_) => $self.runtime.strikes.strike(&$self.key),
+        }
+        let out = out?;
         $self.healthy = true;
         Ok(out?)
     }};
@@ -582,6 +641,7 @@ impl DriverCall {
             return Ok(value);
         }
         self.healthy = false;
+        self.runtime.strikes.strike(&self.key);
         Err(PluginError::Trap {
             plugin: self.plugin.name.clone(),
             reason: format!("it returned a {what} of {} bytes (at most {max})", value.len()),

@@ -168,8 +168,8 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
 /// written again without verification (the driver's `initialize` on an
 /// instance made for that mount, plus the config's storage write; no
 /// database round trip). The first driver call after the restart, which
-/// loads the compiled component from the disk cache, is made first and
-/// left out.
+/// loads the compiled component (the code built into the binary), is made
+/// first and left out.
 async fn cold_calls(client: &Client, label: &str, n: usize, every: usize, config: &serde_json::Value) -> Result<()> {
     let mut config = config.clone();
     config["verify_connection"] = json!(false);
@@ -200,7 +200,7 @@ async fn cold_calls(client: &Client, label: &str, n: usize, every: usize, config
     };
     println!(
         "mounts_bench {label}: first driver call of {} cold mounts after the restart (config write, no database): \
-         p50 {:.2} ms, p99 {:.2} ms; the very first (component loaded from the disk cache) {loaded:.1} ms",
+         p50 {:.2} ms, p99 {:.2} ms; the very first (loading the compiled component) {loaded:.1} ms",
         ms.len(),
         at(0.5).unwrap_or_default(),
         at(0.99).unwrap_or_default()

@@ -126,4 +126,21 @@ mod tests {
             );
         }
     }
+
+    /// Code compiled with other settings (here without the epoch checks the
+    /// deadlines rely on) is refused, so the caller compiles instead of
+    /// running code that would ignore its deadline.
+    #[test]
+    fn code_for_another_engine_is_refused() {
+        let runtime = Runtime::new(std::time::Duration::from_secs(5)).unwrap();
+        catalog::register_builtins(&runtime);
+        let plugin = runtime.plugin(catalog::PASSWORD_GENERATOR).unwrap();
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        let other = Engine::new(&config).unwrap();
+        let code = other.precompile_component(&plugin.wasm).unwrap();
+        assert!(load_precompiled(&runtime.engine, Vec::leak(code)).is_none());
+        assert!(load_precompiled(&runtime.engine, b"not compiled code").is_none());
+        assert!(load_precompiled(&runtime.engine, &[]).is_none());
+    }
 }

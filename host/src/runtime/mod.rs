@@ -10,11 +10,11 @@ mod cache;
 pub mod catalog;
 pub mod contract;
 mod engine_config;
-mod strikes;
 pub mod external;
 #[cfg(test)]
 mod generator_tests;
 mod registered;
+mod strikes;
 
 use crate::bindings::driver::{DatabaseDriver, DatabaseDriverPre};
 use crate::bindings::generator::{CredentialGenerator, CredentialGeneratorPre};
@@ -254,7 +254,11 @@ impl Runtime {
             // Whether this engine takes the embedded code, tried on the
             // smallest piece (all were compiled alike): no when the binary
             // was built for another CPU, or in a debug build.
-            let sample = plugins.iter().map(|p| p.precompiled).filter(|c| !c.is_empty()).min_by_key(|c| c.len());
+            let sample = plugins
+                .iter()
+                .map(|p| p.precompiled)
+                .filter(|c| !c.is_empty())
+                .min_by_key(|c| c.len());
             let engine = rt.engine.clone();
             let precompiled_fits = match sample {
                 Some(code) => tokio::task::spawn_blocking(move || cache::load_precompiled(&engine, code).is_some())

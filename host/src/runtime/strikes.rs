@@ -69,7 +69,9 @@ impl Strikes {
                 return;
             }
         }
-        let record = records.entry(key.to_string()).or_insert(Record { strikes: 0, until: now });
+        let record = records
+            .entry(key.to_string())
+            .or_insert(Record { strikes: 0, until: now });
         record.strikes = record.strikes.saturating_add(1);
         record.until = now.checked_add(backoff(record.strikes)).unwrap_or(now);
         self.tracked.store(records.len(), Ordering::Relaxed);

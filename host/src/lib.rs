@@ -14,6 +14,7 @@ pub mod core;
 pub mod credential;
 pub mod engines;
 pub mod error;
+pub mod fault;
 pub mod framework;
 pub mod hcl;
 pub mod imports;

@@ -36,6 +36,9 @@ pub struct Node {
     starts: u32,
     /// More HCL appended to the generated configuration.
     pub extra_config: String,
+    /// Environment variables of the next start (a fault point's
+    /// `WARDEN_TEST_FAULT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -49,6 +52,7 @@ impl Node {
             child: None,
             starts: 0,
             extra_config: String::new(),
+            env: Vec::new(),
         })
     }
 
@@ -101,7 +105,8 @@ impl Node {
             .arg(format!("-config={}", self.config_path().display()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log);
+            .stderr(log)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.spawn().context("spawn warden")?;
         self.child = Some(child);
         let client = self.client(None);

@@ -153,6 +153,10 @@ pub mod database {
     pub const ROOT_WAL: &str = "wal/root/";
     /// Each connection's driver component gets its own key space here.
     pub const DRIVER: &str = "driver/";
+    /// Registered clusters by name (the cluster registry).
+    pub const CLUSTER: &str = "cluster/";
+    /// A cluster registration in progress, by cluster.
+    pub const CLUSTER_WAL: &str = "wal/cluster/";
 
     /// The key space of the driver behind connection `name`.
     pub fn driver(name: &str) -> String {

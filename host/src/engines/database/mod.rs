@@ -4,6 +4,7 @@
 
 mod credentials;
 mod cron;
+mod path_cluster;
 mod path_config_connection;
 mod path_creds_create;
 mod path_roles;

@@ -3,7 +3,7 @@
 //! handlers live in the path_*.rs module of each.
 
 use super::{DatabaseEngine, path_config_connection as config, path_creds_create as creds, path_roles as roles};
-use super::{path_rotate as rotate, path_static_roles as statics};
+use super::{path_cluster as cluster, path_rotate as rotate, path_static_roles as statics};
 use crate::framework::{Backend, Field, FieldType, Path, name_capture};
 use crate::handler;
 use crate::logical::Operation::{Create, Delete, List, Read, Update};
@@ -35,6 +35,27 @@ pub static BACKEND: LazyLock<Backend<DatabaseEngine>> = LazyLock::new(|| {
                 .op(Update, handler!(config::write), "Configure a connection to a database.")
                 .op(Delete, handler!(config::delete), "Delete a connection configuration.")
                 .help(CONFIG_SYN, CONFIG_DESC),
+            Path::new("cluster/?")
+                .op(List, handler!(cluster::list), "List the names of all clusters that have been registered so far.")
+                .help(CLUSTER_LIST_SYN, CLUSTER_LIST_DESC),
+            Path::new(format!("cluster/{}", name_capture("cluster")))
+                .field(Field::new("cluster", FieldType::Str, "Name of the cluster"))
+                .field(Field::new("plugin_name", FieldType::Str, "The plugin that talks to the cluster: postgresql-database-plugin (the default) or a MySQL plugin name."))
+                .field(Field::new("database", FieldType::Str, "Name of the database to connect with"))
+                .field(Field::new("host", FieldType::Str, "Host name of the writer node in cluster"))
+                .field(Field::new("port", FieldType::Int, "Port number to be used for database connections"))
+                .field(Field::new("username", FieldType::Str, "Username that can be used to connect with the cluster"))
+                .field(Field::new("password", FieldType::Str, "Password to authenticate the database connection"))
+                .field(Field::new("ssl_mode", FieldType::Str, "Whether or not to use SSL"))
+                .field(Field::new("max_open_connections", FieldType::Int, "Maximum number of connections to create with the database"))
+                .field(Field::new("max_idle_connections", FieldType::Int, "Maximum number of idle connections to maintain in pool"))
+                .field(Field::new("max_connection_lifetime", FieldType::Duration, "Maximum time duration to keep an idle connection alive"))
+                .existence(|b, r| Box::pin(cluster::exists(b, r)))
+                .op(Read, handler!(cluster::read), "Read a cluster's configuration, both passwords included.")
+                .op(Create, handler!(cluster::write), "Register a cluster: its password is rotated and a management role created.")
+                .op(Update, handler!(cluster::write), "Update a registered cluster's settings (and enable it again).")
+                .op(Delete, handler!(cluster::delete), "Disable a cluster; its configuration is kept.")
+                .help(CLUSTER_SYN, CLUSTER_DESC),
             Path::new(format!("reset/{}", name_capture("name")))
                 .field(Field::new("name", FieldType::Str, "Name of this database connection"))
                 .op(Update, handler!(rotate::reset), "Close the connection and start it again from its stored configuration.")
@@ -108,6 +129,14 @@ In addition to the database specific connection details, this endpoint also acce
   * \"allowed_roles\" (optional) - An array of strings indicating the roles, or glob patterns of roles, allowed to use this connection.
 
   * \"verify_connection\" (default: true) - A boolean value denoting if the plugin should verify it is able to connect to the database using the provided connection details.";
+const CLUSTER_LIST_SYN: &str = "List the names of all clusters that have been registered so far";
+const CLUSTER_LIST_DESC: &str = "List clusters path returns a list of all registered clusters, active or disabled. Note that the list contains no information about whether the cluster is active or not.";
+const CLUSTER_SYN: &str = "Write, Read and Delete cluster configuration.";
+const CLUSTER_DESC: &str = "Registering a cluster for the first time will automatically change the password provided in the request. Warden will also create a new role in the cluster and send back the role name in response. It is strongly recommended that you do not make any change to the root or management role once the cluster has been registered.
+
+Reading from this endpoint should be protected since reading cluster configuration will send back the password for both root and management users.
+
+Deleting a cluster has no effect on the actual resource. Warden still retains the configuration for a deleted cluster but the cluster is marked as 'disabled'.";
 const ROLES_SYN: &str = "Manage the roles that can be created with this backend.";
 const ROLES_DESC: &str = "This path lets you manage the roles that can be created with this backend: the connection, the statements that create, revoke, renew and roll back a user, and the TTLs of its credentials.";
 const STATIC_SYN: &str = "Manage the static roles that can be created with this backend.";

@@ -179,7 +179,7 @@ pub fn start(engine: DatabaseEngine, mount: Arc<Mount>) {
 /// with that work inline, most of the memory a mount cost).
 async fn task(engine: DatabaseEngine, mount: Arc<Mount>) {
     // At start-up every mount's task begins at once; each recovery reads
-    // storage three times. Unbounded, 10,000 mounts queued 30,000 reads
+    // storage a few times. Unbounded, 10,000 mounts queued 30,000 reads
     // ahead of the first requests (mounts_bench: the first call after a
     // restart took 318 ms). A few at a time, the requests get their turn.
     // (The semaphore is never closed: acquiring cannot fail.)
@@ -384,6 +384,7 @@ async fn recover(engine: &DatabaseEngine, mount: &Mount) -> Result<()> {
             tracing::error!(connection = %connection, error = %e, "could not roll back an interrupted rotate-root; will try again at the next start");
         }
     }
+    super::path_cluster::recover_all(engine, mount).await?;
     let now = Utc::now();
     let roles = mount.storage.list(layout::database::STATIC_ROLE).await?;
     let mut queue = HashMap::new();
@@ -521,7 +522,7 @@ pub fn with_password(config: &DbConfig, password: &str) -> DbConfig {
 }
 
 /// True when the driver can log in with this configuration.
-async fn logs_in(engine: &DatabaseEngine, mount: &Mount, connection: &str, config: &DbConfig) -> bool {
+pub(super) async fn logs_in(engine: &DatabaseEngine, mount: &Mount, connection: &str, config: &DbConfig) -> bool {
     let Ok(mut driver) = engine.driver(mount, connection, config).await else {
         return false;
     };

@@ -7,10 +7,10 @@
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use warden_tests::configured::{Node, NodeStorage};
 use warden_tests::fixtures::keys_of;
-use warden_tests::{Scratch, TestPostgres, WardenServer};
+use warden_tests::{Scratch, TestPostgres, WardenServer, eventually};
 
 /// A login that can create databases and roles, as a cluster's admin has.
 async fn cluster_admin(scratch: &Scratch, prefix: &str) -> Result<(String, String)> {
@@ -198,21 +198,6 @@ async fn registering_a_postgres_cluster_takes_over_its_login() -> Result<()> {
     Ok(())
 }
 
-/// Wait until `check` holds, up to 30 s (recovery runs in the background
-/// after the unseal).
-async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let started = Instant::now();
-    while !check().await? {
-        ensure!(started.elapsed() < Duration::from_secs(30), "not within 30 s: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
 /// The server dies at a fault point of the registration; the next start
 /// rolls it back (before the rotation) or forward (after it).
 #[tokio::test]
@@ -259,10 +244,12 @@ async fn a_registration_cut_short_is_settled_at_the_next_start() -> Result<()> {
         let client = node.client(Some(&root));
         if forward {
             // Only the new password works: the registration is finished.
-            eventually("the registration rolled forward", || async {
+            // Recovery runs in the background after the unseal.
+            let settled = eventually(Duration::from_secs(30), || async {
                 Ok(client.req("GET", &path, None).await?.0 == 200)
             })
             .await?;
+            ensure!(settled, "{fault}: the registration did not roll forward");
             let read = client.expect("GET", &path, None, 200).await?;
             ensure!(scratch.logs_in(&admin, &text(&read, "password")?).await);
             ensure!(!scratch.logs_in(&admin, &initial).await);
@@ -270,10 +257,11 @@ async fn a_registration_cut_short_is_settled_at_the_next_start() -> Result<()> {
             ensure!(scratch.logs_in(&mgmt, &text(&read, "management_password")?).await);
         } else {
             // The old password still works: the registration never happened.
-            eventually("the management role was dropped", || async {
+            let settled = eventually(Duration::from_secs(30), || async {
                 Ok(management_roles(&scratch, &name).await?.is_empty())
             })
             .await?;
+            ensure!(settled, "{fault}: the management role was not dropped");
             let (status, _) = client.req("GET", &path, None).await?;
             ensure!(status == 404, "{fault}: a rolled-back registration is stored");
             ensure!(scratch.logs_in(&admin, &initial).await);
@@ -283,5 +271,56 @@ async fn a_registration_cut_short_is_settled_at_the_next_start() -> Result<()> {
                 .await?;
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn registering_a_mariadb_cluster_takes_over_its_login() -> Result<()> {
+    let scratch = warden_tests::TestMariaDb::shared().scratch("cluster").await?;
+    let server = WardenServer::start().await?;
+    let client = server.client();
+    client
+        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+        .await?;
+    let path = format!("/v1/db/cluster/{}", unique("maria"));
+    let body = json!({
+        "plugin_name": "mysql-database-plugin",
+        "host": "127.0.0.1",
+        "port": scratch.port(),
+        "database": scratch.database,
+        "username": scratch.admin_user,
+        "password": scratch.admin_password,
+    });
+    let mut wrong = body.clone();
+    wrong["password"] = json!("not-the-password");
+    client.expect("POST", &path, Some(wrong), 400).await?;
+    let mut tls = body.clone();
+    tls["ssl_mode"] = json!("require");
+    client.expect("POST", &path, Some(tls), 400).await?;
+
+    let registered = client.expect("POST", &path, Some(body), 200).await?;
+    let mgmt = text(&registered, "management_role")?;
+    ensure!(
+        scratch
+            .connect_as(&scratch.admin_user, &scratch.admin_password)
+            .await
+            .is_err(),
+        "the given password still works"
+    );
+    let read = client.expect("GET", &path, None, 200).await?;
+    let (password, mgmt_password) = (text(&read, "password")?, text(&read, "management_password")?);
+    ensure!(scratch.connect_as(&scratch.admin_user, &password).await.is_ok());
+    // The management user creates a database and a user with rights on it
+    // (not ALL PRIVILEGES: MariaDB's includes DELETE HISTORY, which MySQL
+    // does not know, so the management user is not given it).
+    let mut conn = scratch.connect_as(&mgmt, &mgmt_password).await?;
+    let tenant = format!("cl_tenant_{}", warden_tests::util::random_alnum(6).to_lowercase());
+    sqlx::raw_sql(&format!(
+        "CREATE DATABASE `{tenant}`; CREATE USER '{tenant}'@'%' IDENTIFIED BY 'x-{tenant}'; \
+         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON `{tenant}`.* TO '{tenant}'@'%'; DROP USER '{tenant}'@'%'; DROP DATABASE `{tenant}`"
+    ))
+    .execute(&mut conn)
+    .await
+    .context("the management user creates a tenant")?;
     Ok(())
 }

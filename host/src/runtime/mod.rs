@@ -97,15 +97,18 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    fn new(name: &str, kind: PluginKind, builtin: bool, wasm: Arc<[u8]>) -> Arc<Plugin> {
+    /// `builtin`: Some(the machine code build.rs compiled for it, maybe
+    /// empty) for a component built into the server, None for a
+    /// registered one.
+    fn new(name: &str, kind: PluginKind, wasm: Arc<[u8]>, builtin: Option<&'static [u8]>) -> Arc<Plugin> {
         use sha2::Digest;
         Arc::new(Plugin {
             name: name.to_string(),
             kind,
-            builtin,
+            builtin: builtin.is_some(),
             sha256: hex::encode(sha2::Sha256::digest(&wasm)),
             wasm,
-            precompiled: &[],
+            precompiled: builtin.unwrap_or_default(),
             ready: OnceCell::new(),
         })
     }
@@ -212,10 +215,7 @@ impl Runtime {
         wasm: Arc<[u8]>,
         precompiled: &'static [u8],
     ) -> Arc<Plugin> {
-        let mut plugin = Plugin::new(name, kind, true, wasm);
-        if let Some(p) = Arc::get_mut(&mut plugin) {
-            p.precompiled = precompiled;
-        }
+        let plugin = Plugin::new(name, kind, wasm, Some(precompiled));
         self.plugins
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -105,7 +105,7 @@ impl Runtime {
             .await
             .map_err(|e| PluginError::Refused(e.to_string()))?
             .map_err(|e| PluginError::Refused(e.to_string()))?;
-        let plugin = Plugin::new(&entry.name, PluginKind::Database, false, Arc::from(wasm));
+        let plugin = Plugin::new(&entry.name, PluginKind::Database, Arc::from(wasm), None);
         // The plugin's kind is Database: prepared means a database driver.
         self.prepare(&plugin).await.map_err(refused)?;
         Ok(plugin)

@@ -462,7 +462,7 @@ async fn register(engine: &DatabaseEngine, mount: &Mount, name: &str, r: &Req<'_
 }
 
 /// The comment on a PostgreSQL cluster's management role.
-pub fn management_comment(cluster: &str) -> String {
+fn management_comment(cluster: &str) -> String {
     format!("Warden: the management role of cluster {cluster}")
 }
 

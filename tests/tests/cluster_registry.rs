@@ -195,6 +195,51 @@ async fn registering_a_postgres_cluster_takes_over_its_login() -> Result<()> {
     ensure!(read["data"]["disabled"] == json!(false), "{read}");
     ensure!(text(&read, "password")? == password, "re-enabling rotated the password");
     ensure!(scratch.logs_in(&admin, &password).await);
+
+    // Reading is protected: list and sudo are not enough, read is.
+    for (policy, capabilities, status) in [("cl-sudo", r#"["list", "sudo"]"#, 403), ("cl-read", r#"["read"]"#, 200)] {
+        let hcl = format!(r#"path "db/cluster/*" {{ capabilities = {capabilities} }}"#);
+        client
+            .expect(
+                "PUT",
+                &format!("/v1/sys/policies/acl/{policy}"),
+                Some(json!({"policy": hcl})),
+                204,
+            )
+            .await?;
+        let token = client
+            .expect(
+                "POST",
+                "/v1/auth/token/create",
+                Some(json!({"policies": [policy]})),
+                200,
+            )
+            .await?;
+        let token = token["auth"]["client_token"].as_str().context("client_token")?;
+        let (got, body) = client.with_token(Some(token)).req("GET", &path, None).await?;
+        ensure!(got == status, "{policy}: {got} {body}");
+    }
+    // Audit devices write both passwords as HMACs.
+    let dir = warden_tests::util::TempDir::new("cluster-audit")?;
+    let log = dir.path().join("audit.log");
+    client
+        .expect(
+            "PUT",
+            "/v1/sys/audit/file",
+            Some(json!({"type": "file", "options": {"file_path": log.to_str().context("utf-8 path")?}})),
+            204,
+        )
+        .await?;
+    client.expect("GET", &path, None, 200).await?;
+    let audit = std::fs::read_to_string(&log)?;
+    ensure!(
+        !audit.contains(&password) && !audit.contains(&mgmt_password),
+        "a cluster password in the audit log"
+    );
+    ensure!(
+        audit.contains(r#""management_password":"hmac-sha256:"#) && audit.contains(r#""password":"hmac-sha256:"#),
+        "the passwords are not HMAC'd in the audit log"
+    );
     Ok(())
 }
 
@@ -322,5 +367,410 @@ async fn registering_a_mariadb_cluster_takes_over_its_login() -> Result<()> {
     .execute(&mut conn)
     .await
     .context("the management user creates a tenant")?;
+    Ok(())
+}
+
+/// Log in as `user` to `database` of the shared PostgreSQL.
+async fn pg_login(user: &str, password: &str, database: &str) -> std::result::Result<sqlx::PgConnection, sqlx::Error> {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect_with(&TestPostgres::shared().login_options(user, password, database)).await
+}
+
+/// Drop what a test made in the shared PostgreSQL outside its scratch
+/// database: tenant databases and their owner roles (best effort).
+async fn drop_tenants(scratch: &Scratch, databases: &[String]) {
+    let Ok(mut su) = scratch.superuser().await else {
+        return;
+    };
+    for db in databases {
+        let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+            .execute(&mut su)
+            .await;
+        let _ = sqlx::raw_sql(&format!("DROP ROLE IF EXISTS \"{db}_owner\""))
+            .execute(&mut su)
+            .await;
+    }
+}
+
+/// Tenant databases in a PostgreSQL cluster: each gets an owner role and a
+/// connection; a login issued for one can create a table there and cannot
+/// connect to another's; disabling a database or the cluster refuses new
+/// logins and renewals, and a lease issued before still ends with its
+/// login dropped; bad input is a 400 that stores nothing.
+#[tokio::test]
+async fn tenant_databases_in_a_postgres_cluster() -> Result<()> {
+    let scratch = TestPostgres::shared().scratch("cluster_db").await?;
+    let server = WardenServer::start().await?;
+    let client = server.client();
+    client
+        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+        .await?;
+    let (admin, initial) = cluster_admin(&scratch, "cl_tenants").await?;
+    let name = unique("tenants");
+    let cluster = format!("/v1/db/cluster/{name}");
+    client
+        .expect("POST", &cluster, Some(registration(&scratch, &admin, &initial)), 200)
+        .await?;
+    let suffix = warden_tests::util::random_alnum(6).to_lowercase();
+    let (a, b) = (format!("ta_{suffix}"), format!("tb_{suffix}"));
+    let result = tenants_flow(&client, &scratch, &name, &cluster, &a, &b).await;
+    drop_tenants(&scratch, &[a, b]).await;
+    result
+}
+
+async fn tenants_flow(
+    client: &warden_tests::Client,
+    scratch: &Scratch,
+    name: &str,
+    cluster: &str,
+    a: &str,
+    b: &str,
+) -> Result<()> {
+    let db_path = |db: &str| format!("{cluster}/database/{db}");
+    // No databases yet.
+    let (status, _) = client.req("LIST", cluster, None).await?;
+    ensure!(status == 404, "LIST of a cluster without databases: {status}");
+
+    // Bad input: 400, nothing stored.
+    let (other, _) = scratch.create_login("cl_not_warden").await?;
+    for (path, body, says) in [
+        (
+            format!("/v1/db/cluster/nope-{a}/database/{a}"),
+            json!({}),
+            "not registered",
+        ),
+        (db_path("a.b"), json!({}), "invalid database"),
+        (db_path(a), json!({"owner_role": "bad role"}), "invalid owner_role"),
+        (
+            db_path(a),
+            json!({"owner_role": other}),
+            "not the owner role Warden made",
+        ),
+    ] {
+        let out = client.expect("POST", &path, Some(body), 400).await?;
+        ensure!(out.to_string().contains(says), "{path}: {out}");
+    }
+    let (status, _) = client.req("GET", &db_path(a), None).await?;
+    ensure!(status == 404, "a refused database was stored");
+    let (status, _) = client.req("GET", &format!("/v1/db/config/{name}.{a}"), None).await?;
+    ensure!(status == 404, "a refused database's connection was stored");
+
+    // Two tenants.
+    let made = client
+        .expect(
+            "POST",
+            &db_path(a),
+            Some(json!({"allowed_roles": "app-a,short-a"})),
+            200,
+        )
+        .await?;
+    ensure!(text(&made, "connection")? == format!("{name}.{a}"), "{made}");
+    ensure!(text(&made, "owner_role")? == format!("{a}_owner"), "{made}");
+    client
+        .expect("POST", &db_path(b), Some(json!({"allowed_roles": ["app-b"]})), 200)
+        .await?;
+    // Writing again finishes nothing new and changes nothing.
+    client
+        .expect(
+            "POST",
+            &db_path(a),
+            Some(json!({"allowed_roles": "app-a,short-a"})),
+            200,
+        )
+        .await?;
+    let out = client
+        .expect("POST", &db_path(a), Some(json!({"owner_role": "someone_else"})), 400)
+        .await?;
+    ensure!(out.to_string().contains("owner_role cannot change"), "{out}");
+    let list = client.expect("LIST", cluster, None, 200).await?;
+    ensure!(keys_of(&list)? == [a.to_string(), b.to_string()], "{list}");
+    let read = client.expect("GET", &db_path(a), None, 200).await?;
+    ensure!(read["data"]["disabled"] == json!(false), "{read}");
+    ensure!(read["data"]["allowed_roles"] == json!(["app-a", "short-a"]), "{read}");
+
+    // The connection is the registry's own.
+    let conn = format!("/v1/db/config/{name}.{a}");
+    let shown = client.expect("GET", &conn, None, 200).await?;
+    ensure!(!shown.to_string().contains("password\":"), "{shown}");
+    client
+        .expect(
+            "POST",
+            &conn,
+            Some(json!({"plugin_name": "postgresql-database-plugin"})),
+            400,
+        )
+        .await?;
+    client.expect("DELETE", &conn, None, 400).await?;
+    client
+        .expect("POST", &format!("/v1/db/rotate-root/{name}.{a}"), None, 400)
+        .await?;
+    client
+        .expect(
+            "POST",
+            "/v1/db/static-roles/st-a",
+            Some(json!({"db_name": format!("{name}.{a}"), "username": "postgres", "rotation_period": "1h"})),
+            400,
+        )
+        .await?;
+
+    // Roles: no statements of their own.
+    let out = client
+        .expect(
+            "POST",
+            "/v1/db/roles/app-a",
+            Some(
+                json!({"db_name": format!("{name}.{a}"), "creation_statements": "CREATE ROLE \"{{name}}\" SUPERUSER"}),
+            ),
+            400,
+        )
+        .await?;
+    ensure!(out.to_string().contains("takes no statements"), "{out}");
+    for (role, db, ttl) in [("app-a", a, "1h"), ("short-a", a, "6s"), ("app-b", b, "1h")] {
+        client
+            .expect(
+                "POST",
+                &format!("/v1/db/roles/{role}"),
+                Some(json!({"db_name": format!("{name}.{db}"), "default_ttl": ttl, "max_ttl": "2h"})),
+                204,
+            )
+            .await?;
+    }
+
+    // A login for tenant A: works in A, is refused by B.
+    let creds = client.expect("GET", "/v1/db/creds/app-a", None, 200).await?;
+    let (user, password) = (text(&creds, "username")?, text(&creds, "password")?);
+    let mut in_a = pg_login(&user, &password, a).await.context("log in to tenant A")?;
+    sqlx::raw_sql("CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hello')")
+        .execute(&mut in_a)
+        .await
+        .context("create a table in tenant A")?;
+    drop(in_a);
+    let refused = pg_login(&user, &password, b).await;
+    let err = refused.err().context("a tenant A login connected to tenant B")?;
+    ensure!(err.to_string().contains("permission denied for database"), "{err}");
+    // Nor may a login of the server at large connect to either.
+    let (outsider, outsider_password) = scratch.create_login("cl_outsider").await?;
+    ensure!(pg_login(&outsider, &outsider_password, a).await.is_err());
+    // Revoking drops the login; the table stays, the owner's.
+    let lease = creds["lease_id"].as_str().context("lease_id")?.to_string();
+    client
+        .expect("PUT", "/v1/sys/leases/revoke", Some(json!({"lease_id": lease})), 204)
+        .await?;
+    ensure!(!scratch.role_exists(&user).await?, "the revoked login remains");
+    let mut su = TestPostgres::shared().superuser_connection(a).await?;
+    let owner: (String,) = sqlx::query_as("SELECT tableowner::text FROM pg_tables WHERE tablename = 'notes'")
+        .fetch_one(&mut su)
+        .await?;
+    ensure!(owner.0 == format!("{a}_owner"), "the table belongs to {}", owner.0);
+
+    // Disabling a database refuses its logins; writing it enables it again.
+    client.expect("DELETE", &db_path(b), None, 204).await?;
+    let read = client.expect("GET", &db_path(b), None, 200).await?;
+    ensure!(read["data"]["disabled"] == json!(true), "{read}");
+    let out = client.expect("GET", "/v1/db/creds/app-b", None, 400).await?;
+    ensure!(out.to_string().contains(&format!("database \\\"{b}\\\"")), "{out}");
+    client.expect("POST", &db_path(b), Some(json!({})), 200).await?;
+    client.expect("GET", "/v1/db/creds/app-b", None, 200).await?;
+
+    // Disabling the cluster: no new logins, no renewals; a lease issued
+    // before ends at its expiry with its login dropped.
+    let short = client.expect("GET", "/v1/db/creds/short-a", None, 200).await?;
+    let short_user = text(&short, "username")?;
+    let short_lease = short["lease_id"].as_str().context("lease_id")?.to_string();
+    client.expect("DELETE", cluster, None, 204).await?;
+    for role in ["app-a", "app-b"] {
+        let out = client.expect("GET", &format!("/v1/db/creds/{role}"), None, 400).await?;
+        ensure!(out.to_string().contains("is disabled"), "{out}");
+    }
+    let out = client
+        .expect(
+            "PUT",
+            "/v1/sys/leases/renew",
+            Some(json!({"lease_id": short_lease})),
+            400,
+        )
+        .await?;
+    ensure!(out.to_string().contains("is disabled"), "{out}");
+    for db in [a, b] {
+        let read = client.expect("GET", &db_path(db), None, 200).await?;
+        ensure!(read["data"]["disabled"] == json!(true), "{db}: {read}");
+    }
+    let out = client
+        .expect("POST", &db_path(&format!("tc_{a}")), Some(json!({})), 400)
+        .await?;
+    ensure!(out.to_string().contains("is disabled"), "{out}");
+    let gone = scratch
+        .wait_roles_gone(std::slice::from_ref(&short_user), Duration::from_secs(30))
+        .await?;
+    ensure!(gone.is_empty(), "the expired lease's login remains: {gone:?}");
+
+    // Enabled again (without rotating), logins are issued again.
+    client.expect("POST", cluster, Some(json!({})), 200).await?;
+    let creds = client.expect("GET", "/v1/db/creds/app-a", None, 200).await?;
+    let mut in_a = pg_login(&text(&creds, "username")?, &text(&creds, "password")?, a).await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes").fetch_all(&mut in_a).await?;
+    ensure!(rows == [("hello".to_string(),)], "{rows:?}");
+    Ok(())
+}
+
+/// Tenant databases in a MariaDB cluster: the login issued for one has
+/// rights in it and none in another.
+#[tokio::test]
+async fn tenant_databases_in_a_mariadb_cluster() -> Result<()> {
+    let scratch = warden_tests::TestMariaDb::shared().scratch("cluster_db").await?;
+    let server = WardenServer::start().await?;
+    let client = server.client();
+    client
+        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+        .await?;
+    let name = unique("maria-tenants");
+    let cluster = format!("/v1/db/cluster/{name}");
+    client
+        .expect(
+            "POST",
+            &cluster,
+            Some(json!({
+                "plugin_name": "mysql-database-plugin",
+                "host": "127.0.0.1",
+                "port": scratch.port(),
+                "database": scratch.database,
+                "username": scratch.admin_user,
+                "password": scratch.admin_password,
+            })),
+            200,
+        )
+        .await?;
+    let suffix = warden_tests::util::random_alnum(6).to_lowercase();
+    let (a, b) = (format!("ma_{suffix}"), format!("mb_{suffix}"));
+    for (db, role) in [(&a, "app-a"), (&b, "app-b")] {
+        client
+            .expect(
+                "POST",
+                &format!("{cluster}/database/{db}"),
+                Some(json!({"allowed_roles": role})),
+                200,
+            )
+            .await?;
+        client
+            .expect(
+                "POST",
+                &format!("/v1/db/roles/{role}"),
+                Some(json!({"db_name": format!("{name}.{db}"), "default_ttl": "1h"})),
+                204,
+            )
+            .await?;
+    }
+    let list = client.expect("LIST", &cluster, None, 200).await?;
+    ensure!(keys_of(&list)? == [a.clone(), b.clone()], "{list}");
+    let creds = client.expect("GET", "/v1/db/creds/app-a", None, 200).await?;
+    let (user, password) = (text(&creds, "username")?, text(&creds, "password")?);
+    let login = |db: &str| {
+        warden_tests::TestMariaDb::shared()
+            .login_options(&user, &password)
+            .database(db)
+    };
+    use sqlx::Connection;
+    let mut in_a = sqlx::MySqlConnection::connect_with(&login(&a))
+        .await
+        .context("log in to tenant A")?;
+    sqlx::raw_sql("CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes VALUES (1)")
+        .execute(&mut in_a)
+        .await
+        .context("create a table in tenant A")?;
+    drop(in_a);
+    let err = sqlx::MySqlConnection::connect_with(&login(&b))
+        .await
+        .err()
+        .context("a tenant A login connected to tenant B")?;
+    ensure!(err.to_string().contains("denied"), "{err}");
+    let lease = creds["lease_id"].as_str().context("lease_id")?.to_string();
+    client
+        .expect("PUT", "/v1/sys/leases/revoke", Some(json!({"lease_id": lease})), 204)
+        .await?;
+    ensure!(!scratch.user_exists(&user).await?, "the revoked login remains");
+    // Drop the tenant databases (the scratch drops only its own).
+    let mut root = warden_tests::TestMariaDb::shared().root().await?;
+    for db in [&a, &b] {
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS `{db}`; DROP ROLE IF EXISTS '{db}_owner'"
+        ))
+        .execute(&mut root)
+        .await?;
+    }
+    Ok(())
+}
+
+/// docs/cluster-registry.md's bao walk-through, with the real CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bao_cli_provisions_a_tenant_database() -> Result<()> {
+    let bin = tokio::task::spawn_blocking(warden_tests::bao::ensure_bao).await??;
+    let scratch = TestPostgres::shared().scratch("cluster_bao").await?;
+    let (admin, initial) = cluster_admin(&scratch, "cl_bao").await?;
+    let server = WardenServer::start().await?;
+    let mut bao = warden_tests::bao::Bao::new(&bin, &server.url())?;
+    bao.token = Some(server.root_token().to_string());
+    let db = format!("shop_{}", warden_tests::util::random_alnum(6).to_lowercase());
+    let (host, port) = (scratch.host().to_string(), scratch.port().to_string());
+    let (database, tenant) = (scratch.database.clone(), db.clone());
+    let creds = tokio::task::spawn_blocking(move || -> Result<Value> {
+        let json = |run: warden_tests::bao::Run| -> Result<Value> {
+            serde_json::from_str(&run.stdout).with_context(|| format!("not JSON: {run}"))
+        };
+        bao.expect(&["secrets", "enable", "-path=db", "database"], 0)?;
+        bao.expect(
+            &[
+                "write",
+                "db/cluster/main",
+                &format!("host={host}"),
+                &format!("port={port}"),
+                &format!("database={database}"),
+                &format!("username={admin}"),
+                &format!("password={initial}"),
+                "ssl_mode=disable",
+            ],
+            0,
+        )?;
+        let read = json(bao.expect(&["read", "-format=json", "db/cluster/main"], 0)?)?;
+        ensure!(read["data"]["management_password"].is_string(), "{read}");
+        bao.expect(
+            &[
+                "write",
+                &format!("db/cluster/main/database/{tenant}"),
+                "allowed_roles=shop-app",
+            ],
+            0,
+        )?;
+        let listed = bao.expect(&["list", "db/cluster/main"], 0)?;
+        ensure!(listed.stdout.contains(&tenant), "{listed}");
+        bao.expect(
+            &[
+                "write",
+                "db/roles/shop-app",
+                &format!("db_name=main.{tenant}"),
+                "default_ttl=1h",
+                "max_ttl=24h",
+            ],
+            0,
+        )?;
+        let creds = json(bao.expect(&["read", "-format=json", "db/creds/shop-app"], 0)?)?;
+        let lease = creds["lease_id"].as_str().context("lease_id")?;
+        bao.expect(&["lease", "renew", lease], 0)?;
+        bao.expect(&["delete", &format!("db/cluster/main/database/{tenant}")], 0)?;
+        let refused = bao.expect(&["read", "db/creds/shop-app"], 2)?;
+        ensure!(refused.stderr.contains("is disabled"), "{refused}");
+        bao.expect(&["delete", "db/cluster/main"], 0)?;
+        let listed = bao.expect(&["list", "db/cluster"], 0)?;
+        ensure!(listed.stdout.contains("main"), "{listed}");
+        Ok(creds)
+    })
+    .await??;
+    // The login worked in its database before it was disabled.
+    let (user, password) = (
+        creds["data"]["username"].as_str().context("username")?,
+        creds["data"]["password"].as_str().context("password")?,
+    );
+    let connected = pg_login(user, password, &db).await;
+    drop_tenants(&scratch, std::slice::from_ref(&db)).await;
+    connected.context("log in to the tenant database")?;
     Ok(())
 }

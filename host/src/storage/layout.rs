@@ -157,6 +157,8 @@ pub mod database {
     pub const CLUSTER: &str = "cluster/";
     /// A cluster registration in progress, by cluster.
     pub const CLUSTER_WAL: &str = "wal/cluster/";
+    /// Tenant databases of a cluster, by cluster and database.
+    pub const CLUSTER_DB: &str = "cluster-db/";
 
     /// The key space of the driver behind connection `name`.
     pub fn driver(name: &str) -> String {

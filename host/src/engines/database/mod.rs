@@ -5,6 +5,7 @@
 mod credentials;
 mod cron;
 mod path_cluster;
+mod path_cluster_database;
 mod path_config_connection;
 mod path_creds_create;
 mod path_roles;
@@ -101,10 +102,13 @@ impl DatabaseEngine {
         self.runtime.forget_grants(&format!("{scope}\0"));
     }
 
+    /// The connection `name` as drivers get it (a tenant database's with
+    /// its cluster's address and login, see [`path_cluster_database::resolve`]).
     async fn config(&self, mount: &Mount, name: &str) -> Result<DbConfig> {
-        path_config_connection::load(mount, name)
+        let config = path_config_connection::load(mount, name)
             .await?
-            .ok_or_else(|| Error::internal(format!("failed to find entry for connection with name: {name:?}")))
+            .ok_or_else(|| Error::internal(format!("failed to find entry for connection with name: {name:?}")))?;
+        path_cluster_database::resolve(mount, config).await
     }
 }
 

@@ -13,7 +13,7 @@
 //! record is stored), so the only working password is never lost.
 
 use super::path_config_connection::DbConfig;
-use super::{DatabaseEngine, path_creds_create, plugin_error, scheduler};
+use super::{DatabaseEngine, path_cluster_database, path_creds_create, plugin_error, scheduler};
 use crate::bindings::db;
 use crate::error::{Error, Result};
 use crate::framework::Req;
@@ -56,19 +56,42 @@ struct RegistrationWal {
 }
 
 impl Cluster {
-    fn postgres(&self) -> bool {
+    pub(super) fn postgres(&self) -> bool {
         self.plugin_name == POSTGRES_PLUGIN
     }
 
     /// The connection configuration of the cluster's admin login with
     /// `password`, as the engine's connections are configured.
     fn connection(&self, password: &str) -> DbConfig {
+        DbConfig {
+            plugin_name: self.plugin_name.clone(),
+            plugin_version: self.plugin_version.clone(),
+            connection_details: self.details(&self.username, password, &self.database),
+            allowed_roles: Vec::new(),
+            root_credentials_rotate_statements: Vec::new(),
+            password_policy: String::new(),
+            verify_connection: true,
+            cluster: None,
+        }
+    }
+
+    /// The management role's connection to the cluster's own database
+    /// (where databases and roles are created).
+    pub(super) fn management_connection(&self) -> DbConfig {
+        let mut config = self.connection(&self.management_password);
+        config.connection_details = self.details(&self.management_role, &self.management_password, &self.database);
+        config
+    }
+
+    /// Connection details for `username` with `password` to `database` in
+    /// the cluster: a URL template without the password in it.
+    pub(super) fn details(&self, username: &str, password: &str, database: &str) -> Map<String, Value> {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        let database = percent_encoding::utf8_percent_encode(&self.database, percent_encoding::NON_ALPHANUMERIC);
+        let database = percent_encoding::utf8_percent_encode(database, DATABASE_IN_URL);
         let connection_url = if self.postgres() {
             let ssl = match self.ssl_mode.as_str() {
                 "" => String::new(),
@@ -83,7 +106,7 @@ impl Cluster {
         };
         let mut details = Map::new();
         details.insert("connection_url".into(), connection_url.into());
-        details.insert("username".into(), self.username.clone().into());
+        details.insert("username".into(), username.into());
         details.insert("password".into(), password.into());
         details.insert("max_open_connections".into(), self.max_open_connections.into());
         details.insert("max_idle_connections".into(), self.max_idle_connections.into());
@@ -91,15 +114,7 @@ impl Cluster {
             "max_connection_lifetime".into(),
             format!("{}s", self.max_connection_lifetime).into(),
         );
-        DbConfig {
-            plugin_name: self.plugin_name.clone(),
-            plugin_version: self.plugin_version.clone(),
-            connection_details: details,
-            allowed_roles: Vec::new(),
-            root_credentials_rotate_statements: Vec::new(),
-            password_policy: String::new(),
-            verify_connection: true,
-        }
+        details
     }
 
     /// The statements that create the management role of cluster `name`:
@@ -153,6 +168,14 @@ impl Cluster {
     }
 }
 
+/// What is escaped of a database name in a connection URL: all but
+/// letters, digits and URLs' unreserved marks.
+const DATABASE_IN_URL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// A host name, an IPv4 address or an IPv6 address without brackets; not
 /// `host:port`, nothing that would change the connection URL around it.
 fn valid_host(host: &str) -> bool {
@@ -165,7 +188,7 @@ fn valid_host(host: &str) -> bool {
 /// The name the engine's pools and driver instances know the cluster's
 /// admin login by: '@' is outside connection names, so no `config/` entry
 /// shares it.
-fn scope_name(cluster: &str) -> String {
+pub(super) fn scope_name(cluster: &str) -> String {
     format!("@cluster.{cluster}")
 }
 
@@ -221,6 +244,7 @@ pub async fn delete(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
         cluster.disabled = true;
         store(mount, &name, &cluster).await?;
         engine.release(mount, &scope_name(&name));
+        path_cluster_database::release_all(engine, mount, &name).await?;
     }
     Ok(None)
 }
@@ -349,6 +373,7 @@ async fn update(engine: &DatabaseEngine, mount: &Mount, name: &str, existing: Cl
     engine.release(mount, &scope);
     verify(engine, mount, &scope, &config).await?;
     store(mount, name, &cluster).await?;
+    path_cluster_database::release_all(engine, mount, name).await?;
     Ok(cluster)
 }
 

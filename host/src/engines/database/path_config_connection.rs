@@ -2,6 +2,7 @@
 //! secrets, LIST, delete). Writing one runs the driver's `initialize`, which
 //! connects when `verify_connection` is true; a failure stores nothing.
 
+use super::path_cluster_database::ClusterLink;
 use super::{DatabaseEngine, plugin_error};
 use crate::error::{Error, Result};
 use crate::framework::Req;
@@ -28,6 +29,10 @@ pub struct DbConfig {
     pub password_policy: String,
     #[serde(default = "yes")]
     pub verify_connection: bool,
+    /// Set on a tenant database's connection, which the cluster registry
+    /// owns (its login and address come from the cluster's record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterLink>,
 }
 
 fn yes() -> bool {
@@ -113,6 +118,18 @@ fn check_login_names(details: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
+/// A tenant database's connection is the cluster registry's: writing,
+/// deleting or rotating it here would take it out of the registry's hands.
+pub fn refuse_cluster_owned(name: &str, config: Option<&DbConfig>) -> Result<()> {
+    match config.and_then(|c| c.cluster.as_ref()) {
+        Some(link) => Err(Error::bad(format!(
+            "connection {name:?} belongs to database {:?} of cluster {:?}: manage it with cluster/{}/database/{}",
+            link.database, link.cluster, link.cluster, link.database
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn key(name: &str) -> String {
     format!("{}{name}", layout::database::CONFIG)
 }
@@ -162,6 +179,7 @@ pub async fn read(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
 pub async fn delete(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
     let mount = r.mount()?;
     let name = r.fields.str("name");
+    refuse_cluster_owned(&name, load(mount, &name).await?.as_ref())?;
     mount.storage.delete(&key(&name)).await?;
     engine.release(mount, &name);
     Ok(None)
@@ -174,6 +192,7 @@ pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
     let mount = r.mount()?;
     let name = r.fields.str("name");
     let existing = load(mount, &name).await?;
+    refuse_cluster_owned(&name, existing.as_ref())?;
     let d = &r.fields;
     let plugin_name = d
         .opt_str("plugin_name")
@@ -216,6 +235,7 @@ pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
         plugin_name,
         connection_details: details,
         verify_connection,
+        cluster: None,
     };
     check_login_names(&config.connection_details)?;
     let created = |e: Error| Error::bad(format!("error creating database object: {e}"));

@@ -9,7 +9,7 @@
 //! does not exist means the server died in between, and the user is dropped
 //! (`engines::pending_creds`).
 
-use super::{DatabaseEngine, credentials, path_roles, plugin_error};
+use super::{DatabaseEngine, credentials, path_cluster_database, path_roles, plugin_error};
 use crate::bindings::db;
 use crate::error::{Error, Result};
 use crate::framework::Req;
@@ -27,6 +27,9 @@ pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
         .await?
         .ok_or_else(|| Error::bad(format!("unknown role: {name}")))?;
     let config = engine.config(mount, &role.db_name).await?;
+    if let Some(refused) = config.cluster.as_ref().and_then(|l| l.refusal()) {
+        return Err(refused);
+    }
     if !config.allows(name) {
         return Err(Error::internal(format!("{name:?} is not an allowed role")));
     }
@@ -65,8 +68,16 @@ pub async fn read(engine: &DatabaseEngine, req: &Req<'_>) -> Reply {
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .map(String::from),
-        creation_statements: role.creation_statements.clone(),
-        rollback_statements: role.rollback_statements.clone(),
+        // A tenant database's logins get the owner's rights, whatever the
+        // role says (path_cluster_database).
+        creation_statements: match &config.cluster {
+            Some(link) => link.creation_statements(path_cluster_database::is_postgres(&config)),
+            None => role.creation_statements.clone(),
+        },
+        rollback_statements: match &config.cluster {
+            Some(_) => Vec::new(),
+            None => role.rollback_statements.clone(),
+        },
         credential: db::Credential::Password(password.clone()),
         expiration: expiration.timestamp(),
         username: None,

@@ -87,9 +87,34 @@ pub async fn write(_: &DatabaseEngine, r: &Req<'_>) -> Reply {
     // one written later is checked when credentials are made.
     if let Some(config) = super::path_config_connection::load(mount, &role.db_name).await? {
         super::credentials::check_supported(&config, &role.db_name, &role.credential_type)?;
+        if let Some(link) = &config.cluster {
+            refuse_statements(&role, &link.cluster, &link.database)?;
+        }
     }
     mount.storage.put_json(&key(&name), &role).await?;
     Ok(None)
+}
+
+/// A tenant database's logins get its owner role's rights and nothing
+/// else: a role on it names no statements of its own.
+fn refuse_statements(role: &Role, cluster: &str, database: &str) -> Result<()> {
+    let given: Vec<&str> = [
+        ("creation_statements", &role.creation_statements),
+        ("revocation_statements", &role.revocation_statements),
+        ("rollback_statements", &role.rollback_statements),
+        ("renew_statements", &role.renew_statements),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.iter().any(|s| !s.trim().is_empty()))
+    .map(|(k, _)| k)
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::bad(format!(
+        "a role on database {database:?} of cluster {cluster:?} takes no statements (its logins get the owner role's rights); given: {}",
+        given.join(", ")
+    )))
 }
 
 pub async fn delete(_: &DatabaseEngine, r: &Req<'_>) -> Reply {

@@ -32,6 +32,9 @@ pub async fn rotate_root(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
     let (mount, name) = (r.mount()?, &r.fields.str("name"));
     let _guard = engine.statics.lock.lock().await;
     let config = engine.config(mount, name).await.map_err(multierror)?;
+    // Its login is the cluster's management role, whose password lives in
+    // the cluster's record.
+    path_config_connection::refuse_cluster_owned(name, Some(&config))?;
     let detail = |k: &str| {
         config
             .connection_details

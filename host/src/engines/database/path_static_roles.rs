@@ -304,6 +304,13 @@ pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
     let existing = load(mount, name).await?;
     let mut role = parse(existing.as_ref(), &r.fields)?;
     let config = engine.config(mount, &role.db_name).await.map_err(multierror)?;
+    if let Some(link) = &config.cluster {
+        // The management role could take over any login in the cluster.
+        return Err(Error::bad(format!(
+            "static roles are not supported on database {:?} of cluster {:?}",
+            link.database, link.cluster
+        )));
+    }
     if !config.allows(name) {
         return Err(multierror(Error::internal(format!("{name:?} is not an allowed role"))));
     }

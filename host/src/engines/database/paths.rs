@@ -3,7 +3,8 @@
 //! handlers live in the path_*.rs module of each.
 
 use super::{DatabaseEngine, path_config_connection as config, path_creds_create as creds, path_roles as roles};
-use super::{path_cluster as cluster, path_rotate as rotate, path_static_roles as statics};
+use super::{path_cluster as cluster, path_cluster_database as cluster_db};
+use super::{path_rotate as rotate, path_static_roles as statics};
 use crate::framework::{Backend, Field, FieldType, Path, name_capture};
 use crate::handler;
 use crate::logical::Operation::{Create, Delete, List, Read, Update};
@@ -38,7 +39,7 @@ pub static BACKEND: LazyLock<Backend<DatabaseEngine>> = LazyLock::new(|| {
             Path::new("cluster/?")
                 .op(List, handler!(cluster::list), "List the names of all clusters that have been registered so far.")
                 .help(CLUSTER_LIST_SYN, CLUSTER_LIST_DESC),
-            Path::new(format!("cluster/{}", name_capture("cluster")))
+            Path::new(format!("cluster/{}/?", name_capture("cluster")))
                 .field(Field::new("cluster", FieldType::Str, "Name of the cluster"))
                 .field(Field::new("plugin_name", FieldType::Str, "The plugin that talks to the cluster: postgresql-database-plugin (the default) or a MySQL plugin name."))
                 .field(Field::new("database", FieldType::Str, "Name of the database to connect with"))
@@ -55,7 +56,19 @@ pub static BACKEND: LazyLock<Backend<DatabaseEngine>> = LazyLock::new(|| {
                 .op(Create, handler!(cluster::write), "Register a cluster: its password is rotated and a management role created.")
                 .op(Update, handler!(cluster::write), "Update a registered cluster's settings (and enable it again).")
                 .op(Delete, handler!(cluster::delete), "Disable a cluster; its configuration is kept.")
+                .op(List, handler!(cluster_db::list), "List the databases registered in the cluster, active or disabled.")
                 .help(CLUSTER_SYN, CLUSTER_DESC),
+            Path::new(format!("cluster/{}/database/{}", name_capture("cluster"), name_capture("database")))
+                .field(Field::new("cluster", FieldType::Str, "Name of the cluster in which the database is created"))
+                .field(Field::new("database", FieldType::Str, "Name of the database to create"))
+                .field(Field::new("owner_role", FieldType::Str, "The role that owns the database and everything the issued logins create in it (default: <database>_owner). Warden creates and manages it."))
+                .field(Field::new("allowed_roles", FieldType::CommaList, "Comma separated string or array of the role names allowed to get creds from the database's connection. If empty no roles are allowed. If \"*\" all roles are allowed."))
+                .existence(|b, r| Box::pin(cluster_db::exists(b, r)))
+                .op(Read, handler!(cluster_db::read), "Read a tenant database's settings.")
+                .op(Create, handler!(cluster_db::write), "Create a tenant database in the cluster, with its owner role and its connection.")
+                .op(Update, handler!(cluster_db::write), "Update a tenant database's allowed roles (and enable it again).")
+                .op(Delete, handler!(cluster_db::delete), "Disable a tenant database; the database and its data stay.")
+                .help(CLUSTER_DB_SYN, CLUSTER_DB_DESC),
             Path::new(format!("reset/{}", name_capture("name")))
                 .field(Field::new("name", FieldType::Str, "Name of this database connection"))
                 .op(Update, handler!(rotate::reset), "Close the connection and start it again from its stored configuration.")
@@ -137,6 +150,10 @@ const CLUSTER_DESC: &str = "Registering a cluster for the first time will automa
 Reading from this endpoint should be protected since reading cluster configuration will send back the password for both root and management users.
 
 Deleting a cluster has no effect on the actual resource. Warden still retains the configuration for a deleted cluster but the cluster is marked as 'disabled'.";
+const CLUSTER_DB_SYN: &str = "Write, Read and Delete database configuration.";
+const CLUSTER_DB_DESC: &str = "Writing to this endpoint creates a database with the matching name in the cluster, if missing, owned by an owner role that Warden creates and manages; only the owner and the logins Warden issues for the database may connect to it. It also creates the connection config/<cluster>.<database>, so roles and creds/ work on it: every login issued through it gets the owner's rights in that database and nothing elsewhere. It is not possible to write to a database in a cluster that is marked 'disabled'.
+
+Deleting a database disables it: no more logins are issued or renewed for it; the database and its data stay.";
 const ROLES_SYN: &str = "Manage the roles that can be created with this backend.";
 const ROLES_DESC: &str = "This path lets you manage the roles that can be created with this backend: the connection, the statements that create, revoke, renew and roll back a user, and the TTLs of its credentials.";
 const STATIC_SYN: &str = "Manage the static roles that can be created with this backend.";

@@ -64,11 +64,19 @@ pub async fn lease_ttls(mount: &Mount, lease: Lease<'_>) -> Result<LeaseTtls> {
 
 pub async fn renew(engine: &DatabaseEngine, mount: &Mount, lease: Lease<'_>, expires: DateTime<Utc>) -> Result<()> {
     let i = issued(lease)?;
-    let statements = path_roles::load(mount, i.role)
+    let mut statements = path_roles::load(mount, i.role)
         .await?
         .map(|r| r.renew_statements)
         .unwrap_or_default();
     let config = engine.config(mount, i.db_name).await?;
+    // A disabled cluster or database: no renewal (its leases run out and
+    // are revoked on expiry).
+    if let Some(link) = &config.cluster {
+        if let Some(refused) = link.refusal() {
+            return Err(refused);
+        }
+        statements.clear();
+    }
     let request = db::UpdateUserRequest {
         username: i.username.to_string(),
         password: None,
@@ -86,11 +94,16 @@ pub async fn renew(engine: &DatabaseEngine, mount: &Mount, lease: Lease<'_>, exp
 
 pub async fn revoke(engine: &DatabaseEngine, mount: &Mount, lease: Lease<'_>) -> Result<()> {
     let i = issued(lease)?;
-    let statements = path_roles::load(mount, i.role)
+    let mut statements = path_roles::load(mount, i.role)
         .await?
         .map(|r| r.revocation_statements)
         .unwrap_or_default();
     let config = engine.config(mount, i.db_name).await?;
+    if config.cluster.is_some() {
+        // A tenant database's logins are dropped the driver's way, even
+        // when its cluster is disabled.
+        statements.clear();
+    }
     let mut driver = engine.driver(mount, i.db_name, &config).await?;
     driver
         .delete_user(&config.details_json(), i.username, &statements)

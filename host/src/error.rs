@@ -44,6 +44,10 @@ pub enum Error {
     /// 414, 431): the status code and the reason.
     #[error("{1}")]
     Http(u16, String),
+    /// A resource quota refused the request (429): the message, and the
+    /// seconds after which to try again (Retry-After; 0: not sent).
+    #[error("{0}")]
+    Quota(String, u64),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

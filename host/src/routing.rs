@@ -29,6 +29,19 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     if req.operation.is_write() && req.path.ends_with('/') {
         return Err(Error::bad("cannot write to a path ending in '/'"));
     }
+    // Rate-limit quotas first, as Vault's HTTP handler does: a refused
+    // request costs no token lookup and no work behind it. A sealed node
+    // has no quotas (they live behind the barrier).
+    if let Ok(core) = node.core()
+        && let Err(refused) = core.quotas.check_rate(&req.path, req.remote_addr)
+    {
+        // Recorded only when the operator asked (sys/quotas/config), as
+        // Vault: a flood would otherwise flood the audit log too.
+        if core.quotas.config().enable_rate_limit_audit_logging {
+            return crate::audit::refused(core.audit.active(), &req, token, refused);
+        }
+        return Err(refused);
+    }
     let sys = &*crate::system::BACKEND;
     let sys_rest = req.path.strip_prefix("sys/").map(str::to_string);
     if let Some(rest) = &sys_rest
@@ -63,6 +76,15 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
             return crate::audit::refused(audit, &req, token, Error::PermissionDenied);
         }
     }
+    // A lease-count quota covering the path must have room for the lease
+    // the request may create; the request holds its place until it ends.
+    let _reservation = match sys_rest {
+        Some(_) => None,
+        None => match core.quotas.reserve(&req.path) {
+            Ok(r) => r,
+            Err(e) => return crate::audit::refused(audit, &req, token, e),
+        },
+    };
     let trail = audit.map(|devices| crate::audit::Trail::new(devices, &core, &req, token));
     let acl = match login || req.auth.is_root() {
         true => None,

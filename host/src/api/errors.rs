@@ -15,12 +15,22 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Internal(_) | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Sealed => StatusCode::SERVICE_UNAVAILABLE,
         Error::Http(code, _) => StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_REQUEST),
+        Error::Quota(..) => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "errors": self.messages() });
-        (status(&self), axum::Json(body)).into_response()
+        let mut response = (status(&self), axum::Json(body)).into_response();
+        if let Error::Quota(_, retry_after) = self
+            && retry_after > 0
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after),
+            );
+        }
+        response
     }
 }

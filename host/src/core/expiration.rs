@@ -126,6 +126,42 @@ struct Queue {
     /// Leases marked irrevocable (no timer), for listing them without a
     /// scan of every lease.
     irrevocable: BTreeSet<String>,
+    /// Leases taken off the timer to be revoked now: still live until the
+    /// revocation removes them or re-arms their timer.
+    revoking: HashSet<String>,
+    /// Lease-count quotas' prefixes: how many quotas watch each, and how
+    /// many live leases (timed, irrevocable or being revoked) are below it.
+    tracked: HashMap<String, Tracked>,
+}
+
+#[derive(Default)]
+struct Tracked {
+    watchers: usize,
+    live: usize,
+}
+
+impl Queue {
+    fn is_live(&self, id: &str) -> bool {
+        self.when.contains_key(id) || self.irrevocable.contains(id) || self.revoking.contains(id)
+    }
+
+    /// After a change of `id` that made it live or not (`was` before):
+    /// keep the tracked counts.
+    fn counted(&mut self, id: &str, was: bool) {
+        let now = self.is_live(id);
+        if was == now || self.tracked.is_empty() {
+            return;
+        }
+        for (prefix, t) in self.tracked.iter_mut() {
+            if id.starts_with(prefix.as_str()) {
+                t.live = if now {
+                    t.live.saturating_add(1)
+                } else {
+                    t.live.saturating_sub(1)
+                };
+            }
+        }
+    }
 }
 
 pub struct Expiration {
@@ -206,9 +242,12 @@ impl Expiration {
     fn schedule(&self, id: &str, at: DateTime<Utc>) {
         let ms = at.timestamp_millis();
         let mut q = self.queue();
+        let was = q.is_live(id);
+        q.revoking.remove(id);
         if let Some(old) = q.when.insert(id.to_string(), ms) {
             q.due.remove(&(old, id.to_string()));
         }
+        q.counted(id, was);
         let earliest = q.due.first().map(|(t, _)| *t);
         q.due.insert((ms, id.to_string()));
         drop(q);
@@ -219,10 +258,55 @@ impl Expiration {
 
     fn unschedule(&self, id: &str) {
         let mut q = self.queue();
+        let was = q.is_live(id);
         if let Some(old) = q.when.remove(id) {
             q.due.remove(&(old, id.to_string()));
         }
         q.irrevocable.remove(id);
+        q.revoking.remove(id);
+        q.counted(id, was);
+    }
+
+    /// A revocation job of `id` ended without removing the lease or
+    /// re-arming its timer (the lease was gone already): it is not live.
+    pub fn revocation_done(&self, id: &str) {
+        let mut q = self.queue();
+        let was = q.is_live(id);
+        q.revoking.remove(id);
+        q.counted(id, was);
+    }
+
+    /// Start counting the live leases below `prefix` (a lease-count
+    /// quota's path); counted from the timer's own sets, then kept as
+    /// leases come and go. Leases not restored yet after a start are not
+    /// counted until they are.
+    pub fn track(&self, prefix: &str) {
+        let mut q = self.queue();
+        if let Some(t) = q.tracked.get_mut(prefix) {
+            t.watchers += 1;
+            return;
+        }
+        let below = |id: &&String| id.starts_with(prefix);
+        let live = q.when.keys().filter(below).count()
+            + q.irrevocable.iter().filter(below).count()
+            + q.revoking.iter().filter(below).count();
+        q.tracked.insert(prefix.to_string(), Tracked { watchers: 1, live });
+    }
+
+    /// Stop counting for one quota that watched `prefix`.
+    pub fn untrack(&self, prefix: &str) {
+        let mut q = self.queue();
+        if let Some(t) = q.tracked.get_mut(prefix) {
+            t.watchers = t.watchers.saturating_sub(1);
+            if t.watchers == 0 {
+                q.tracked.remove(prefix);
+            }
+        }
+    }
+
+    /// How many live leases are below a tracked `prefix` (0 if untracked).
+    pub fn live_under(&self, prefix: &str) -> usize {
+        self.queue().tracked.get(prefix).map_or(0, |t| t.live)
     }
 
     /// Persist a new or changed lease, with its token index in the same
@@ -315,17 +399,19 @@ impl Expiration {
             for (id, bytes) in &page {
                 let entry: LeaseEntry = serde_json::from_slice(bytes)
                     .map_err(|e| Error::internal(format!("corrupt lease entry {id:?}: {e}")))?;
-                if q.when.contains_key(id) {
+                if q.is_live(id) {
                     continue;
                 }
                 if entry.is_irrevocable() {
                     q.irrevocable.insert(id.clone());
+                    q.counted(id, false);
                     continue;
                 }
                 let ms = entry.expire_time.timestamp_millis();
                 sooner |= earliest.is_none_or(|t| ms < t);
                 q.when.insert(id.clone(), ms);
                 q.due.insert((ms, id.clone()));
+                q.counted(id, false);
                 count += 1;
             }
             drop(q);
@@ -345,6 +431,7 @@ impl Expiration {
     /// kept and listed, and only an explicit revoke or revoke-force ends it.
     pub async fn revocation_failed(&self, id: &str, error: &str) -> Result<Option<Duration>> {
         let Some(mut entry) = self.get(id).await? else {
+            self.revocation_done(id);
             return Ok(None); // revoked meanwhile
         };
         entry.revoke.attempts = entry.revoke.attempts.saturating_add(1);
@@ -352,10 +439,13 @@ impl Expiration {
             entry.revoke.error = Some(error.to_string());
             self.storage.put_json(id, &entry).await?;
             let mut q = self.queue();
+            let was = q.is_live(id);
             if let Some(old) = q.when.remove(id) {
                 q.due.remove(&(old, id.to_string()));
             }
+            q.revoking.remove(id);
             q.irrevocable.insert(id.to_string());
+            q.counted(id, was);
             return Ok(None);
         }
         if let Err(e) = self.storage.put_json(id, &entry).await {
@@ -392,9 +482,11 @@ impl Expiration {
                 Some((ms, id)) => {
                     let wait = ms - Utc::now().timestamp_millis();
                     if wait <= 0 {
+                        // Still live (counted) while its revocation runs.
                         let mut q = self.queue();
                         q.due.remove(&(ms, id.clone()));
                         q.when.remove(&id);
+                        q.revoking.insert(id.clone());
                         return id;
                     }
                     tokio::select! {
@@ -484,6 +576,53 @@ mod tests {
         exp.remove("x/1", "").await.unwrap();
         assert!(exp.queue().due.is_empty());
         assert_eq!(exp.ids_under("").await.unwrap(), vec!["x/2"]);
+    }
+
+    /// Lease-count quotas count live leases below a prefix: saved, being
+    /// revoked, re-armed after a failure, irrevocable, restored; not once
+    /// removed, nor twice when renewed.
+    #[tokio::test]
+    async fn live_leases_are_counted_below_tracked_prefixes() {
+        let view = View::new(Arc::new(MemoryBackend::new()), layout::EXPIRE);
+        let exp = Expiration::with_policy(
+            view.clone(),
+            RetryPolicy {
+                base: Duration::from_millis(1),
+                limit: 2,
+            },
+        );
+        exp.save(&lease("db/creds/app/1", 10)).await.unwrap();
+        exp.track("db/creds/app/");
+        exp.track("");
+        assert_eq!(exp.live_under("db/creds/app/"), 1);
+        exp.save(&lease("db/creds/app/2", 100_000)).await.unwrap();
+        exp.save(&lease("db/creds/other/1", 100_000)).await.unwrap();
+        exp.save(&lease("db/creds/app/2", 200_000)).await.unwrap(); // renewed
+        assert_eq!((exp.live_under("db/creds/app/"), exp.live_under("")), (2, 3));
+        // Due: still live while it is revoked; a failure re-arms it, the
+        // last allowed failure makes it irrevocable (live until removed).
+        assert_eq!(exp.next_due().await, "db/creds/app/1");
+        assert_eq!(exp.live_under("db/creds/app/"), 2);
+        assert!(exp.revocation_failed("db/creds/app/1", "down").await.unwrap().is_some());
+        assert_eq!(exp.next_due().await, "db/creds/app/1");
+        assert!(exp.revocation_failed("db/creds/app/1", "down").await.unwrap().is_none());
+        assert_eq!(exp.live_under("db/creds/app/"), 2);
+        exp.remove("db/creds/app/1", "").await.unwrap();
+        assert_eq!(exp.live_under("db/creds/app/"), 1);
+        // A revocation that found its lease gone leaves nothing counted.
+        exp.save(&lease("db/creds/app/3", 5)).await.unwrap();
+        assert_eq!(exp.next_due().await, "db/creds/app/3");
+        view.delete("id/db/creds/app/3").await.unwrap();
+        exp.revocation_done("db/creds/app/3");
+        assert_eq!(exp.live_under("db/creds/app/"), 1);
+        // Restored leases count as they are restored; untracked, 0.
+        let fresh = Expiration::new(view);
+        fresh.track("db/creds/app/");
+        assert_eq!(fresh.live_under("db/creds/app/"), 0);
+        fresh.restore().await.unwrap();
+        assert_eq!(fresh.live_under("db/creds/app/"), 1);
+        fresh.untrack("db/creds/app/");
+        assert_eq!(fresh.live_under("db/creds/app/"), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod mounts;
 pub mod password_policy;
 pub mod plugin_catalog;
 pub mod policy_store;
+pub mod quotas;
 pub mod shamir;
 pub mod system_view;
 pub mod token;
@@ -68,6 +69,8 @@ pub struct Core {
     pub tokens: token::store::TokenStore,
     /// The enabled audit devices (`sys/audit`).
     pub audit: crate::audit::Broker,
+    /// Rate-limit and lease-count quotas (`sys/quotas`).
+    pub quotas: Arc<quotas::Quotas>,
     /// Background tasks (expiry loop, lease loading), stopped on seal.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The live mounts by path (longest-prefix routing).
@@ -104,6 +107,7 @@ impl Core {
         let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
         policy_store.load_defaults().await?;
         let audit = crate::audit::Broker::load(storage.clone()).await?;
+        let quotas = quotas::Quotas::load(View::new(storage.clone(), layout::QUOTAS), expiration.clone()).await?;
         // Before the mounts: their connections name registered plugins.
         runtime.set_catalog(plugin_catalog::load(&storage).await?);
         let system = Arc::new(system_view::CoreSystemView {
@@ -128,6 +132,7 @@ impl Core {
             sealer,
             tokens,
             audit,
+            quotas,
             tasks: std::sync::Mutex::new(Vec::new()),
             mounts: RwLock::new(MountTable::default()),
             auth_mounts: RwLock::new(MountTable::default()),
@@ -832,6 +837,8 @@ async fn expired_lease_job(expiration: &Expiration, id: &str, job: impl std::fut
         .unwrap_or_else(|panic| Err(Error::internal(format!("revocation panicked: {panic}"))));
     let Err(e) = result else {
         tracing::debug!(lease_id = %id, "expired lease revoked");
+        // Removed with its lease, or gone before: either way not live.
+        expiration.revocation_done(id);
         return;
     };
     match expiration.revocation_failed(id, &e.to_string()).await {

@@ -95,6 +95,21 @@ pub fn integer(data: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     }
 }
 
+/// Vault's `TypeFloat`: a JSON number or a numeric string; NaN and the
+/// infinities are refused (no quota or setting means them).
+pub fn float(data: &Map<String, Value>, field: &str) -> Result<Option<f64>> {
+    let value = match data.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match value {
+        Some(f) if f.is_finite() => Ok(Some(f)),
+        _ => Err(convert_err(field, "expected a finite number")),
+    }
+}
+
 /// Vault's `TypeCommaStringSlice`: a JSON array, or one string split on ','.
 pub fn comma_list(data: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>> {
     match data.get(field) {

@@ -16,6 +16,8 @@ pub enum FieldType {
     Str,
     /// `TypeInt`: a number or a numeric string.
     Int,
+    /// `TypeFloat`: a number or a numeric string, finite.
+    Float,
     /// `TypeBool`: a boolean, a number, or Go's `strconv.ParseBool` texts.
     Bool,
     /// `TypeDurationSecond`: seconds, or a Go duration string ("1h30m").
@@ -39,6 +41,7 @@ impl FieldType {
         match self {
             FieldType::Str | FieldType::Name | FieldType::LowerStr => "string",
             FieldType::Int => "integer",
+            FieldType::Float => "number",
             FieldType::Bool => "boolean",
             FieldType::Duration => "string",
             FieldType::CommaList | FieldType::StrList => "array",
@@ -51,6 +54,7 @@ impl FieldType {
         match self {
             FieldType::Str => "string",
             FieldType::Int => "int",
+            FieldType::Float => "float",
             FieldType::Bool => "bool",
             FieldType::Duration => "duration (sec)",
             FieldType::CommaList => "comma-separated strings",
@@ -106,6 +110,7 @@ impl Field {
 pub enum FieldValue {
     Str(String),
     Int(i64),
+    Float(f64),
     Bool(bool),
     /// Seconds.
     Duration(i64),
@@ -119,6 +124,7 @@ impl FieldValue {
         match self {
             FieldValue::Str(s) => Value::String(s.clone()),
             FieldValue::Int(n) | FieldValue::Duration(n) => Value::from(*n),
+            FieldValue::Float(f) => Value::from(*f),
             FieldValue::Bool(b) => Value::Bool(*b),
             FieldValue::List(l) => Value::from(l.clone()),
             FieldValue::Map(m) => Value::Object(m.clone()),
@@ -142,6 +148,7 @@ pub fn convert(ty: FieldType, name: &str, raw: &Map<String, Value>) -> Result<Op
             other => other.map(FieldValue::Str),
         },
         FieldType::Int => convert::integer(raw, name)?.map(FieldValue::Int),
+        FieldType::Float => convert::float(raw, name)?.map(FieldValue::Float),
         FieldType::Bool => convert::boolean(raw, name)?.map(FieldValue::Bool),
         FieldType::Duration => convert::duration(raw, name)?.map(FieldValue::Duration),
         FieldType::CommaList => convert::comma_list(raw, name)?.map(FieldValue::List),
@@ -245,6 +252,13 @@ impl FieldData {
     }
     pub fn opt_int(&self, name: &str) -> Option<i64> {
         as_int(self.given(name)?)
+    }
+    pub fn opt_float(&self, name: &str) -> Option<f64> {
+        match self.given(name)? {
+            FieldValue::Float(f) => Some(*f),
+            FieldValue::Int(n) => Some(*n as f64),
+            _ => None,
+        }
     }
     pub fn opt_duration(&self, name: &str) -> Option<i64> {
         as_int(self.given(name)?)

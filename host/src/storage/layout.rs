@@ -25,6 +25,7 @@
 //! sys/token/wrap/<hash>       core: the response a wrapping token wraps
 //! sys/token-role/<name>       core: token roles
 //! sys/password_policy/<name>  core: password policies
+//! sys/quotas/rate-limit/<n>   core: rate-limit quotas (also lease-count/<n>, config)
 //! sys/policy/<name>           core: ACL policies (replicated, as Vault's)
 //! sys/wal/<index>             storage: the log of replicated writes
 //! logical/<uuid>/...          one mount's own keys (its storage view), below:
@@ -74,6 +75,8 @@ pub const LOCAL_AUDIT: &str = "core/local-audit/";
 /// The plugin catalog: one record per plugin type and name, holding every
 /// registered version (replicated, as Vault's `core/plugin-catalog`).
 pub const PLUGIN_CATALOG: &str = "core/plugin-catalog/";
+/// Resource quotas: `rate-limit/<name>`, `lease-count/<name>`, `config`.
+pub const QUOTAS: &str = "sys/quotas/";
 /// The expiration manager's space.
 pub const EXPIRE: &str = "sys/expire/";
 /// Leases by lease id.

@@ -2,7 +2,8 @@
 //! by the node, so health, seal-status, init and unseal answer while
 //! sealed and without a token), mounts, auth methods, leases, password
 //! policies, ACL policies and capabilities-self, response wrapping, audit
-//! devices, the plugin catalog and the generated OpenAPI document.
+//! devices, the plugin catalog, resource quotas and the generated OpenAPI
+//! document.
 
 mod acl_policies;
 mod audit;
@@ -12,6 +13,7 @@ mod leases;
 mod mounts;
 mod plugins;
 mod policies;
+mod quotas;
 mod seal;
 mod wrapping;
 
@@ -30,6 +32,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(plugins::paths());
     paths.extend(internal::paths());
     paths.extend(wrapping::paths());
+    paths.extend(quotas::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",

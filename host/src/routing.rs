@@ -29,19 +29,6 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     if req.operation.is_write() && req.path.ends_with('/') {
         return Err(Error::bad("cannot write to a path ending in '/'"));
     }
-    // Rate-limit quotas first, as Vault's HTTP handler does: a refused
-    // request costs no token lookup and no work behind it. A sealed node
-    // has no quotas (they live behind the barrier).
-    if let Ok(core) = node.core()
-        && let Err(refused) = core.quotas.check_rate(&req.path, req.remote_addr)
-    {
-        // Recorded only when the operator asked (sys/quotas/config), as
-        // Vault: a flood would otherwise flood the audit log too.
-        if core.quotas.config().enable_rate_limit_audit_logging {
-            return crate::audit::refused(core.audit.active(), &req, token, refused);
-        }
-        return Err(refused);
-    }
     let sys = &*crate::system::BACKEND;
     let sys_rest = req.path.strip_prefix("sys/").map(str::to_string);
     if let Some(rest) = &sys_rest

@@ -151,6 +151,45 @@ async fn a_rate_limit_quota_refuses_past_its_rate_and_resets() -> Result<()> {
         let (status, _, _) = raw(&server, reqwest::Method::GET, "/v1/db/config/any").await?;
         ensure!(status == 404);
     }
+    // Response headers, when asked for: the bucket's size and what is left.
+    client
+        .expect(
+            "POST",
+            "/v1/sys/quotas/config",
+            Some(json!({"enable_rate_limit_response_headers": true})),
+            204,
+        )
+        .await?;
+    client
+        .expect(
+            "POST",
+            "/v1/sys/quotas/rate-limit/one-path",
+            Some(json!({"rate": 3, "interval": "1m", "path": "db/config/hdr"})),
+            204,
+        )
+        .await?;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/db/config/hdr", server.url()))
+        .header("X-Vault-Token", server.root_token())
+        .send()
+        .await?;
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    ensure!(
+        header("x-ratelimit-limit").as_deref() == Some("3"),
+        "{:?}",
+        resp.headers()
+    );
+    ensure!(
+        header("x-ratelimit-remaining").as_deref() == Some("2"),
+        "{:?}",
+        resp.headers()
+    );
+    ensure!(
+        header("x-ratelimit-reset").is_some_and(|r| r.ends_with("GMT")),
+        "{:?}",
+        resp.headers()
+    );
+
     Ok(())
 }
 

@@ -279,8 +279,28 @@ async fn serve(
         ..Request::default()
     };
     let token = token(headers).unwrap_or_default();
+    // Rate-limit quotas first, as Vault's HTTP handler checks them: a
+    // refused request costs no token lookup and no work behind it. A
+    // sealed node has no quotas (they live behind the barrier).
+    let rate = match node.core() {
+        Ok(core) => match core.quotas.check_rate(&req.path, client) {
+            Ok(rate) => rate,
+            Err(refused) => {
+                // Recorded only when the operator asked (sys/quotas/config),
+                // as Vault: a flood would otherwise flood the audit log too.
+                if core.quotas.config().enable_rate_limit_audit_logging {
+                    let audited = crate::audit::refused(core.audit.active(), &req, token, refused);
+                    return Err(audited
+                        .err()
+                        .unwrap_or_else(|| Error::internal("a refused request was answered")));
+                }
+                return Err(refused);
+            }
+        },
+        Err(_) => None,
+    };
     let reply = crate::routing::handle(node, req, token).await;
-    Ok(match reply {
+    let mut response = match reply {
         Ok(Some(resp)) if resp.raw_body.is_some() || resp.status.is_some() => {
             let status = resp
                 .status
@@ -298,7 +318,11 @@ async fn serve(
         Ok(_) if op == Operation::Read || op == Operation::List => Error::NotFound.into_response(),
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => return Err(e),
-    })
+    };
+    if let Some(rate) = rate {
+        rate.add_headers(response.headers_mut());
+    }
+    Ok(response)
 }
 
 /// The `X-Vault-Wrap-TTL` header (Vault's `requestWrapInfo`): a duration

@@ -41,6 +41,33 @@ pub const DEFAULT_EXEMPT_PATHS: &[&str] = &[
 /// none), so a flood from many addresses cannot grow the map without end.
 const MAX_BUCKETS: usize = 100_000;
 
+/// What the rate-limit response headers say (sent when
+/// `enable_rate_limit_response_headers` is set).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateState {
+    /// The bucket's size.
+    pub limit: u64,
+    /// Whole tokens left.
+    pub remaining: u64,
+    /// When the bucket will be full again.
+    pub reset: std::time::SystemTime,
+}
+
+impl RateState {
+    /// Vault's headers (go-limiter's names; the reset as an HTTP date).
+    pub fn add_headers(&self, headers: &mut axum::http::HeaderMap) {
+        use axum::http::HeaderValue;
+        headers.insert("x-ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(self.remaining));
+        let reset = chrono::DateTime::<chrono::Utc>::from(self.reset)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        if let Ok(value) = HeaderValue::from_str(&reset) {
+            headers.insert("x-ratelimit-reset", value);
+        }
+    }
+}
+
 /// A rate-limit quota, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RateLimit {
@@ -156,6 +183,20 @@ impl Bucket {
         Err(Duration::from_secs_f64(wait))
     }
 
+    /// The headers' view of the bucket just after a take.
+    fn state(&self, quota: &RateLimit) -> RateState {
+        let interval = quota.interval.max(1) as f64;
+        let missing = (capacity(quota) - self.tokens).max(0.0);
+        let full_in = Duration::from_secs_f64((missing * interval / quota.rate).clamp(0.0, 1e9));
+        RateState {
+            limit: capacity(quota) as u64,
+            remaining: self.tokens.max(0.0) as u64,
+            reset: std::time::SystemTime::now()
+                .checked_add(full_in)
+                .unwrap_or_else(std::time::SystemTime::now),
+        }
+    }
+
     /// Idle long enough to be as good as full.
     fn stale(&self, quota: &RateLimit, now: Instant) -> bool {
         let idle = now.saturating_duration_since(self.last).as_secs();
@@ -242,11 +283,12 @@ impl Quotas {
     }
 
     /// The rate-limit check of a request to `path` from `client`: Err is a
-    /// 429 (Retry-After: when a token will be there).
-    pub fn check_rate(&self, path: &str, client: Option<IpAddr>) -> Result<()> {
+    /// 429 (Retry-After: when a token will be there); Ok carries what the
+    /// response headers say, when the operator asked for them.
+    pub fn check_rate(&self, path: &str, client: Option<IpAddr>) -> Result<Option<RateState>> {
         let rules = self.rules();
         if rules.rate_limits.is_empty() || exempt(&rules.config.rate_limit_exempt_paths, path) {
-            return Ok(());
+            return Ok(None);
         }
         let Some(quota) = rules
             .rate_limits
@@ -255,7 +297,7 @@ impl Quotas {
             .max_by(|(a, qa), (b, qb)| a.cmp(b).then_with(|| qb.name.cmp(&qa.name)))
             .map(|(_, q)| q)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let now = Instant::now();
         let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -275,7 +317,11 @@ impl Quotas {
                 format!("request path {path:?}: rate limit quota exceeded"),
                 wait.as_secs_f64().ceil().max(1.0) as u64,
             )
-        })
+        })?;
+        if !rules.config.enable_rate_limit_response_headers {
+            return Ok(None);
+        }
+        Ok(Some(bucket.state(quota)))
     }
 
     /// The lease-count check of a request to `path`: the most specific

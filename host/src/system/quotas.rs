@@ -57,7 +57,7 @@ pub fn paths() -> Vec<Path<Node>> {
             .field(Field::new(
                 "enable_rate_limit_response_headers",
                 FieldType::Bool,
-                "If set, additional rate limit quota HTTP headers will be added to responses (stored; not sent yet).",
+                "If set, additional rate limit quota HTTP headers will be added to responses.",
             ))
             .op(Read, handler!(read_config), "Read the quota configuration.")
             .op(Update, handler!(write_config), "Create or update the quota configuration.")

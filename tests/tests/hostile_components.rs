@@ -184,3 +184,137 @@ async fn a_component_hammering_host_imports_fails_only_its_own_request() -> Resu
     still_serves(&env, "after the hammering").await?;
     Ok(())
 }
+
+/// A sandbox quota (issue 16, scope 2) tightens the limits of its mount's
+/// driver calls: a looping call ends at the quota's deadline rather than
+/// the server's, an instance gets no memory past the quota's, a call past
+/// its concurrent calls is refused with 429 while the others run, and a
+/// pool keeps to its connections. Bad input stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_quota_tightens_the_limits_of_its_mount() -> Result<()> {
+    let (env, _plugins) = hostile_env("hsandbox").await?;
+    let client = &env.client;
+    let quota = "/v1/sys/quotas/sandbox/db-box";
+    for (body, says) in [
+        (
+            json!({"path": "db/", "max_memory_bytes": 1000}),
+            "'max_memory_bytes' must be",
+        ),
+        (
+            json!({"path": "db/", "max_memory_bytes": 1u64 << 30}),
+            "'max_memory_bytes' must be",
+        ),
+        (json!({"path": "db/", "call_timeout": -1}), "'call_timeout'"),
+        (json!({"path": "db/", "max_instances": -1}), "'max_instances'"),
+        (json!({"path": "db/creds/app"}), "whole mount"),
+        (json!({"path": "nope/"}), "invalid mount path"),
+    ] {
+        let (status, out) = client.post(quota, body.clone()).await?;
+        if status != 400 || !out.to_string().contains(says) {
+            bail!("{body}: expected 400 with {says:?}, got {status} {out}");
+        }
+    }
+    let (status, _) = client.list("/v1/sys/quotas/sandbox").await?;
+    if status != 404 {
+        bail!("a refused sandbox quota was stored");
+    }
+
+    // Before: the 32 MiB name fits the runtime's 64 MiB.
+    let (_, before) = client.get("/v1/db/creds/huge").await?;
+    if before.to_string().contains("growing memory") {
+        bail!("the huge call ran out of memory without a quota: {before}");
+    }
+
+    let (status, out) = client
+        .post(
+            quota,
+            json!({"path": "db", "call_timeout": "2s", "max_memory_bytes": 16 << 20, "max_instances": 1}),
+        )
+        .await?;
+    if status != 204 {
+        bail!("write the quota: {status} {out}");
+    }
+    let (_, read) = client.get(quota).await?;
+    if read["data"]["path"] != "db/" || read["data"]["call_timeout"] != 2 || read["data"]["max_instances"] != 1 {
+        bail!("{read}");
+    }
+    // The quota's memory.
+    let (_, huge) = client.get("/v1/db/creds/huge").await?;
+    if !huge.to_string().contains("growing memory") {
+        bail!("the huge call was not refused memory: {huge}");
+    }
+    // The quota's deadline, not the server's 10 s; and while the loop runs,
+    // the mount's next call finds no free place.
+    let looping = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let started = Instant::now();
+            let got = client.get("/v1/db/creds/loop").await;
+            (started.elapsed(), got)
+        }
+    });
+    // Until the loop holds its place (a loaded machine may take a moment
+    // to get there), the mount's calls go through; then one is refused.
+    let mut refused = None;
+    while refused.is_none() && !looping.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (status, body) = client.get("/v1/db/creds/app").await?;
+        if status == 429 {
+            refused = Some(body);
+        }
+    }
+    match refused {
+        Some(body) if body.to_string().contains("concurrent driver calls") => {}
+        other => bail!("no call was refused past the quota's concurrent calls: {other:?}"),
+    }
+    let (took, got) = looping.await?;
+    check_error("GET db/creds/loop (under the quota)", &got?, 0)?;
+    if took >= Duration::from_secs(8) {
+        bail!("the loop ran {took:?}: the quota's 2 s deadline did not apply");
+    }
+    // The place is free again.
+    still_serves(&env, "after the loop under the quota").await?;
+
+    // Connections: at most one per pool, whatever the connection says.
+    let (status, out) = client
+        .post(quota, json!({"max_instances": 0, "max_connections": 1}))
+        .await?;
+    if status != 204 {
+        bail!("{status} {out}");
+    }
+    let (status, out) = client.post("/v1/db/reset/pg", json!({})).await?;
+    if status != 204 {
+        bail!("reset: {status} {out}");
+    }
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/v1/db/creds/app").await })
+        })
+        .collect();
+    for call in calls {
+        let (status, body) = call.await??;
+        if status != 200 {
+            bail!("creds under max_connections 1: {status} {body}");
+        }
+    }
+    let mut su = env.scratch.superuser().await?;
+    let (sessions,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
+        .bind(&env.scratch.admin_user)
+        .fetch_one(&mut su)
+        .await?;
+    if sessions > 1 {
+        bail!("{sessions} sessions of the connection's login under max_connections 1");
+    }
+
+    // Deleted: the server's limits again.
+    let (status, _) = client.delete(quota).await?;
+    if status != 204 {
+        bail!("delete: {status}");
+    }
+    let (_, huge) = client.get("/v1/db/creds/huge").await?;
+    if huge.to_string().contains("growing memory") {
+        bail!("the deleted quota still limits memory: {huge}");
+    }
+    Ok(())
+}

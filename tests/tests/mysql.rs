@@ -473,8 +473,10 @@ async fn update_user_changes_passwords_like_vault() -> Result<()> {
         sql: Some(SqlGrant {
             pools: Arc::new(SqlPools::default()),
             scope: "t".into(),
+            max_open: None,
         }),
         mongo: None,
+        limits: warden::imports::Limits::default(),
     };
     let mut driver = runtime.driver("mysql-database-plugin", "", "t", grant).await?;
     let config = json!({

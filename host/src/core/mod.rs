@@ -113,6 +113,7 @@ impl Core {
         let system = Arc::new(system_view::CoreSystemView {
             expiration: expiration.clone(),
             policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
+            quotas: quotas.clone(),
         });
         let core = Arc::new_cyclic(|this| Core {
             this: this.clone(),

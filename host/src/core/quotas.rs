@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 pub const RATE_LIMIT: &str = "rate-limit";
 pub const LEASE_COUNT: &str = "lease-count";
+pub const SANDBOX: &str = "sandbox";
 const CONFIG: &str = "config";
 
 /// Vault's default exempt paths: the seal's own, which an operator must
@@ -91,6 +92,26 @@ pub struct LeaseCount {
     pub max_leases: u64,
     #[serde(default)]
     pub inheritable: bool,
+}
+
+/// A sandbox quota (Warden's own): tighter limits for the driver calls
+/// made for requests below its path. 0 in a field: the runtime's own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SandboxQuota {
+    pub name: String,
+    pub path: String,
+    /// Linear memory of one driver instance, bytes.
+    #[serde(default)]
+    pub max_memory_bytes: u64,
+    /// Deadline of one driver call, seconds.
+    #[serde(default)]
+    pub call_timeout: i64,
+    /// Driver calls at once.
+    #[serde(default)]
+    pub max_instances: u32,
+    /// Connections of each database connection's pool.
+    #[serde(default)]
+    pub max_connections: u32,
 }
 
 /// `sys/quotas/config`.
@@ -215,7 +236,17 @@ fn capacity(quota: &RateLimit) -> f64 {
 struct Rules {
     rate_limits: HashMap<String, RateLimit>,
     lease_counts: HashMap<String, LeaseCount>,
+    /// With the semaphore of their concurrent calls.
+    sandboxes: HashMap<String, (SandboxQuota, Arc<tokio::sync::Semaphore>)>,
     config: QuotaConfig,
+}
+
+fn slots(quota: &SandboxQuota) -> Arc<tokio::sync::Semaphore> {
+    let n = match quota.max_instances {
+        0 => tokio::sync::Semaphore::MAX_PERMITS,
+        n => n as usize,
+    };
+    Arc::new(tokio::sync::Semaphore::new(n))
 }
 
 /// The quotas of one unsealed core.
@@ -257,6 +288,12 @@ impl Quotas {
         for name in storage.list(&format!("{RATE_LIMIT}/")).await? {
             if let Some(q) = storage.get_json::<RateLimit>(&format!("{RATE_LIMIT}/{name}")).await? {
                 rules.rate_limits.insert(name, q);
+            }
+        }
+        for name in storage.list(&format!("{SANDBOX}/")).await? {
+            if let Some(q) = storage.get_json::<SandboxQuota>(&format!("{SANDBOX}/{name}")).await? {
+                let sem = slots(&q);
+                rules.sandboxes.insert(name, (q, sem));
             }
         }
         for name in storage.list(&format!("{LEASE_COUNT}/")).await? {
@@ -358,6 +395,69 @@ impl Quotas {
         }))
     }
 
+    /// The sandbox limits of a driver call for a request to `path`: the
+    /// most specific sandbox quota covering it, and a place among its
+    /// concurrent calls (429 when they are all taken: the tenant's own
+    /// request fails at once instead of queueing behind its other calls).
+    pub fn sandbox(&self, path: &str) -> Result<Option<crate::logical::Sandbox>> {
+        let rules = self.rules();
+        if rules.sandboxes.is_empty() {
+            return Ok(None);
+        }
+        let Some((quota, sem)) = rules
+            .sandboxes
+            .values()
+            .filter_map(|(q, s)| coverage(&q.path, path).map(|c| (c, q, s)))
+            .max_by(|(a, qa, _), (b, qb, _)| a.cmp(b).then_with(|| qb.name.cmp(&qa.name)))
+            .map(|(_, q, s)| (q, s))
+        else {
+            return Ok(None);
+        };
+        let permit = match quota.max_instances {
+            0 => None,
+            n => Some(sem.clone().try_acquire_owned().map_err(|_| {
+                Error::Quota(
+                    format!(
+                        "sandbox quota {:?}: all {n} of its concurrent driver calls are in use",
+                        quota.name
+                    ),
+                    1,
+                )
+            })?),
+        };
+        Ok(Some(crate::logical::Sandbox {
+            limits: crate::imports::Limits {
+                memory: (quota.max_memory_bytes > 0)
+                    .then(|| usize::try_from(quota.max_memory_bytes).unwrap_or(usize::MAX)),
+                timeout: (quota.call_timeout > 0).then(|| Duration::from_secs(quota.call_timeout.unsigned_abs())),
+            },
+            max_connections: (quota.max_connections > 0).then_some(quota.max_connections),
+            permit,
+        }))
+    }
+
+    pub fn sandbox_quota(&self, name: &str) -> Option<SandboxQuota> {
+        self.rules().sandboxes.get(name).map(|(q, _)| q.clone())
+    }
+
+    /// Driver calls running under a sandbox quota now.
+    pub fn sandbox_in_use(&self, name: &str) -> u32 {
+        self.rules().sandboxes.get(name).map_or(0, |(q, sem)| {
+            q.max_instances
+                .saturating_sub(u32::try_from(sem.available_permits()).unwrap_or(u32::MAX))
+        })
+    }
+
+    pub async fn set_sandbox(&self, quota: SandboxQuota) -> Result<()> {
+        self.storage
+            .put_json(&format!("{SANDBOX}/{}", quota.name), &quota)
+            .await?;
+        // Calls in flight keep the places of the old semaphore.
+        let sem = slots(&quota);
+        self.rules_mut().sandboxes.insert(quota.name.clone(), (quota, sem));
+        Ok(())
+    }
+
     pub fn config(&self) -> QuotaConfig {
         self.rules().config.clone()
     }
@@ -385,6 +485,7 @@ impl Quotas {
         let rules = self.rules();
         let mut names: Vec<String> = match kind {
             RATE_LIMIT => rules.rate_limits.keys().cloned().collect(),
+            SANDBOX => rules.sandboxes.keys().cloned().collect(),
             _ => rules.lease_counts.keys().cloned().collect(),
         };
         names.sort();
@@ -401,6 +502,11 @@ impl Quotas {
                 .values()
                 .find(|q| q.name != name && q.path == path)
                 .map(|q| q.name.clone()),
+            SANDBOX => rules
+                .sandboxes
+                .values()
+                .find(|(q, _)| q.name != name && q.path == path)
+                .map(|(q, _)| q.name.clone()),
             _ => rules
                 .lease_counts
                 .values()
@@ -438,6 +544,8 @@ impl Quotas {
         if kind == RATE_LIMIT {
             self.rules_mut().rate_limits.remove(name);
             self.forget_buckets(name);
+        } else if kind == SANDBOX {
+            self.rules_mut().sandboxes.remove(name);
         } else if let Some(old) = self.rules_mut().lease_counts.remove(name) {
             self.expiration.untrack(&lease_prefix(&old.path));
         }
@@ -541,6 +649,42 @@ mod tests {
         assert!(b.take(&q, t0).is_ok());
         assert!(b.take(&q, t0 + Duration::from_secs(1)).is_err());
         assert!(b.take(&q, t0 + Duration::from_secs(2)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_quota_gives_its_limits_and_refuses_past_its_calls() {
+        use crate::storage::{MemoryBackend, layout};
+        let storage: crate::storage::Storage = Arc::new(MemoryBackend::new());
+        let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::EXPIRE)));
+        let quotas = Quotas::load(View::new(storage.clone(), layout::QUOTAS), expiration.clone())
+            .await
+            .unwrap();
+        assert!(quotas.sandbox("db/").unwrap().is_none());
+        let quota = SandboxQuota {
+            name: "box".into(),
+            path: "db/".into(),
+            max_memory_bytes: 8 << 20,
+            call_timeout: 2,
+            max_instances: 2,
+            max_connections: 3,
+        };
+        quotas.set_sandbox(quota.clone()).await.unwrap();
+        assert!(quotas.sandbox("other/").unwrap().is_none());
+        let first = quotas.sandbox("db/").unwrap().unwrap();
+        assert_eq!(first.limits.memory, Some(8 << 20));
+        assert_eq!(first.limits.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(first.max_connections, Some(3));
+        let _second = quotas.sandbox("db/").unwrap().unwrap();
+        assert_eq!(quotas.sandbox_in_use("box"), 2);
+        let refused = quotas.sandbox("db/").unwrap_err();
+        assert!(matches!(refused, Error::Quota(..)), "{refused}");
+        drop(first);
+        assert!(quotas.sandbox("db/").unwrap().is_some());
+        // Stored: a new core loads it.
+        let again = Quotas::load(View::new(storage, layout::QUOTAS), expiration)
+            .await
+            .unwrap();
+        assert_eq!(again.sandbox_quota("box"), Some(quota));
     }
 
     #[test]

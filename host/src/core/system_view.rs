@@ -1,15 +1,17 @@
 //! The core's side of the engines' system view ([`SystemView`]): password
-//! policies and where a lease stands, answered from the core's own state.
+//! policies, where a lease stands and the sandbox quotas, answered from the
+//! core's own state.
 
 use super::expiration::Expiration;
 use super::password_policy::PasswordPolicies;
 use crate::error::Result;
-use crate::logical::{LeaseStatus, SystemView};
+use crate::logical::{LeaseStatus, Sandbox, SystemView};
 use std::sync::Arc;
 
 pub struct CoreSystemView {
     pub expiration: Arc<Expiration>,
     pub policies: PasswordPolicies,
+    pub quotas: Arc<super::quotas::Quotas>,
 }
 
 #[async_trait::async_trait]
@@ -29,5 +31,9 @@ impl SystemView for CoreSystemView {
             Some(_) => LeaseStatus::Stored,
             None => LeaseStatus::Absent,
         })
+    }
+
+    fn sandbox(&self, path: &str) -> Result<Option<Sandbox>> {
+        self.quotas.sandbox(path)
     }
 }

@@ -37,6 +37,28 @@ pub struct Grant {
     pub sql: Option<sql::SqlGrant>,
     /// The host's MongoDB clients for this connection, if it may use MongoDB.
     pub mongo: Option<mongo::MongoGrant>,
+    /// Tighter sandbox limits than the runtime's (an operator's sandbox
+    /// quota over the calling mount).
+    pub limits: Limits,
+}
+
+/// Per-grant sandbox limits; the runtime's own limits still cap them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory one instance may grow to (None: the runtime's).
+    pub memory: Option<usize>,
+    /// Deadline of one call (None: the runtime's).
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl Limits {
+    /// For grant keys: instances made under other limits are not reused.
+    pub fn key(&self) -> String {
+        match (self.memory, self.timeout) {
+            (None, None) => String::new(),
+            (m, t) => format!("m{}t{}", m.unwrap_or(0), t.map_or(0, |t| t.as_millis())),
+        }
+    }
 }
 
 impl Grant {
@@ -48,6 +70,7 @@ impl Grant {
             outbound: Outbound::default(),
             sql: None,
             mongo: None,
+            limits: Limits::default(),
         }
     }
 }

@@ -65,7 +65,9 @@ impl SqlPools {
     fn get_or_open(&self, scope: &str, url: &str, options: &PoolOptions) -> Result<HostPool, Error> {
         let mut all = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         let by_url = all.entry(scope.to_string()).or_default();
-        if let Some(pool) = by_url.get(url) {
+        // The pool's size is part of what it is: a new cap gets a new pool.
+        let key = format!("{url}\0{}", options.max_open);
+        if let Some(pool) = by_url.get(&key) {
             return Ok(pool.clone());
         }
         let max_lifetime =
@@ -95,7 +97,7 @@ impl SqlPools {
             ))
         };
         let pool = HostPool { db };
-        by_url.insert(url.to_string(), pool.clone());
+        by_url.insert(key, pool.clone());
         Ok(pool)
     }
 
@@ -129,6 +131,9 @@ impl SqlPools {
 pub struct SqlGrant {
     pub pools: Arc<SqlPools>,
     pub scope: String,
+    /// Most connections of a pool (a sandbox quota's), whatever the
+    /// component asks for.
+    pub max_open: Option<u32>,
 }
 
 /// The host and port a connection_url template names, such as
@@ -471,6 +476,14 @@ impl HostConnection for SqlState {
                     Error::BadParameter("connection URL must be a postgres:// or mysql:// URL".into())
                 })?;
                 self.outbound.check(&host, port)?;
+                let mut options = options;
+                if let Some(cap) = grant.max_open {
+                    options.max_open = match options.max_open {
+                        0 => cap,
+                        n => n.min(cap),
+                    };
+                    options.max_idle = options.max_idle.min(options.max_open);
+                }
                 let pool = grant.pools.get_or_open(&grant.scope, &url, &options)?;
                 self.last_pool = Some((url, pool.clone()));
                 pool

@@ -4,7 +4,7 @@
 
 pub mod mount;
 
-pub use mount::{Lease, LeaseStatus, Mount, SystemView};
+pub use mount::{Lease, LeaseStatus, Mount, Sandbox, SystemView};
 use serde_json::{Map, Value};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

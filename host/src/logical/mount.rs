@@ -57,6 +57,24 @@ pub trait SystemView: Send + Sync {
     /// Whether a lease exists or may still come. An engine's recovery
     /// calls it for the lease ids its write-ahead records name.
     async fn lease_status(&self, lease_id: &str) -> Result<LeaseStatus>;
+
+    /// The sandbox limits of a driver call made for a request to `path`
+    /// (an operator's sandbox quota), with the call's place among the
+    /// concurrent calls it allows: Err (429) when they are all taken.
+    fn sandbox(&self, _path: &str) -> Result<Option<Sandbox>> {
+        Ok(None)
+    }
+}
+
+/// What a sandbox quota grants one driver call.
+#[derive(Debug, Default)]
+pub struct Sandbox {
+    pub limits: crate::imports::Limits,
+    /// Most connections of one database connection's pool.
+    pub max_connections: Option<u32>,
+    /// The call's place among the quota's concurrent calls, held until the
+    /// call ends.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A lease as its engine sees it when renewing or revoking it (Vault's

@@ -346,11 +346,19 @@ impl Runtime {
     }
 
     fn new_store(&self, grant: Grant) -> Store<CallState> {
-        let mut store = Store::new(&self.engine, CallState::new(grant, MEMORY_LIMIT));
+        let memory = grant.limits.memory.map_or(MEMORY_LIMIT, |m| m.min(MEMORY_LIMIT));
+        let timeout = self.timeout_for(&grant.limits);
+        let mut store = Store::new(&self.engine, CallState::new(grant, memory));
         store.limiter(|s| &mut s.limits);
         // Instantiation runs the component's start-up code: same deadline.
-        arm(&mut store, self.call_timeout, Pace::Yield);
+        arm(&mut store, timeout, Pace::Yield);
         store
+    }
+
+    /// The deadline of one call under `limits`: theirs, capped by the
+    /// runtime's own.
+    fn timeout_for(&self, limits: &crate::imports::Limits) -> Duration {
+        limits.timeout.map_or(self.call_timeout, |t| t.min(self.call_timeout))
     }
 
     /// A pooling-allocator slot for a new instance. When all are taken and
@@ -427,8 +435,14 @@ impl Runtime {
         grant: Grant,
     ) -> Result<DriverCall, PluginError> {
         let plugin = self.resolve_driver(name, version).await?;
-        let key = format!("{grant_key}\0{}\0{}", plugin.name, plugin.sha256);
-        let pace = match self.strikes.wait_out(&key, self.call_timeout).await {
+        let key = format!(
+            "{grant_key}\0{}\0{}\0{}",
+            plugin.name,
+            plugin.sha256,
+            grant.limits.key()
+        );
+        let timeout = self.timeout_for(&grant.limits);
+        let pace = match self.strikes.wait_out(&key, timeout).await {
             true => Pace::Penalised,
             false => Pace::Throttle,
         };
@@ -442,6 +456,8 @@ impl Runtime {
             key,
             instance: Some(instance),
             healthy: true,
+            timeout,
+            held: None,
             pace,
         })
     }
@@ -586,6 +602,12 @@ pub struct DriverCall {
     healthy: bool,
     /// Throttle, or Penalised when the grant has strikes.
     pace: Pace,
+    /// The deadline of each call (the runtime's, or a tighter one of the
+    /// grant's limits).
+    timeout: Duration,
+    /// A place the caller holds for as long as the call lives (a sandbox
+    /// quota's concurrent-call slot).
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for DriverCall {
@@ -601,7 +623,7 @@ impl Drop for DriverCall {
 /// reused.
 macro_rules! driver_call {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
-        let timeout = $self.runtime.call_timeout;
+        let timeout = $self.timeout;
         let Some(instance) = $self.instance.as_mut() else {
             return Err(PluginError::Driver("driver instance already discarded".into()));
         };
@@ -622,6 +644,11 @@ macro_rules! driver_call {
 }
 
 impl DriverCall {
+    /// Keep `permit` until this call is dropped.
+    pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.held = Some(permit);
+    }
+
     pub async fn initialize(&mut self, config: &str, verify: bool) -> Result<String, PluginError> {
         let out: Result<String, PluginError> = driver_call!(self, call_initialize(config, verify));
         self.bounded("configuration", out?, MAX_CONFIG)

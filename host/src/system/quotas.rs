@@ -7,10 +7,13 @@
 //!   `sys/quotas/rate-limit`): `rate` requests per `interval` per client
 //!   address, `block_interval`, `path`;
 //! - `sys/quotas/lease-count/:name` (the same): `max_leases` live leases
-//!   below `path`, and the `counter` now.
+//!   below `path`, and the `counter` now;
+//! - `sys/quotas/sandbox/:name` (the same; Warden's own, issue 16 scope 2):
+//!   tighter sandbox limits for the driver calls of a mount (memory per
+//!   instance, deadline per call, concurrent calls, connections per pool).
 
 use crate::core::Core;
-use crate::core::quotas::{LEASE_COUNT, LeaseCount, QuotaConfig, RATE_LIMIT, RateLimit};
+use crate::core::quotas::{LEASE_COUNT, LeaseCount, QuotaConfig, RATE_LIMIT, RateLimit, SANDBOX, SandboxQuota};
 use crate::error::{Error, Result};
 use crate::framework::{Field, FieldType, Path, Req, name_capture};
 use crate::handler;
@@ -92,6 +95,43 @@ pub fn paths() -> Vec<Path<Node>> {
                 "Get, create or update rate limit resource quota for an optional mount or path.",
                 "A rate limit quota will enforce API rate limiting in a specified interval. A rate limit quota can be created at the root level or defined on a mount or path by specifying a 'path'. The rate limiter is applied to each unique client IP address.",
             ),
+        Path::new("quotas/sandbox/?")
+            .op(List, handler!(list_sandbox), "Lists the names of all the sandbox quotas.")
+            .help("Lists the names of all the sandbox quotas.", ""),
+        Path::new(format!("quotas/sandbox/{}", name_capture("name")))
+            .field(name())
+            .field(Field::new(
+                "path",
+                FieldType::Str,
+                "The mount whose driver calls the quota limits (\"db/\"); blank: every mount.",
+            ))
+            .field(Field::new(
+                "max_memory_bytes",
+                FieldType::Int,
+                "Linear memory one driver instance may grow to, in bytes (1 MiB to 64 MiB; 0: the runtime's limit, 64 MiB).",
+            ))
+            .field(Field::new(
+                "call_timeout",
+                FieldType::Duration,
+                "Deadline of one driver call (0: the server's -plugin-timeout, which also caps it).",
+            ))
+            .field(Field::new(
+                "max_instances",
+                FieldType::Int,
+                "Driver calls running at once for the mount; past it a request is refused with 429 (0: no limit).",
+            ))
+            .field(Field::new(
+                "max_connections",
+                FieldType::Int,
+                "Connections of each database connection's pool, whatever the connection's max_open_connections (0: no limit).",
+            ))
+            .op(Read, handler!(read_sandbox), "Read a sandbox quota.")
+            .op(Update, handler!(write_sandbox), "Create or update a sandbox quota.")
+            .op(Delete, handler!(delete_sandbox), "Delete a sandbox quota.")
+            .help(
+                "Get, create or update the sandbox limits of a mount's driver calls.",
+                "A sandbox quota tightens the limits of the WebAssembly driver calls a mount makes: memory per instance, the deadline of a call, calls at once (past it: 429 for the mount's own request) and connections per database pool. Warden's own endpoint; with namespaces its path will name a namespace too.",
+            ),
         Path::new("quotas/lease-count/?")
             .op(List, handler!(list_lease), "Lists the names of all the lease count quotas.")
             .help("Lists the names of all the lease count quotas.", ""),
@@ -153,6 +193,88 @@ async fn write_config(node: &Node, r: &Req<'_>) -> Reply {
 
 async fn list_rate(node: &Node, _: &Req<'_>) -> Reply {
     list(node.core()?.quotas.names(RATE_LIMIT))
+}
+
+async fn list_sandbox(node: &Node, _: &Req<'_>) -> Reply {
+    list(node.core()?.quotas.names(SANDBOX))
+}
+
+async fn read_sandbox(node: &Node, r: &Req<'_>) -> Reply {
+    let core = node.core()?;
+    Ok(core.quotas.sandbox_quota(&r.fields.str("name")).map(|q| {
+        Response::data(json!({
+            "type": SANDBOX,
+            "name": q.name,
+            "path": q.path,
+            "max_memory_bytes": q.max_memory_bytes,
+            "call_timeout": q.call_timeout,
+            "max_instances": q.max_instances,
+            "max_connections": q.max_connections,
+            "in_use": core.quotas.sandbox_in_use(&q.name),
+        }))
+    }))
+}
+
+async fn write_sandbox(node: &Node, r: &Req<'_>) -> Reply {
+    let core = node.core()?;
+    let (d, name) = (&r.fields, r.fields.str("name"));
+    let old = core.quotas.sandbox_quota(&name);
+    const MIB: i64 = 1 << 20;
+    let max_memory_bytes = d
+        .opt_int("max_memory_bytes")
+        .or(old.as_ref().and_then(|q| i64::try_from(q.max_memory_bytes).ok()))
+        .unwrap_or(0);
+    let limit = i64::try_from(crate::runtime::MEMORY_LIMIT).unwrap_or(i64::MAX);
+    if max_memory_bytes != 0 && !(MIB..=limit).contains(&max_memory_bytes) {
+        return Err(Error::bad(format!(
+            "'max_memory_bytes' must be between {MIB} and {limit}, or 0 for the runtime's limit"
+        )));
+    }
+    let call_timeout = d
+        .opt_duration("call_timeout")
+        .or(old.as_ref().map(|q| q.call_timeout))
+        .unwrap_or(0);
+    if call_timeout < 0 {
+        return Err(Error::bad("'call_timeout' must not be negative"));
+    }
+    let count = |field: &str, old: Option<u32>, max: u32| -> Result<u32> {
+        let v = d.opt_int(field).or(old.map(i64::from)).unwrap_or(0);
+        u32::try_from(v)
+            .ok()
+            .filter(|v| *v <= max)
+            .ok_or_else(|| Error::bad(format!("'{field}' must be between 0 and {max}")))
+    };
+    let max_instances = count("max_instances", old.as_ref().map(|q| q.max_instances), 100_000)?;
+    let max_connections = count("max_connections", old.as_ref().map(|q| q.max_connections), 10_000)?;
+    let path = match d.opt_str("path") {
+        Some(p) => scope(&core, &p)?,
+        None => old.as_ref().map(|q| q.path.clone()).unwrap_or_default(),
+    };
+    if !path.is_empty() && !path.ends_with('/') {
+        return Err(Error::bad(format!(
+            "a sandbox quota applies to a whole mount: {path:?} is a path below one"
+        )));
+    }
+    if let Some(other) = core.quotas.same_path(SANDBOX, &name, &path) {
+        return Err(Error::bad(format!(
+            "quota rule with similar properties exists under the name {other:?}"
+        )));
+    }
+    let quota = SandboxQuota {
+        name,
+        path,
+        max_memory_bytes: max_memory_bytes.unsigned_abs(),
+        call_timeout,
+        max_instances,
+        max_connections,
+    };
+    core.quotas.set_sandbox(quota).await?;
+    Ok(None)
+}
+
+async fn delete_sandbox(node: &Node, r: &Req<'_>) -> Reply {
+    node.core()?.quotas.delete(SANDBOX, &r.fields.str("name")).await?;
+    Ok(None)
 }
 
 async fn list_lease(node: &Node, _: &Req<'_>) -> Reply {

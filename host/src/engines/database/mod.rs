@@ -71,8 +71,12 @@ impl DatabaseEngine {
     async fn driver(&self, mount: &Mount, name: &str, config: &DbConfig) -> Result<DriverCall> {
         let scope = Self::scope(mount, name);
         let outbound = Outbound::for_connection(&config.connection_details);
+        // An operator's sandbox quota over the mount: tighter limits, and a
+        // place among its concurrent calls (429 when none is free).
+        let sandbox = mount.system.sandbox(&mount.path)?.unwrap_or_default();
         // The grant key changes with everything the grant is made of, so an
-        // idle instance is reused only for the very same grant.
+        // idle instance is reused only for the very same grant (the limits
+        // are added by the runtime).
         let key = format!("{scope}\0{}", outbound.key());
         let grant = Grant {
             component: config.plugin_name.clone(),
@@ -81,16 +85,23 @@ impl DatabaseEngine {
             sql: Some(SqlGrant {
                 pools: self.pools.clone(),
                 scope: scope.clone(),
+                max_open: sandbox.max_connections,
             }),
             mongo: Some(MongoGrant {
                 clients: self.mongo.clone(),
                 scope,
             }),
+            limits: sandbox.limits,
         };
-        self.runtime
+        let mut call = self
+            .runtime
             .driver(&config.plugin_name, &config.plugin_version, &key, grant)
             .await
-            .map_err(plugin_error)
+            .map_err(plugin_error)?;
+        if let Some(permit) = sandbox.permit {
+            call.hold(permit);
+        }
+        Ok(call)
     }
 
     /// Close the pools and idle driver instances of a connection whose

@@ -114,6 +114,7 @@ impl MongoDbEngine {
                 clients: self.clients.clone(),
                 scope: Self::scope(mount),
             }),
+            limits: crate::imports::Limits::default(),
         };
         self.runtime
             .driver(MONGODB_PLUGIN, "", &key, grant)

@@ -278,7 +278,16 @@ async fn a_lease_count_quota_refuses_the_next_credential_until_one_is_revoked() 
         .expect("DELETE", "/v1/sys/quotas/lease-count/app", None, 204)
         .await?;
     client.expect("GET", "/v1/db/creds/app", None, 200).await?;
-    let (status, _) = client.req("LIST", "/v1/sys/quotas/lease-count", None).await?;
-    ensure!(status == 404);
+    // What is left is the default every server starts with, as Vault's.
+    let list = client.expect("LIST", "/v1/sys/quotas/lease-count", None, 200).await?;
+    ensure!(keys_of(&list)? == ["default"], "{list}");
+    let default = client
+        .expect("GET", "/v1/sys/quotas/lease-count/default", None, 200)
+        .await?;
+    ensure!(
+        default["data"]["path"] == "" && default["data"]["max_leases"] == 300_000,
+        "{default}"
+    );
+    ensure!(default["data"]["counter"].as_u64().is_some_and(|n| n >= 3), "{default}");
     Ok(())
 }

@@ -24,6 +24,15 @@ pub const RATE_LIMIT: &str = "rate-limit";
 pub const LEASE_COUNT: &str = "lease-count";
 pub const SANDBOX: &str = "sandbox";
 const CONFIG: &str = "config";
+/// Written once the default lease-count quota was made, so that an
+/// operator who deletes it does not see it come back at the next start.
+const DEFAULT_MADE: &str = "default-lease-count-made";
+
+/// The lease-count quota every new server starts with, as Vault's: a
+/// global cap that keeps a runaway client from filling storage with
+/// leases. An operator may change or delete it.
+pub const DEFAULT_LEASE_COUNT: &str = "default";
+pub const DEFAULT_MAX_LEASES: u64 = 300_000;
 
 /// Vault's default exempt paths: the seal's own, which an operator must
 /// reach whatever the quotas say.
@@ -302,13 +311,29 @@ impl Quotas {
                 rules.lease_counts.insert(name, q);
             }
         }
-        Ok(Arc::new(Quotas {
+        let quotas = Arc::new(Quotas {
             storage,
             expiration,
             rules: RwLock::new(rules),
             buckets: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
-        }))
+        });
+        if quotas.storage.get(DEFAULT_MADE).await?.is_none() {
+            if quotas.lease_count(DEFAULT_LEASE_COUNT).is_none()
+                && quotas.same_path(LEASE_COUNT, DEFAULT_LEASE_COUNT, "").is_none()
+            {
+                quotas
+                    .set_lease_count(LeaseCount {
+                        name: DEFAULT_LEASE_COUNT.into(),
+                        path: String::new(),
+                        max_leases: DEFAULT_MAX_LEASES,
+                        inheritable: true,
+                    })
+                    .await?;
+            }
+            quotas.storage.put(DEFAULT_MADE, &[]).await?;
+        }
+        Ok(quotas)
     }
 
     fn rules(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
@@ -685,6 +710,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.sandbox_quota("box"), Some(quota));
+    }
+
+    #[tokio::test]
+    async fn a_new_server_has_the_default_lease_count_quota_until_deleted() {
+        use crate::storage::{MemoryBackend, layout};
+        let storage: crate::storage::Storage = Arc::new(MemoryBackend::new());
+        let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::EXPIRE)));
+        let view = || View::new(storage.clone(), layout::QUOTAS);
+        let quotas = Quotas::load(view(), expiration.clone()).await.unwrap();
+        let default = quotas.lease_count(DEFAULT_LEASE_COUNT).unwrap();
+        assert_eq!((default.path.as_str(), default.max_leases), ("", DEFAULT_MAX_LEASES));
+        quotas.delete(LEASE_COUNT, DEFAULT_LEASE_COUNT).await.unwrap();
+        let again = Quotas::load(view(), expiration).await.unwrap();
+        assert!(
+            again.lease_count(DEFAULT_LEASE_COUNT).is_none(),
+            "deleted, it came back"
+        );
     }
 
     #[test]

@@ -319,23 +319,35 @@ async fn a_registration_cut_short_is_settled_at_the_next_start() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn registering_a_mariadb_cluster_takes_over_its_login() -> Result<()> {
-    let scratch = warden_tests::TestMariaDb::shared().scratch("cluster").await?;
+/// A MariaDB scratch database and a server with `db/` mounted.
+async fn maria_env(label: &str) -> Result<(warden_tests::MyScratch, WardenServer)> {
+    let scratch = warden_tests::TestMariaDb::shared().scratch(label).await?;
     let server = WardenServer::start().await?;
-    let client = server.client();
-    client
+    server
+        .client()
         .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
         .await?;
-    let path = format!("/v1/db/cluster/{}", unique("maria"));
-    let body = json!({
+    Ok((scratch, server))
+}
+
+/// Registering the MariaDB scratch's admin login as a cluster.
+fn maria_registration(scratch: &warden_tests::MyScratch) -> Value {
+    json!({
         "plugin_name": "mysql-database-plugin",
         "host": "127.0.0.1",
         "port": scratch.port(),
         "database": scratch.database,
         "username": scratch.admin_user,
         "password": scratch.admin_password,
-    });
+    })
+}
+
+#[tokio::test]
+async fn registering_a_mariadb_cluster_takes_over_its_login() -> Result<()> {
+    let (scratch, server) = maria_env("cluster").await?;
+    let client = server.client();
+    let path = format!("/v1/db/cluster/{}", unique("maria"));
+    let body = maria_registration(&scratch);
     let mut wrong = body.clone();
     wrong["password"] = json!("not-the-password");
     client.expect("POST", &path, Some(wrong), 400).await?;
@@ -617,28 +629,12 @@ async fn tenants_flow(
 /// rights in it and none in another.
 #[tokio::test]
 async fn tenant_databases_in_a_mariadb_cluster() -> Result<()> {
-    let scratch = warden_tests::TestMariaDb::shared().scratch("cluster_db").await?;
-    let server = WardenServer::start().await?;
+    let (scratch, server) = maria_env("cluster_db").await?;
     let client = server.client();
-    client
-        .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
-        .await?;
     let name = unique("maria-tenants");
     let cluster = format!("/v1/db/cluster/{name}");
     client
-        .expect(
-            "POST",
-            &cluster,
-            Some(json!({
-                "plugin_name": "mysql-database-plugin",
-                "host": "127.0.0.1",
-                "port": scratch.port(),
-                "database": scratch.database,
-                "username": scratch.admin_user,
-                "password": scratch.admin_password,
-            })),
-            200,
-        )
+        .expect("POST", &cluster, Some(maria_registration(&scratch)), 200)
         .await?;
     let suffix = warden_tests::util::random_alnum(6).to_lowercase();
     let (a, b) = (format!("ma_{suffix}"), format!("mb_{suffix}"));

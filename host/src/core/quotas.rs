@@ -161,6 +161,19 @@ fn coverage(quota_path: &str, request: &str) -> Option<(u8, usize)> {
     (request == quota_path).then_some((3, quota_path.len()))
 }
 
+/// Of `quotas` (each with its path and name), the one that covers
+/// `request` most specifically; on a tie, the first name in order.
+fn most_specific<'a, T>(
+    quotas: impl Iterator<Item = &'a T>,
+    request: &str,
+    path_and_name: impl Fn(&T) -> (&str, &str),
+) -> Option<&'a T> {
+    quotas
+        .filter_map(|q| coverage(path_and_name(q).0, request).map(|c| (c, q)))
+        .max_by(|(a, qa), (b, qb)| a.cmp(b).then_with(|| path_and_name(qb).1.cmp(path_and_name(qa).1)))
+        .map(|(_, q)| q)
+}
+
 /// The lease-id prefix below which a lease-count quota counts (lease ids
 /// are the request path plus a random id).
 fn lease_prefix(quota_path: &str) -> String {
@@ -352,13 +365,7 @@ impl Quotas {
         if rules.rate_limits.is_empty() || exempt(&rules.config.rate_limit_exempt_paths, path) {
             return Ok(None);
         }
-        let Some(quota) = rules
-            .rate_limits
-            .values()
-            .filter_map(|q| coverage(&q.path, path).map(|c| (c, q)))
-            .max_by(|(a, qa), (b, qb)| a.cmp(b).then_with(|| qb.name.cmp(&qa.name)))
-            .map(|(_, q)| q)
-        else {
+        let Some(quota) = most_specific(rules.rate_limits.values(), path, |q| (&q.path, &q.name)) else {
             return Ok(None);
         };
         let now = Instant::now();
@@ -395,13 +402,7 @@ impl Quotas {
         if rules.lease_counts.is_empty() {
             return Ok(None);
         }
-        let Some(quota) = rules
-            .lease_counts
-            .values()
-            .filter_map(|q| coverage(&q.path, path).map(|c| (c, q)))
-            .max_by(|(a, qa), (b, qb)| a.cmp(b).then_with(|| qb.name.cmp(&qa.name)))
-            .map(|(_, q)| q)
-        else {
+        let Some(quota) = most_specific(rules.lease_counts.values(), path, |q| (&q.path, &q.name)) else {
             return Ok(None);
         };
         let live = self.expiration.live_under(&lease_prefix(&quota.path)) as u64;
@@ -429,13 +430,7 @@ impl Quotas {
         if rules.sandboxes.is_empty() {
             return Ok(None);
         }
-        let Some((quota, sem)) = rules
-            .sandboxes
-            .values()
-            .filter_map(|(q, s)| coverage(&q.path, path).map(|c| (c, q, s)))
-            .max_by(|(a, qa, _), (b, qb, _)| a.cmp(b).then_with(|| qb.name.cmp(&qa.name)))
-            .map(|(_, q, s)| (q, s))
-        else {
+        let Some((quota, sem)) = most_specific(rules.sandboxes.values(), path, |(q, _)| (&q.path, &q.name)) else {
             return Ok(None);
         };
         let permit = match quota.max_instances {

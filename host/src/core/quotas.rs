@@ -222,15 +222,14 @@ impl Bucket {
             self.blocked_until = now.checked_add(block);
             return Err(block);
         }
-        let wait = ((1.0 - self.tokens) * interval / quota.rate).clamp(0.0, 1e9);
-        Err(Duration::from_secs_f64(wait))
+        Err(seconds((1.0 - self.tokens) * interval / quota.rate))
     }
 
     /// The headers' view of the bucket just after a take.
     fn state(&self, quota: &RateLimit) -> RateState {
         let interval = quota.interval.max(1) as f64;
         let missing = (capacity(quota) - self.tokens).max(0.0);
-        let full_in = Duration::from_secs_f64((missing * interval / quota.rate).clamp(0.0, 1e9));
+        let full_in = seconds(missing * interval / quota.rate);
         RateState {
             limit: capacity(quota) as u64,
             remaining: self.tokens.max(0.0) as u64,
@@ -246,6 +245,12 @@ impl Bucket {
         let blocked = self.blocked_until.is_some_and(|until| now < until);
         !blocked && idle >= quota.interval.max(1).unsigned_abs()
     }
+}
+
+/// A wait in seconds as a Duration, whatever float arithmetic made of it
+/// (never negative, at most about 30 years).
+fn seconds(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.clamp(0.0, 1e9)).unwrap_or(Duration::from_secs(1_000_000_000))
 }
 
 /// A bucket holds `rate` tokens, and at least one (so a rate below 1 per
@@ -722,6 +727,14 @@ mod tests {
             again.lease_count(DEFAULT_LEASE_COUNT).is_none(),
             "deleted, it came back"
         );
+    }
+
+    #[test]
+    fn waits_are_durations_whatever_the_float() {
+        assert_eq!(seconds(f64::NAN), Duration::from_secs(1_000_000_000));
+        assert_eq!(seconds(f64::INFINITY), Duration::from_secs(1_000_000_000));
+        assert_eq!(seconds(-3.0), Duration::ZERO);
+        assert_eq!(seconds(1.5), Duration::from_millis(1500));
     }
 
     #[test]

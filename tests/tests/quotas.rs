@@ -143,6 +143,32 @@ async fn a_rate_limit_quota_refuses_past_its_rate_and_resets() -> Result<()> {
     }
     ensure!(refused, "a path that is not exempt passed");
 
+    // The quotas' own endpoints are never limited: a global quota set too
+    // tight, with nothing exempt, can still be lifted.
+    client
+        .expect(
+            "POST",
+            "/v1/sys/quotas/rate-limit/everything",
+            Some(json!({"rate": 1, "interval": "1h"})),
+            204,
+        )
+        .await?;
+    client
+        .expect(
+            "POST",
+            "/v1/sys/quotas/config",
+            Some(json!({"rate_limit_exempt_paths": []})),
+            204,
+        )
+        .await?;
+    let (status, _) = client.req("GET", "/v1/sys/mounts", None).await?;
+    let (status2, _) = client.req("GET", "/v1/sys/mounts", None).await?;
+    ensure!(status == 200 && status2 == 429, "the global quota: {status} {status2}");
+    client
+        .expect("DELETE", "/v1/sys/quotas/rate-limit/everything", None, 204)
+        .await?;
+    client.expect("GET", "/v1/sys/mounts", None, 200).await?;
+
     // Deleted, the quota limits nothing.
     client
         .expect("DELETE", "/v1/sys/quotas/rate-limit/db-limit", None, 204)

@@ -46,6 +46,11 @@ pub const DEFAULT_EXEMPT_PATHS: &[&str] = &[
     "sys/unseal",
 ];
 
+/// Paths no rate limit applies to, whatever the configuration says: the
+/// quotas' own endpoints, so an operator who set a global limit too tight
+/// (and emptied the exempt paths) can still lift it.
+pub const ABSOLUTE_EXEMPT_PATHS: &[&str] = &["sys/quotas/*"];
+
 /// Most buckets kept: past this, buckets idle for longer than their
 /// quota's interval and block are dropped (a full bucket is the same as
 /// none), so a flood from many addresses cannot grow the map without end.
@@ -367,7 +372,10 @@ impl Quotas {
     /// response headers say, when the operator asked for them.
     pub fn check_rate(&self, path: &str, client: Option<IpAddr>) -> Result<Option<RateState>> {
         let rules = self.rules();
-        if rules.rate_limits.is_empty() || exempt(&rules.config.rate_limit_exempt_paths, path) {
+        if rules.rate_limits.is_empty()
+            || exempt(&rules.config.rate_limit_exempt_paths, path)
+            || exempt(ABSOLUTE_EXEMPT_PATHS, path)
+        {
             return Ok(None);
         }
         let Some(quota) = most_specific(rules.rate_limits.values(), path, |q| (&q.path, &q.name)) else {
@@ -587,9 +595,9 @@ impl Quotas {
 
 /// Whether `path` is exempt from rate limits: an exempt entry names it
 /// exactly, or is a prefix of it ending in `*`.
-fn exempt(paths: &[String], path: &str) -> bool {
+fn exempt(paths: &[impl AsRef<str>], path: &str) -> bool {
     let path = path.trim_end_matches('/');
-    paths.iter().any(|e| match e.strip_suffix('*') {
+    paths.iter().map(AsRef::as_ref).any(|e| match e.strip_suffix('*') {
         Some(prefix) => path.starts_with(prefix),
         None => e.trim_end_matches('/') == path,
     })
@@ -744,5 +752,7 @@ mod tests {
         assert!(!exempt(&paths, "sys/healthy"));
         assert!(exempt(&paths, "db/creds/app"));
         assert!(!exempt(&paths, "db/roles/app"));
+        assert!(exempt(ABSOLUTE_EXEMPT_PATHS, "sys/quotas/rate-limit/global"));
+        assert!(!exempt(ABSOLUTE_EXEMPT_PATHS, "sys/mounts"));
     }
 }

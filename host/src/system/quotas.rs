@@ -161,7 +161,7 @@ async fn read_config(node: &Node, _: &Req<'_>) -> Reply {
         "enable_rate_limit_audit_logging": c.enable_rate_limit_audit_logging,
         "enable_rate_limit_response_headers": c.enable_rate_limit_response_headers,
         "rate_limit_exempt_paths": c.rate_limit_exempt_paths,
-        "absolute_rate_limit_exempt_paths": Vec::<String>::new(),
+        "absolute_rate_limit_exempt_paths": crate::core::quotas::ABSOLUTE_EXEMPT_PATHS,
     }))))
 }
 

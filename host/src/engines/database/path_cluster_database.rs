@@ -23,6 +23,7 @@ use crate::runtime::catalog::POSTGRES_PLUGIN;
 use crate::storage::layout;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
+use warden_driver_common::statements::quote_pg_identifier as pg_ident;
 
 /// What ties a connection to a tenant database of a cluster: stored in the
 /// connection's configuration ([`DbConfig::cluster`]).
@@ -415,10 +416,6 @@ pub async fn release_all(engine: &DatabaseEngine, mount: &Mount, name: &str) -> 
         engine.release(mount, &connection_name(name, &database));
     }
     Ok(())
-}
-
-fn pg_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn pg_literal(text: &str) -> String {

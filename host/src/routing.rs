@@ -12,40 +12,82 @@ use crate::logical::{Auth, Operation, Reply, Request};
 
 use crate::node::Node;
 
-/// Is the request path (below `/v1/`) exempt from the request timeout?
-/// Its declaration says so ([`crate::framework::Path::runs_to_completion`]).
-pub fn runs_to_completion(path: &str) -> bool {
-    path.strip_prefix("sys/")
+/// Is the request path (below `/v1/`, from the root namespace) exempt
+/// from the request timeout? Its declaration says so
+/// ([`crate::framework::Path::runs_to_completion`]), in whichever
+/// namespace the path is.
+pub fn runs_to_completion(node: &Node, path: &str) -> bool {
+    let relative = match node.core() {
+        Ok(core) => {
+            let ns = core.namespaces.resolve(path).unwrap_or_default();
+            path[ns.path.len()..].to_string()
+        }
+        Err(_) => path.to_string(),
+    };
+    relative
+        .strip_prefix("sys/")
         .is_some_and(|rest| crate::system::BACKEND.runs_to_completion(rest))
 }
 
-/// Serve one request made with `token` (empty: none): authenticate it
-/// (unless its declaration is unauthenticated), then route it; the check
-/// the router runs once it has resolved the path is the token's ACL
-/// (create vs update from the path's existence check, sudo where the
-/// declaration says so). A token's last use revokes it after the request.
-pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
+/// Serve one request made with `token` (empty: none). `req.path` is the
+/// full path, from the root namespace (the HTTP layer put the
+/// `X-Vault-Namespace` header's namespace, `asked`, in front of it). The
+/// router finds the request's namespace (the longest namespace path that
+/// prefixes the path), authenticates the token (unless the declaration is
+/// unauthenticated) and keeps a token inside its own namespace, then
+/// routes the path below the namespace; the check it runs once it has
+/// resolved the path is the token's ACL, over the path relative to the
+/// token's namespace (create vs update from the path's existence check,
+/// sudo where the declaration says so). A token's last use revokes it
+/// after the request.
+pub async fn handle(node: &Node, mut req: Request, token: &str, asked: Option<&str>) -> Reply {
     // Vault refuses writes to a path ending in '/' before routing them.
     if req.operation.is_write() && req.path.ends_with('/') {
         return Err(Error::bad("cannot write to a path ending in '/'"));
     }
     let sys = &*crate::system::BACKEND;
-    let sys_rest = req.path.strip_prefix("sys/").map(str::to_string);
-    if let Some(rest) = &sys_rest
+    if asked.is_none()
+        && let Some(rest) = req.path.strip_prefix("sys/")
         && req.operation != Operation::Help
         && sys.is_unauthenticated(rest)
     {
+        let rest = rest.to_string();
         req.auth = Auth::anonymous();
-        return sys.handle(node, &req, rest, None, &|_| Ok(())).await;
+        return sys.handle(node, &req, &rest, None, &|_| Ok(())).await;
     }
     // Everything else needs an unsealed node (503) and, but for an auth
     // method's login, a token.
     let core = node.core()?;
+    // A header naming a namespace that is not there is OpenBao's 404.
+    if let Some(asked) = asked
+        && core.namespaces.get(asked).is_none()
+    {
+        return Err(Error::Missing("namespace not found".into()));
+    }
+    let full_path = req.path.clone();
+    // A namespace being deleted serves nothing.
+    let mut ns = core
+        .namespaces
+        .resolve(&full_path)
+        .ok_or_else(|| Error::NoRoute(full_path.clone()))?;
+    let relative = full_path[ns.path.len()..].to_string();
+    let sys_rest = relative.strip_prefix("sys/").map(str::to_string);
+    // Below a namespace, sys/ serves what a namespace has of its own
+    // (mounts, policies, leases, namespaces...); the rest (the seal,
+    // audit devices, quotas, the plugin catalog) is the root's only.
+    if let Some(rest) = &sys_rest
+        && !ns.is_root()
+        && req.operation != Operation::Help
+        && !crate::system::serves_in_namespaces(rest)
+    {
+        return Err(Error::NoRoute(full_path));
+    }
     // Audit devices record the request after its token and ACL check and
     // before its handler, then its response (crate::audit): a request
     // whose token is refused is recorded too, and so is a login.
     let audit = core.audit.active();
-    let login = req.operation != Operation::Help && core.is_login_path(&req.path);
+    let login = req.operation != Operation::Help && core.is_login_path(&ns, &relative);
+    req.namespace = ns.clone();
     if login {
         req.auth = Auth::anonymous();
     } else {
@@ -62,12 +104,24 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
         {
             return crate::audit::refused(audit, &req, token, Error::PermissionDenied);
         }
+        // A token reaches its own namespace and the ones inside it, never
+        // a parent's. Its own token paths (lookup-self, renew-self,
+        // revoke-self) are served in its namespace wherever it asks, as
+        // Vault's.
+        if !req.auth.namespace.contains(&full_path) {
+            if ns.is_root() && SELF_PATHS.contains(&relative.as_str()) {
+                ns = req.auth.namespace.clone();
+                req.namespace = ns.clone();
+            } else {
+                return crate::audit::refused(audit, &req, token, Error::AclDenied);
+            }
+        }
     }
     // A lease-count quota covering the path must have room for the lease
     // the request may create; the request holds its place until it ends.
     let _reservation = match sys_rest {
         Some(_) => None,
-        None => match core.quotas.reserve(&req.path) {
+        None => match core.quotas.reserve(&full_path, &ns.path) {
             Ok(r) => r,
             Err(e) => return crate::audit::refused(audit, &req, token, e),
         },
@@ -75,12 +129,13 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     let trail = audit.map(|devices| crate::audit::Trail::new(devices, &core, &req, token));
     let acl = match login || req.auth.is_root() {
         true => None,
-        false => Some(core.policy_store.acl(&req.auth.policies).await?),
+        false => Some(core.policies_in(&req.auth.namespace).acl(&req.auth.policies).await?),
     };
-    // The path is kept for the ACL only (the request moves on to the core);
-    // a root token's request pays for neither.
+    // The ACL sees the path from the token's namespace ("prod/db/creds/x"
+    // for a token of team-a asking for team-a/prod/db/creds/x). A root
+    // token's request pays for none of it.
     let wrap_ttl = req.wrap_ttl;
-    let acl = acl.map(|acl| (acl, req.path.clone()));
+    let acl = acl.map(|acl| (acl, req.auth.namespace.relative(&full_path).to_string()));
     let check = |resolved: &Resolved| -> Result<()> {
         let verdict = match &acl {
             // Without a token, only what the auth method declares
@@ -95,7 +150,9 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
         }
     };
     let last_use = req.auth.last_use.then(|| req.auth.token_hash.clone());
-    let wrap = wrap_ttl.map(|ttl| (ttl, req.path.clone(), req.request_id.clone()));
+    let wrap = wrap_ttl.map(|ttl| (ttl, relative.clone(), req.request_id.clone()));
+    // From here on the request's path is below its namespace.
+    req.path = relative;
     let reply = match &sys_rest {
         Some(rest) => sys.handle(node, &req, rest, None, &check).await,
         None => core.handle(req, &check).await,
@@ -122,6 +179,14 @@ pub async fn handle(node: &Node, mut req: Request, token: &str) -> Reply {
     }
     reply
 }
+
+/// A token's paths about itself, which it may use from the root namespace
+/// whatever namespace it was made in.
+const SELF_PATHS: &[&str] = &[
+    "auth/token/lookup-self",
+    "auth/token/renew-self",
+    "auth/token/revoke-self",
+];
 
 /// Is there something in this response to wrap?
 fn wrappable(resp: &crate::logical::Response) -> bool {
@@ -246,6 +311,10 @@ mod tests {
     /// leases) and an auth method's (which revokes its tokens).
     #[test]
     fn only_declared_paths_outlast_the_request_timeout() {
+        let runs = |path: &str| {
+            path.strip_prefix("sys/")
+                .is_some_and(|rest| crate::system::BACKEND.runs_to_completion(rest))
+        };
         for path in [
             "sys/leases/revoke-prefix/db/creds",
             "sys/revoke-prefix/db/",
@@ -254,7 +323,7 @@ mod tests {
             "sys/mounts/db",
             "sys/auth/approle",
         ] {
-            assert!(super::runs_to_completion(path), "{path}");
+            assert!(runs(path), "{path}");
         }
         for path in [
             "sys/leases/revoke",
@@ -268,7 +337,7 @@ mod tests {
             "sys",
             "",
         ] {
-            assert!(!super::runs_to_completion(path), "{path}");
+            assert!(!runs(path), "{path}");
         }
     }
 

@@ -39,7 +39,7 @@ pub async fn call(core: &Core, token: &str, op: Operation, path: &str, data: Val
             default_lease_ttl: 0,
             max_lease_ttl: 0,
         };
-        core.enable_mount(record)
+        core.enable_mount(&Default::default(), record)
             .await
             .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         return Ok(None);

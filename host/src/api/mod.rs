@@ -101,6 +101,7 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
     let work = async {
         let below_v1 = uri.path().strip_prefix("/v1/").unwrap_or_default();
+        let full_path = format!("{}{below_v1}", asked_namespace(&headers).unwrap_or_default());
         // OpenBao's answer when the listener turns these paths off.
         let turned_off = limits.disable_unauthed_generate_root && below_v1.starts_with("sys/generate-root/");
         let read = match turned_off {
@@ -113,7 +114,7 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
                 // Paths declared to run to completion (a synchronous revoke-prefix,
                 // revoke-force or mount disable of many leases: each revocation
                 // is bounded on its own) are not cut off half done.
-                let result = if crate::routing::runs_to_completion(below_v1) {
+                let result = if crate::routing::runs_to_completion(&node, &full_path) {
                     Ok(serving.await)
                 } else {
                     tokio::time::timeout(request_timeout(limits.max_request_duration), serving).await
@@ -220,6 +221,13 @@ fn operation(method: &Method, uri: &Uri) -> Result<Operation, Error> {
     })
 }
 
+/// The namespace the `X-Vault-Namespace` header names, as a path with
+/// its trailing '/' ("team-a/prod/"); None for none or the root.
+fn asked_namespace(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-vault-namespace")?.to_str().ok()?;
+    crate::core::namespaces::normalize(value)
+}
+
 fn token(headers: &HeaderMap) -> Option<&str> {
     if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
         return Some(t);
@@ -242,9 +250,15 @@ async fn serve(
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath);
     };
-    let mut path = percent_encoding::percent_decode_str(path)
-        .decode_utf8_lossy()
-        .into_owned();
+    let asked = asked_namespace(headers);
+    // The full path: the header's namespace in front of the path (a path
+    // may also name its namespace itself, `/v1/team-a/db/creds/app`; both
+    // at once nest, as Vault's).
+    let mut path = format!(
+        "{}{}",
+        asked.as_deref().unwrap_or_default(),
+        percent_encoding::percent_decode_str(path).decode_utf8_lossy()
+    );
     // HEAD is Vault's HeaderOperation, which only sys/health takes (its
     // status code, the body dropped by hyper); elsewhere it is refused
     // once the checks a GET would meet (sealed, token) have passed.
@@ -258,6 +272,19 @@ async fn serve(
         return Err(Error::UnsupportedOperation);
     }
     let op = operation(method, uri)?;
+    // Vault's PATCH is a JSON merge patch, and says so.
+    if op == Operation::Patch {
+        let given = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if given.split(';').next().map(str::trim) != Some("application/merge-patch+json") {
+            return Err(Error::Http(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE.as_u16(),
+                format!("PATCH requires Content-Type of application/merge-patch+json, provided {given}"),
+            ));
+        }
+    }
     // As Vault: a LIST is of a directory, whose path ends in '/'.
     if op == Operation::List && !path.ends_with('/') {
         path.push('/');
@@ -299,7 +326,7 @@ async fn serve(
         },
         Err(_) => None,
     };
-    let reply = crate::routing::handle(node, req, token).await;
+    let reply = crate::routing::handle(node, req, token, asked.as_deref()).await;
     let mut response = match reply {
         Ok(Some(resp)) if resp.raw_body.is_some() || resp.status.is_some() => {
             let status = resp

@@ -366,6 +366,7 @@ impl Device {
         let meta = RequestMeta {
             id: uuid::Uuid::new_v4().to_string(),
             path: "sys/audit/test".into(),
+            namespace: Default::default(),
             operation: Operation::Update,
             mount: MountInfo::default(),
             data: Map::new(),
@@ -412,7 +413,10 @@ impl Device {
             mount_accessor: &meta.mount.accessor,
             client_token: &client_token,
             client_token_accessor: &token_accessor,
-            namespace: Namespace { id: "root" },
+            namespace: Namespace {
+                id: &meta.namespace.id,
+                path: &meta.namespace.path,
+            },
             path: &meta.path,
             data: (!data.is_empty()).then_some(data),
             remote_address: meta.remote_address.as_deref(),
@@ -593,9 +597,13 @@ struct AuditAuth<'a> {
     token_ttl: i64,
 }
 
+/// The request's namespace (Vault's `namespace`: `{"id":"root"}` for the
+/// root, id and path for any other).
 #[derive(Serialize)]
-struct Namespace {
-    id: &'static str,
+struct Namespace<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "is_empty")]
+    path: &'a str,
 }
 
 /// Vault's `AuditRequest` (the fields Warden has).
@@ -613,7 +621,7 @@ struct AuditRequest<'a> {
     client_token: &'a str,
     #[serde(skip_serializing_if = "is_empty")]
     client_token_accessor: &'a str,
-    namespace: Namespace,
+    namespace: Namespace<'a>,
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Map<String, Value>>,
@@ -679,7 +687,10 @@ struct MountInfo {
 }
 
 impl MountInfo {
-    fn of(core: &Core, path: &str) -> MountInfo {
+    /// The mount a request reaches (`path` is full; the mount point is
+    /// shown from the request's namespace, as Vault's).
+    fn of(core: &Core, ns: &crate::logical::Namespace, full: &str) -> MountInfo {
+        let path = ns.relative(full);
         if path.starts_with("sys/") || path == "sys" {
             return MountInfo {
                 point: "sys/".into(),
@@ -694,9 +705,9 @@ impl MountInfo {
                 ..MountInfo::default()
             };
         }
-        match core.mount_for(path) {
+        match core.mount_for(full) {
             Some(m) => MountInfo {
-                point: m.record.path.clone(),
+                point: ns.relative(&m.record.path).to_string(),
                 kind: engine_kind(&m.record.kind),
                 accessor: m.record.accessor.clone(),
             },
@@ -719,7 +730,9 @@ fn engine_kind(kind: &str) -> &'static str {
 /// The request, as its entries show it.
 struct RequestMeta {
     id: String,
+    /// Below its namespace.
     path: String,
+    namespace: crate::logical::Namespace,
     operation: Operation,
     mount: MountInfo,
     data: Map<String, Value>,
@@ -754,9 +767,10 @@ impl Trail {
             who: Who::of(&req.auth, presented_token),
             meta: RequestMeta {
                 id: req.request_id.clone(),
-                path: req.path.clone(),
+                path: req.namespace.relative(&req.path).to_string(),
+                namespace: req.namespace.clone(),
                 operation: req.operation,
-                mount: MountInfo::of(core, &req.path),
+                mount: MountInfo::of(core, &req.namespace, &req.path),
                 data: req.data.clone(),
                 remote_address: req.remote_addr.map(|ip| ip.to_string()),
             },
@@ -905,7 +919,8 @@ pub fn refused(devices: Option<Arc<[Arc<Device>]>>, req: &Request, presented_tok
     };
     let meta = RequestMeta {
         id: req.request_id.clone(),
-        path: req.path.clone(),
+        path: req.namespace.relative(&req.path).to_string(),
+        namespace: req.namespace.clone(),
         operation: req.operation,
         mount: MountInfo::default(),
         data: req.data.clone(),
@@ -964,6 +979,7 @@ mod tests {
         RequestMeta {
             id: "req-1".into(),
             path: "db/config/pg".into(),
+            namespace: Default::default(),
             operation: Operation::Update,
             mount: MountInfo {
                 point: "db/".into(),

@@ -18,7 +18,7 @@ use super::token::{self, TokenSpec};
 use crate::credential::AuthMethod;
 use crate::error::{Error, Result};
 use crate::framework::{Check, ttl};
-use crate::logical::{Login, Mount, Reply, Request, SystemView};
+use crate::logical::{Login, Mount, Namespace, Reply, Request, SystemView};
 use crate::storage::{Storage, View, layout};
 use std::sync::Arc;
 
@@ -135,16 +135,19 @@ impl Core {
         self.auth_mounts.read().unwrap_or_else(|p| p.into_inner()).get(path)
     }
 
-    /// Is the request path (below `/v1/`) an auth method's path served
-    /// without a token (a `login`)?
-    pub fn is_login_path(&self, path: &str) -> bool {
+    /// Is the request path (below the namespace `ns`) an auth method's
+    /// path served without a token (a `login`)? A namespace's auth methods
+    /// are known by their path below `auth/` with the namespace's path in
+    /// front ("team-a/approle/").
+    pub fn is_login_path(&self, ns: &Namespace, path: &str) -> bool {
         let Some(rest) = path.strip_prefix("auth/") else {
             return false;
         };
         if rest.starts_with("token/") {
             return false;
         }
-        self.auth_mount_for(rest).is_some_and(|m| {
+        let rest = ns.full(rest);
+        self.auth_mount_for(&rest).is_some_and(|m| {
             let below = rest.get(m.path().len()..).unwrap_or_default();
             m.method.is_unauthenticated(below)
         })
@@ -179,14 +182,16 @@ impl Core {
 
     /// Enable an auth method at `record.path` (relative to `auth/`). Its
     /// record is stored before it goes live.
-    pub async fn enable_auth(&self, record: MountRecord) -> Result<()> {
-        if record.path == "/" {
+    pub async fn enable_auth(&self, ns: &Namespace, record: MountRecord) -> Result<()> {
+        let relative = ns.relative(&record.path);
+        if relative == "/" || relative.is_empty() {
             return Err(Error::bad("auth path cannot be empty"));
         }
-        if record.path.starts_with("token/") || "token/".starts_with(&record.path) {
+        if relative.starts_with("token/") || "token/".starts_with(relative) {
             return Err(Error::bad("path is already in use at token/"));
         }
         let _changes = self.mount_changes.lock().await;
+        self.check_not_namespaced(ns, &record.path)?;
         let overlap = self
             .auth_mounts
             .read()
@@ -229,9 +234,12 @@ impl Core {
         let Some(mount) = self.auth_mount_at(path) else {
             return Ok(());
         };
-        let issued_below = format!("auth/{path}");
+        // Its tokens name their path below their namespace.
+        let owner = self.namespaces.owner(path);
+        let issued_below = format!("auth/{}", path.strip_prefix(owner.as_str()).unwrap_or(path));
         for hash in self.tokens.hashes().await? {
             if let Some(entry) = self.tokens.get(&hash).await?
+                && entry.namespace_path == owner
                 && entry.path.starts_with(&issued_below)
             {
                 self.revoke_token(&hash).await?;
@@ -256,14 +264,14 @@ impl Core {
     /// Serve a request below an auth mount (`rest` is the path below
     /// `auth/`); a login's [`Login`] becomes a token here.
     pub(super) async fn handle_auth(&self, mount: Arc<AuthEntry>, req: Request, check: &Check<'_>) -> Reply {
-        let rest = req.path.strip_prefix("auth/").unwrap_or_default();
+        let rest = req.namespace.full(req.path.strip_prefix("auth/").unwrap_or_default());
         let below = rest.get(mount.path().len()..).unwrap_or_default().to_string();
         let inner = Request { path: below, ..req };
         let Some(mut resp) = mount.method.handle(&mount.view, &inner, check).await? else {
             return Ok(None);
         };
         if let Some(login) = resp.login.take() {
-            resp.auth = Some(self.mint(&mount, &inner.path, login).await?);
+            resp.auth = Some(self.mint(&mount, &inner.namespace, &inner.path, login).await?);
         }
         Ok(Some(resp))
     }
@@ -271,7 +279,7 @@ impl Core {
     /// Mint the token of a successful login: an orphan service token with
     /// the method's policies (sanitized, `default` added unless asked not
     /// to) and TTLs within the mount's.
-    async fn mint(&self, mount: &AuthEntry, path: &str, login: Login) -> Result<serde_json::Value> {
+    async fn mint(&self, mount: &AuthEntry, ns: &Namespace, path: &str, login: Login) -> Result<serde_json::Value> {
         let policies = token::sanitize_policies(login.policies.clone(), !login.no_default_policy);
         if policies.iter().any(|p| p == "root") {
             return Err(Error::bad("auth methods cannot create root tokens"));
@@ -281,9 +289,9 @@ impl Core {
             .issue_token(TokenSpec {
                 parent: String::new(),
                 policies,
-                path: format!("auth/{}{path}", mount.path()),
+                path: format!("auth/{}{path}", ns.relative(mount.path())),
                 meta: login.metadata,
-                display_name: display_name(mount.path(), &login.display_name),
+                display_name: display_name(ns.relative(mount.path()), &login.display_name),
                 num_uses: login.num_uses,
                 ttl: granted,
                 explicit_max_ttl: login.explicit_max_ttl,
@@ -292,6 +300,7 @@ impl Core {
                 bound_cidrs: login.bound_cidrs,
                 role: String::new(),
                 batch: login.batch,
+                namespace: ns.clone(),
             })
             .await?;
         Ok(token::auth_block(&entry, &client_token, entry.creation_time))

@@ -8,12 +8,14 @@
 pub mod auth_mounts;
 pub mod expiration;
 pub mod mounts;
+pub mod namespaces;
 pub mod password_policy;
 pub mod plugin_catalog;
 pub mod policy_store;
 pub mod quotas;
 pub mod shamir;
 pub mod system_view;
+pub mod tenancy;
 pub mod token;
 pub mod wrapping;
 
@@ -54,11 +56,18 @@ pub struct Core {
     /// connection pools), and the engine types it can be built as.
     engine_deps: EngineDeps,
     engines: Arc<Registry>,
-    /// What every engine sees of the core (password policies, leases).
-    system: Arc<dyn SystemView>,
+    /// What every engine of the root namespace sees of the core (password
+    /// policies, leases); a namespace's mounts see its password policies.
+    system: Arc<system_view::CoreSystemView>,
     pub expiration: Arc<Expiration>,
-    /// ACL policies (`sys/policy/`) and the compiled ACLs of policy sets.
-    pub policy_store: policy_store::PolicyStore,
+    /// ACL policies (`sys/policy/`) and the compiled ACLs of policy sets,
+    /// of the root namespace.
+    pub policy_store: Arc<policy_store::PolicyStore>,
+    /// Every other namespace's ACL policies, by namespace id, opened as a
+    /// namespace is first used.
+    ns_policy_stores: RwLock<std::collections::HashMap<String, Arc<policy_store::PolicyStore>>>,
+    /// The namespaces (`sys/namespaces`).
+    pub namespaces: namespaces::Namespaces,
     /// SHA-256 of the root token `sys/init` made (the token itself is never
     /// stored); None once it is revoked. Root tokens made later
     /// (`sys/generate-root`) are ordinary entries of the token store.
@@ -104,8 +113,12 @@ impl Core {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let tokens = token::store::TokenStore::open(View::new(storage.clone(), layout::TOKENS)).await?;
         let expiration = Arc::new(Expiration::new(View::new(storage.clone(), layout::EXPIRE)));
-        let policy_store = policy_store::PolicyStore::new(View::new(storage.clone(), layout::ACL_POLICIES));
+        let policy_store = Arc::new(policy_store::PolicyStore::new(View::new(
+            storage.clone(),
+            layout::ACL_POLICIES,
+        )));
         policy_store.load_defaults().await?;
+        let namespaces = namespaces::Namespaces::load(&storage).await?;
         let audit = crate::audit::Broker::load(storage.clone()).await?;
         let quotas = quotas::Quotas::load(View::new(storage.clone(), layout::QUOTAS), expiration.clone()).await?;
         // Before the mounts: their connections name registered plugins.
@@ -119,6 +132,8 @@ impl Core {
             this: this.clone(),
             expiration,
             policy_store,
+            ns_policy_stores: RwLock::new(Default::default()),
+            namespaces,
             system,
             engine_deps: EngineDeps {
                 runtime: runtime.clone(),
@@ -233,7 +248,9 @@ impl Core {
         }
         if token::batch::is_batch(t) {
             let entry = self.live_batch(t).await?.ok_or(Error::PermissionDenied)?;
+            let namespace = self.live_namespace(&entry)?;
             return Ok(Auth {
+                namespace,
                 client_token: t.to_string(),
                 display_name: entry.display_name,
                 policies: entry.policies,
@@ -252,6 +269,7 @@ impl Core {
         if !entry.is_live(Utc::now()) {
             return Err(Error::PermissionDenied);
         }
+        let namespace = self.live_namespace(&entry)?;
         let mut last_use = false;
         let limited_uses = entry.num_uses > 0;
         if entry.num_uses > 0 {
@@ -274,7 +292,18 @@ impl Core {
             batch: false,
             expire_time: entry.expire_time,
             limited_uses,
+            namespace,
         })
+    }
+
+    /// The namespace a token was made in, which must still be there: a
+    /// token outlives its namespace only until the deletion revokes it.
+    fn live_namespace(&self, entry: &token::store::TokenEntry) -> Result<crate::logical::Namespace> {
+        let ns = entry.namespace();
+        match self.namespaces.is_live(&ns) {
+            true => Ok(ns),
+            false => Err(Error::PermissionDenied),
+        }
     }
 
     /// Is this the root token `sys/init` made (and not revoked)?
@@ -411,19 +440,21 @@ impl Core {
         if let Some(mount) = req
             .path
             .strip_prefix("auth/")
-            .and_then(|rest| self.auth_mount_for(rest))
+            .and_then(|rest| self.auth_mount_for(&req.namespace.full(rest)))
         {
             return self.handle_auth(mount, req, check).await;
         }
-        let mount = self
-            .mount_for(&req.path)
-            .ok_or_else(|| Error::NoRoute(req.path.clone()))?;
+        // `req.path` is below the request's namespace; mounts are known by
+        // their full paths.
+        let full = req.namespace.full(&req.path);
+        let mount = self.mount_for(&full).ok_or_else(|| Error::NoRoute(full.clone()))?;
         // The lease (if any) is named after the full path; the engine sees
         // the path below its mount. The request's data moves along, not
         // copied.
-        let full_path = req.path.trim_end_matches('/').to_string();
+        let full_path = full.trim_end_matches('/').to_string();
+        let namespace_len = req.namespace.path.len();
         let inner = Request {
-            path: req.path[mount.path().len().min(req.path.len())..].to_string(),
+            path: full[mount.path().len().min(full.len())..].to_string(),
             lease_id: expiration::new_lease_id(&full_path),
             ..req
         };
@@ -490,8 +521,10 @@ impl Core {
                     }
                 });
             }
+            // The caller sees the lease id from its namespace, as every
+            // path it uses ("db/creds/app/<id>" in team-a).
             resp.lease = Some(LeaseInfo {
-                lease_id: entry.lease_id,
+                lease_id: entry.lease_id.get(namespace_len..).unwrap_or_default().to_string(),
                 lease_duration: secret.ttl,
                 renewable: secret.renewable,
             });
@@ -534,16 +567,38 @@ impl Core {
         // Before the mount can write anything.
         self.locality.register_mount(&record.uuid, engine.local_storage());
         let storage = View::new(self.storage.clone(), layout::mount(&record.uuid));
-        Ok(MountEntry::new(record, storage, self.system.clone(), engine))
+        let system = self.system_for(&record.path);
+        Ok(MountEntry::new(record, storage, system, engine))
     }
 
-    /// Mount an engine. Its record is stored before the mount goes live,
-    /// so a failed write leaves no mount behind.
-    pub async fn enable_mount(&self, record: MountRecord) -> Result<()> {
-        if mounts::is_reserved(&record.path) {
-            return Err(Error::bad(format!("cannot mount at reserved path {:?}", record.path)));
+    /// What a mount at `path` (full) sees of the core: its namespace's
+    /// password policies, the core's leases and sandbox quotas.
+    pub(crate) fn system_for(&self, path: &str) -> Arc<dyn SystemView> {
+        let owner = self.namespaces.owner(path);
+        let Some(ns) = self.namespaces.get_any(&owner) else {
+            return self.system.clone();
+        };
+        Arc::new(system_view::CoreSystemView {
+            expiration: self.system.expiration.clone(),
+            policies: password_policy::PasswordPolicies::in_namespace(
+                self.storage.clone(),
+                self.runtime.clone(),
+                &ns.namespace(),
+            ),
+            quotas: self.system.quotas.clone(),
+        })
+    }
+
+    /// Mount an engine in the namespace `ns` (`record.path` is the full
+    /// path). Its record is stored before the mount goes live, so a failed
+    /// write leaves no mount behind.
+    pub async fn enable_mount(&self, ns: &crate::logical::Namespace, record: MountRecord) -> Result<()> {
+        let relative = ns.relative(&record.path);
+        if mounts::is_reserved(relative) {
+            return Err(Error::bad(format!("cannot mount at reserved path {relative:?}")));
         }
         let _changes = self.mount_changes.lock().await;
+        self.check_not_namespaced(ns, &record.path)?;
         let overlap = self
             .mounts
             .read()
@@ -556,6 +611,19 @@ impl Core {
         mounts::store(&self.storage, &entry.record).await?;
         let entry = self.insert_mount(entry);
         entry.engine.start(entry.view.clone());
+        Ok(())
+    }
+
+    /// A mount (or auth method) of `ns` at `path` (full) must not be a
+    /// namespace's path, nor inside a namespace other than `ns`.
+    pub(crate) fn check_not_namespaced(&self, ns: &crate::logical::Namespace, path: &str) -> Result<()> {
+        if let Some(taken) = self.namespaces.overlapping(path) {
+            return Err(Error::bad(format!("path is already in use at {}", ns.relative(&taken))));
+        }
+        let owner = self.namespaces.owner(path);
+        if owner != ns.path {
+            return Err(Error::bad(format!("path is already in use at {}", ns.relative(&owner))));
+        }
         Ok(())
     }
 
@@ -578,7 +646,7 @@ impl Core {
         self.insert_mount(MountEntry::new(
             record,
             old.storage().clone(),
-            self.system.clone(),
+            old.view.system.clone(),
             old.engine.clone(),
         ));
         Ok(())

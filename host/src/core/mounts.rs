@@ -283,11 +283,15 @@ mod tests {
         let core = core_over(&mem).await;
         let start = mem.stored_bytes();
         for i in 0..150 {
-            core.enable_mount(record(&format!("m{i:03}"))).await.expect("enable");
+            core.enable_mount(&Default::default(), record(&format!("m{i:03}")))
+                .await
+                .expect("enable");
         }
         let first = mem.stored_bytes() - start;
         for i in 150..300 {
-            core.enable_mount(record(&format!("m{i:03}"))).await.expect("enable");
+            core.enable_mount(&Default::default(), record(&format!("m{i:03}")))
+                .await
+                .expect("enable");
         }
         let second = mem.stored_bytes() - start - first;
         core.stop().await;
@@ -306,7 +310,9 @@ mod tests {
     async fn a_mounts_keys_are_classed_by_its_engines_declaration() {
         let mem = Arc::new(MemoryBackend::new());
         let core = core_over(&mem).await;
-        core.enable_mount(record("db")).await.expect("enable");
+        core.enable_mount(&Default::default(), record("db"))
+            .await
+            .expect("enable");
         let mount = core.mount_for("db/creds/x").expect("mounted");
         let logged = || async { mem.list(crate::storage::layout::LOG).await.unwrap().len() };
         let before = logged().await;
@@ -378,8 +384,8 @@ mod tests {
         let mem = Arc::new(MemoryBackend::new());
         let core = core_over(&mem).await;
         let a = record("a");
-        core.enable_mount(a.clone()).await.unwrap();
-        core.enable_mount(record("b")).await.unwrap();
+        core.enable_mount(&Default::default(), a.clone()).await.unwrap();
+        core.enable_mount(&Default::default(), record("b")).await.unwrap();
         let mut tuned = a.clone();
         tuned.default_lease_ttl = 60;
         core.update_mount(tuned).await.unwrap();
@@ -401,7 +407,7 @@ mod tests {
         let mem = Arc::new(MemoryBackend::new());
         let core = core_over(&mem).await;
         for p in ["db", "dbx", "team/a", "team/b/c"] {
-            core.enable_mount(record(p)).await.unwrap();
+            core.enable_mount(&Default::default(), record(p)).await.unwrap();
         }
         let found = |p: &str| core.mount_for(p).map(|m| m.path().to_string());
         assert_eq!(found("db/creds/r").as_deref(), Some("db/"));
@@ -416,10 +422,14 @@ mod tests {
         assert_eq!(found("team/b"), None);
         assert_eq!(found("team/"), None);
         // Overlapping paths are refused either way round.
-        assert!(core.enable_mount(record("team")).await.is_err());
-        assert!(core.enable_mount(record("team/a/x")).await.is_err());
-        assert!(core.enable_mount(record("db")).await.is_err());
-        assert!(core.enable_mount(record("team/bb")).await.is_ok());
+        assert!(core.enable_mount(&Default::default(), record("team")).await.is_err());
+        assert!(
+            core.enable_mount(&Default::default(), record("team/a/x"))
+                .await
+                .is_err()
+        );
+        assert!(core.enable_mount(&Default::default(), record("db")).await.is_err());
+        assert!(core.enable_mount(&Default::default(), record("team/bb")).await.is_ok());
         core.stop().await;
     }
 }

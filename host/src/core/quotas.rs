@@ -406,11 +406,16 @@ impl Quotas {
         Ok(Some(bucket.state(quota)))
     }
 
-    /// The lease-count check of a request to `path`: the most specific
+    /// The lease-count check of a request to `path` (full) in the
+    /// namespace at `namespace` ("" for the root): the most specific
     /// lease-count quota covering it must have room for one more lease,
     /// counting the requests in flight under it; the request holds its
-    /// place until the returned reservation is dropped.
-    pub fn reserve(self: &Arc<Self>, path: &str) -> Result<Option<Reservation>> {
+    /// place until the returned reservation is dropped. A global quota
+    /// (no path, such as the `default` one) is also every namespace's own
+    /// cap: a namespace's leases (its children's included) count against
+    /// it apart from the others', so one tenant cannot take the whole
+    /// allowance; in the root namespace it counts every lease, as Vault's.
+    pub fn reserve(self: &Arc<Self>, path: &str, namespace: &str) -> Result<Option<Reservation>> {
         let rules = self.rules();
         if rules.lease_counts.is_empty() {
             return Ok(None);
@@ -418,19 +423,23 @@ impl Quotas {
         let Some(quota) = most_specific(rules.lease_counts.values(), path, |q| (&q.path, &q.name)) else {
             return Ok(None);
         };
-        let live = self.expiration.live_under(&lease_prefix(&quota.path)) as u64;
+        let (prefix, key) = match quota.path.is_empty() && !namespace.is_empty() {
+            true => (namespace.to_string(), format!("{}@{namespace}", quota.name)),
+            false => (lease_prefix(&quota.path), quota.name.clone()),
+        };
+        let live = self.expiration.live_under(&prefix) as u64;
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
-        let in_flight = reserved.entry(quota.name.clone()).or_insert(0);
+        let in_flight = reserved.entry(key.clone()).or_insert(0);
         if live.saturating_add(*in_flight) >= quota.max_leases {
             if *in_flight == 0 {
-                reserved.remove(&quota.name);
+                reserved.remove(&key);
             }
             return Err(Error::Quota("lease count quota exceeded".into(), 0));
         }
         *in_flight += 1;
         Ok(Some(Reservation {
             quotas: self.clone(),
-            name: quota.name.clone(),
+            name: key,
         }))
     }
 

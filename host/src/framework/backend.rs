@@ -54,6 +54,8 @@ pub struct Req<'a> {
     pub wrap_ttl: Option<i64>,
     /// The client's address, where known (CIDR-bound credentials).
     pub remote_addr: Option<std::net::IpAddr>,
+    /// The namespace the request is in.
+    pub namespace: &'a crate::logical::Namespace,
 }
 
 impl Req<'_> {
@@ -312,6 +314,7 @@ impl<B: 'static> Backend<B> {
             request_id: &req.request_id,
             wrap_ttl: req.wrap_ttl,
             remote_addr: req.remote_addr,
+            namespace: &req.namespace,
         };
         if r.operation == Operation::Update
             && let Some(exists) = declared.existence

@@ -44,6 +44,54 @@ impl Operation {
     }
 }
 
+/// A namespace (Vault Enterprise's, OpenBao's): a tenant's world of its own
+/// below a path prefix. The root namespace has the empty path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// Vault's short id (`root` for the root namespace): what a token made
+    /// in the namespace carries after its last '.'.
+    pub id: String,
+    /// With a trailing '/' ("team-a/prod/"); empty for the root namespace.
+    pub path: String,
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace::root()
+    }
+}
+
+impl Namespace {
+    pub const ROOT_ID: &str = "root";
+
+    pub fn root() -> Namespace {
+        Namespace {
+            id: Namespace::ROOT_ID.into(),
+            path: String::new(),
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.path.is_empty()
+    }
+
+    /// Is `path` (a full path, from the root namespace) inside this
+    /// namespace or one of its children?
+    pub fn contains(&self, path: &str) -> bool {
+        path.starts_with(&self.path) || format!("{path}/") == self.path
+    }
+
+    /// A path relative to this namespace, made full.
+    pub fn full(&self, relative: &str) -> String {
+        format!("{}{relative}", self.path)
+    }
+
+    /// A full path relative to this namespace (as it is when not below it).
+    pub fn relative<'a>(&self, full: &'a str) -> &'a str {
+        full.strip_prefix(self.path.as_str()).unwrap_or(full)
+    }
+}
+
 /// Who makes a request, resolved once from its token.
 #[derive(Clone, Default)]
 pub struct Auth {
@@ -73,6 +121,9 @@ pub struct Auth {
     /// The token has a use limit: it may not create child tokens, which
     /// would escape the limit (Vault's rule).
     pub limited_uses: bool,
+    /// The namespace the token was made in: its policies are that
+    /// namespace's, and it reaches only paths inside it.
+    pub namespace: Namespace,
 }
 
 impl std::fmt::Debug for Auth {
@@ -114,9 +165,13 @@ impl Auth {
 #[derive(Debug, Default)]
 pub struct Request {
     pub operation: Operation,
-    /// The path (below `/v1/`; below the mount once routed), without a
-    /// leading '/'.
+    /// The path (below `/v1/`, from the root namespace; below the
+    /// namespace once routed, and below the mount once it reaches one),
+    /// without a leading '/'.
     pub path: String,
+    /// The namespace the request is in (the router finds it from the
+    /// path and the `X-Vault-Namespace` header).
+    pub namespace: Namespace,
     /// The raw input (body, and for reads the query); the router converts
     /// it into typed fields before a handler sees it.
     pub data: Map<String, Value>,

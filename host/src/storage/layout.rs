@@ -27,6 +27,9 @@
 //! sys/password_policy/<name>  core: password policies
 //! sys/quotas/rate-limit/<n>   core: rate-limit quotas (also lease-count/<n>, config)
 //! sys/policy/<name>           core: ACL policies (replicated, as Vault's)
+//! core/namespaces/<id>        core: one record per namespace
+//! namespaces/<id>/sys/policy/<name>   core: a namespace's ACL policies (also its
+//!                             sys/password_policy/ and sys/token-role/)
 //! sys/wal/<index>             storage: the log of replicated writes
 //! logical/<uuid>/...          one mount's own keys (its storage view), below:
 //!   wal/creds/<id>            database, mongodb: credentials being issued
@@ -75,6 +78,22 @@ pub const LOCAL_AUDIT: &str = "core/local-audit/";
 /// The plugin catalog: one record per plugin type and name, holding every
 /// registered version (replicated, as Vault's `core/plugin-catalog`).
 pub const PLUGIN_CATALOG: &str = "core/plugin-catalog/";
+/// Namespaces, one record per namespace named by its id (replicated).
+pub const NAMESPACES: &str = "core/namespaces/";
+/// What a namespace other than the root keeps of the core's own (its ACL
+/// policies, password policies, token roles) lives below
+/// `namespaces/<id>/`, with the root namespace's layout inside.
+pub const NAMESPACE_DATA: &str = "namespaces/";
+
+/// The prefix of a namespace's own keys: empty for the root namespace,
+/// whose keys are where they always were.
+pub fn namespace(ns: &crate::logical::Namespace) -> String {
+    match ns.is_root() {
+        true => String::new(),
+        false => format!("{NAMESPACE_DATA}{}/", ns.id),
+    }
+}
+
 /// Resource quotas: `rate-limit/<name>`, `lease-count/<name>`, `config`.
 pub const QUOTAS: &str = "sys/quotas/";
 /// The expiration manager's space.

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::framework::{Field, FieldType, Path, Req};
 use crate::handler;
 use crate::logical::Operation::{Delete, List, Read, Update};
-use crate::logical::{Reply, Response};
+use crate::logical::{Namespace, Reply, Response};
 use crate::node::Node;
 use serde_json::{Map, Value, json};
 
@@ -96,18 +96,20 @@ fn injected(data: Value) -> Response {
     }
 }
 
-async fn list(node: &Node, _: &Req<'_>) -> Reply {
-    Ok(Some(Response::list(node.core()?.policy_store.list().await?)))
+async fn list(node: &Node, r: &Req<'_>) -> Reply {
+    Ok(Some(Response::list(
+        node.core()?.policies_in(r.namespace).list().await?,
+    )))
 }
 
-async fn list_legacy(node: &Node, _: &Req<'_>) -> Reply {
-    let keys = node.core()?.policy_store.list().await?;
+async fn list_legacy(node: &Node, r: &Req<'_>) -> Reply {
+    let keys = node.core()?.policies_in(r.namespace).list().await?;
     Ok(Some(injected(json!({ "keys": keys, "policies": keys }))))
 }
 
 /// The stored text of `name`, with its sanitized name; `None` when absent.
 async fn load(node: &Node, r: &Req<'_>) -> Result<Option<(String, String)>> {
-    let policy = node.core()?.policy_store.get(&r.fields.str("name")).await?;
+    let policy = node.core()?.policies_in(r.namespace).get(&r.fields.str("name")).await?;
     Ok(policy.map(|p| (p.name().to_string(), p.text().to_string())))
 }
 
@@ -153,11 +155,14 @@ async fn store(node: &Node, r: &Req<'_>, raw: String) -> Result<()> {
         return Err(Error::bad("'policy' parameter not supplied or empty"));
     }
     let text = decode_base64(&raw).unwrap_or(raw);
-    node.core()?.policy_store.set(&name, &text).await
+    node.core()?.policies_in(r.namespace).set(&name, &text).await
 }
 
 async fn delete(node: &Node, r: &Req<'_>) -> Reply {
-    node.core()?.policy_store.delete(&r.fields.str("name")).await?;
+    node.core()?
+        .policies_in(r.namespace)
+        .delete(&r.fields.str("name"))
+        .await?;
     Ok(None)
 }
 
@@ -180,7 +185,8 @@ fn capabilities_path(p: Path<Node>) -> Path<Node> {
 async fn capabilities_token(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let policies = core.token_policies(&r.fields.str("token")).await?;
-    capabilities(node, r, &policies.ok_or_else(|| Error::bad_multi("invalid token"))?).await
+    let policies = policies.ok_or_else(|| Error::bad_multi("invalid token"))?;
+    capabilities(node, r, &policies, r.namespace).await
 }
 
 /// `sys/capabilities-accessor`: the policies of the token the accessor names.
@@ -190,23 +196,21 @@ async fn capabilities_accessor(node: &Node, r: &Req<'_>) -> Reply {
         return Err(Error::bad("missing accessor"));
     }
     let entry = node.core()?.tokens.by_accessor(&accessor).await?;
-    let entry = entry.filter(|e| e.is_live(chrono::Utc::now()));
-    capabilities(
-        node,
-        r,
-        &entry.ok_or_else(|| Error::bad_multi("invalid accessor"))?.policies,
-    )
-    .await
+    let entry = entry
+        .filter(|e| e.is_live(chrono::Utc::now()) && e.namespace_path.starts_with(&r.namespace.path))
+        .ok_or_else(|| Error::bad_multi("invalid accessor"))?;
+    capabilities(node, r, &entry.policies, &entry.namespace()).await
 }
 
 /// `sys/capabilities-self`: the policies are the caller's own.
 async fn capabilities_self(node: &Node, r: &Req<'_>) -> Reply {
-    capabilities(node, r, &r.auth.policies).await
+    capabilities(node, r, &r.auth.policies, &r.auth.namespace).await
 }
 
-/// Vault's `handleCapabilities`: the capabilities `policies` grant on each
-/// of the request's paths.
-async fn capabilities(node: &Node, r: &Req<'_>, policies: &[String]) -> Reply {
+/// Vault's `handleCapabilities`: the capabilities `policies` (of the
+/// namespace `owner`, where the token was made) grant on each of the
+/// request's paths (below the request's namespace).
+async fn capabilities(node: &Node, r: &Req<'_>, policies: &[String], owner: &Namespace) -> Reply {
     let mut paths = r.fields.list("paths");
     if paths.is_empty() {
         paths = r.fields.list("path");
@@ -217,10 +221,15 @@ async fn capabilities(node: &Node, r: &Req<'_>, policies: &[String]) -> Reply {
     if paths.iter().any(|p| p.is_empty()) {
         return Err(Error::bad("missing path"));
     }
-    let acl = node.core()?.policy_store.acl(policies).await?;
+    let acl = node.core()?.policies_in(owner).acl(policies).await?;
     let mut data = Map::new();
     for path in &paths {
-        data.insert(path.clone(), json!(acl.capabilities(path)));
+        let full = r.namespace.full(path);
+        let caps = match owner.contains(&full) {
+            true => json!(acl.capabilities(owner.relative(&full))),
+            false => json!(["deny"]),
+        };
+        data.insert(path.clone(), caps);
     }
     if let [one] = paths.as_slice() {
         let caps = data.get(one).cloned().unwrap_or_default();

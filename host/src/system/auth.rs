@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::framework::ttl::{system_default_ttl, system_max_ttl};
 use crate::framework::{Field, FieldType, Path, Req};
 use crate::handler;
+use crate::logical::Namespace;
 use crate::logical::Operation::{Delete, Read, Update};
 use crate::logical::{Reply, Response};
 use crate::node::Node;
@@ -65,12 +66,17 @@ pub fn paths() -> Vec<Path<Node>> {
     ]
 }
 
-async fn list(node: &Node, _: &Req<'_>) -> Reply {
+/// The request's namespace's auth methods, by their path in it. (A
+/// namespace's auth methods are kept by their path below `auth/` with the
+/// namespace's path in front: "team-a/approle/".)
+async fn list(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let mut data = Map::new();
     data.insert("token/".into(), describe(&core.token_auth_record()));
     for m in core.auth_mounts() {
-        data.insert(m.path().to_string(), describe(&m.record));
+        if core.namespaces.owner(m.path()) == r.namespace.path {
+            data.insert(r.namespace.relative(m.path()).to_string(), describe(&m.record));
+        }
     }
     // Vault also copies the table to the top level of the body.
     Ok(Some(Response {
@@ -83,16 +89,23 @@ fn auth_path(r: &Req<'_>) -> String {
     normalize_path(&r.fields.str("path"))
 }
 
+/// The auth method of the namespace `ns` at `path` (below `auth/`, in the
+/// namespace).
+fn own_auth(core: &crate::core::Core, ns: &Namespace, path: &str) -> Option<MountRecord> {
+    let full = ns.full(path);
+    core.auth_mount_at(&full)
+        .filter(|_| core.namespaces.owner(&full) == ns.path)
+        .map(|m| m.record.clone())
+}
+
 async fn read(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let path = auth_path(r);
     if path == "token/" {
         return Ok(Some(Response::data(describe(&core.token_auth_record()))));
     }
-    let m = core
-        .auth_mount_at(&path)
-        .ok_or_else(|| Error::bad(format!("No auth engine at {path}")))?;
-    Ok(Some(Response::data(describe(&m.record))))
+    let m = own_auth(&core, r.namespace, &path).ok_or_else(|| Error::bad(format!("No auth engine at {path}")))?;
+    Ok(Some(Response::data(describe(&m))))
 }
 
 async fn enable(node: &Node, r: &Req<'_>) -> Reply {
@@ -113,35 +126,47 @@ async fn enable(node: &Node, r: &Req<'_>) -> Reply {
     let max_lease_ttl = ttl_field(&config, "max_lease_ttl")?.unwrap_or(0);
     check_ttls(default_lease_ttl, max_lease_ttl)?;
     let uuid = uuid::Uuid::new_v4().to_string();
-    core.enable_auth(MountRecord {
-        path: auth_path(r),
-        accessor: format!("auth_{kind}_{}", &uuid[..8]),
-        kind,
-        description: f.str("description"),
-        uuid,
-        default_lease_ttl,
-        max_lease_ttl,
-    })
+    core.enable_auth(
+        r.namespace,
+        MountRecord {
+            path: r.namespace.full(&auth_path(r)),
+            accessor: format!("auth_{kind}_{}", &uuid[..8]),
+            kind,
+            description: f.str("description"),
+            uuid,
+            default_lease_ttl,
+            max_lease_ttl,
+        },
+    )
     .await?;
     Ok(None)
 }
 
 async fn disable(node: &Node, r: &Req<'_>) -> Reply {
-    node.core()?.disable_auth(&auth_path(r)).await.map(|_| None)
+    let core = node.core()?;
+    let path = auth_path(r);
+    if path == "token/" {
+        return core.disable_auth(&path).await.map(|_| None);
+    }
+    match own_auth(&core, r.namespace, &path) {
+        Some(m) => core.disable_auth(&m.path).await.map(|_| None),
+        None => Ok(None),
+    }
 }
 
 async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
-    tune_read_at(node, &auth_path(r))
+    tune_read_at(node, r.namespace, &auth_path(r))
 }
 
-/// The tune settings of the auth method at `path` (also answered at
-/// `sys/mounts/auth/<path>/tune`, which `bao auth tune` uses).
-pub(super) fn tune_read_at(node: &Node, path: &str) -> Reply {
+/// The tune settings of the auth method at `path` of the namespace `ns`
+/// (also answered at `sys/mounts/auth/<path>/tune`, which `bao auth tune`
+/// uses).
+pub(super) fn tune_read_at(node: &Node, ns: &Namespace, path: &str) -> Reply {
     let core = node.core()?;
     let path = normalize_path(path);
     let record = match path.as_str() {
         "token/" => core.token_auth_record(),
-        _ => tuned(&core, &path)?,
+        _ => tuned(&core, ns, &path)?,
     };
     let or_system = |v: i64, system: i64| if v > 0 { v } else { system };
     let data = json!({
@@ -157,8 +182,8 @@ pub(super) fn tune_read_at(node: &Node, path: &str) -> Reply {
     }))
 }
 
-fn tuned(core: &crate::core::Core, path: &str) -> Result<MountRecord> {
-    core.auth_mount_at(path).map(|m| m.record.clone()).ok_or_else(|| {
+fn tuned(core: &crate::core::Core, ns: &Namespace, path: &str) -> Result<MountRecord> {
+    own_auth(core, ns, path).ok_or_else(|| {
         Error::bad(format!(
             "cannot fetch mount configuration for \"auth/{path}\": no mount at this path"
         ))
@@ -169,14 +194,15 @@ async fn tune_write(node: &Node, r: &Req<'_>) -> Reply {
     tune_write_at(node, &auth_path(r), r).await
 }
 
-/// Tune the auth method at `path` (also `sys/mounts/auth/<path>/tune`).
+/// Tune the auth method at `path` of the request's namespace (also
+/// `sys/mounts/auth/<path>/tune`).
 pub(super) async fn tune_write_at(node: &Node, path: &str, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let path = normalize_path(path);
     if path == "token/" {
         return Err(Error::bad("the token/ auth method cannot be tuned here yet"));
     }
-    let mut record = tuned(&core, &path)?;
+    let mut record = tuned(&core, r.namespace, &path)?;
     if let Some(d) = ttl_given(&r.fields, "default_lease_ttl")? {
         record.default_lease_ttl = d;
     }

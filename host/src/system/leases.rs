@@ -80,7 +80,8 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The lease id from the body, or else from the rest of the URL.
+/// The lease id from the body, or else from the rest of the URL, made
+/// full (lease ids are given from the request's namespace).
 fn lease_id(r: &Req<'_>) -> Result<String> {
     let id = r.fields.str("lease_id");
     let id = if id.is_empty() {
@@ -91,15 +92,15 @@ fn lease_id(r: &Req<'_>) -> Result<String> {
     if id.is_empty() {
         return Err(Error::bad("lease_id must be specified"));
     }
-    Ok(id)
+    Ok(r.namespace.full(&id))
 }
 
 async fn lookup_list(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let prefix = r.fields.str("prefix");
     let prefix = match prefix.trim_end_matches('/') {
-        "" => String::new(),
-        p => format!("{p}/"),
+        "" => r.namespace.path.clone(),
+        p => r.namespace.full(&format!("{p}/")),
     };
     let keys = core.expiration.list(&prefix).await?;
     if keys.is_empty() {
@@ -114,13 +115,17 @@ async fn lookup(node: &Node, r: &Req<'_>) -> Reply {
     if id.is_empty() {
         return Err(Error::bad("lease_id must be specified"));
     }
-    let lease = core.expiration.get(&id).await?.ok_or_else(invalid_lease)?;
+    let lease = core
+        .expiration
+        .get(&r.namespace.full(&id))
+        .await?
+        .ok_or_else(invalid_lease)?;
     Ok(Some(Response::data(json!({
-        "id": lease.lease_id,
+        "id": r.namespace.relative(&lease.lease_id),
         "issue_time": time(lease.issue_time),
         "expire_time": time(lease.expire_time),
         "last_renewal": lease.last_renewal.map(time),
-        "path": lease.path,
+        "path": r.namespace.relative(&lease.path),
         "renewable": lease.renewable,
         "ttl": lease.ttl(Utc::now()),
     }))))
@@ -137,7 +142,7 @@ async fn renew(node: &Node, r: &Req<'_>) -> Reply {
     Ok(Some(Response {
         lease: Some(LeaseInfo {
             lease_duration: ttl,
-            lease_id: lease.lease_id,
+            lease_id: r.namespace.relative(&lease.lease_id).to_string(),
             renewable: lease.renewable,
         }),
         warnings,
@@ -162,7 +167,7 @@ async fn revoke(node: &Node, r: &Req<'_>) -> Reply {
 
 async fn revoke_prefix(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
-    let prefix = r.fields.str("prefix");
+    let prefix = r.namespace.full(&r.fields.str("prefix"));
     if r.fields.bool("sync") {
         core.revoke_prefix(&prefix).await?;
         return Ok(None);
@@ -172,7 +177,9 @@ async fn revoke_prefix(node: &Node, r: &Req<'_>) -> Reply {
 }
 
 async fn revoke_force(node: &Node, r: &Req<'_>) -> Reply {
-    node.core()?.revoke_force(&r.fields.str("prefix")).await?;
+    node.core()?
+        .revoke_force(&r.namespace.full(&r.fields.str("prefix")))
+        .await?;
     Ok(None)
 }
 
@@ -186,6 +193,11 @@ fn lease_type(r: &Req<'_>) -> Result<()> {
         ))),
         None => Err(Error::bad("missing lease type: type=irrevocable")),
     }
+}
+
+/// The lease ids below the request's namespace.
+fn in_namespace(r: &Req<'_>, ids: Vec<String>) -> Vec<String> {
+    ids.into_iter().filter(|id| id.starts_with(&r.namespace.path)).collect()
 }
 
 /// The mount accessor a lease belongs to (Vault's `mount_id`).
@@ -212,7 +224,7 @@ async fn irrevocable_leases(node: &Node, r: &Req<'_>) -> Reply {
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::bad("limit must be a positive integer or \"none\""))?
     };
-    let ids = core.expiration.irrevocable();
+    let ids = in_namespace(r, core.expiration.irrevocable());
     let total = ids.len();
     let mut leases = Vec::new();
     for id in ids.into_iter().take(limit) {
@@ -220,7 +232,7 @@ async fn irrevocable_leases(node: &Node, r: &Req<'_>) -> Reply {
             continue; // revoked meanwhile
         };
         leases.push(json!({
-            "lease_id": lease.lease_id,
+            "lease_id": r.namespace.relative(&lease.lease_id),
             "mount_id": lease_mount_id(&core, &lease.mount_path),
             "error": lease.revoke.error.unwrap_or_default(),
         }));
@@ -238,7 +250,7 @@ async fn irrevocable_leases(node: &Node, r: &Req<'_>) -> Reply {
 async fn irrevocable_count(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     lease_type(r)?;
-    let ids = core.expiration.irrevocable();
+    let ids = in_namespace(r, core.expiration.irrevocable());
     let mut counts = serde_json::Map::new();
     for id in &ids {
         // The lease id starts with its mount's path.

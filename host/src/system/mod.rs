@@ -11,6 +11,7 @@ mod auth;
 mod internal;
 mod leases;
 mod mounts;
+mod namespaces;
 mod plugins;
 mod policies;
 mod quotas;
@@ -33,12 +34,39 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(internal::paths());
     paths.extend(wrapping::paths());
     paths.extend(quotas::paths());
+    paths.extend(namespaces::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",
         paths,
     )
 });
+
+/// What `sys/` serves below a namespace other than the root: what a
+/// namespace has of its own (mounts, auth methods, leases, ACL and
+/// password policies, capabilities, response wrapping, its child
+/// namespaces). The seal, audit devices, quotas and the plugin catalog are
+/// the root namespace's only (Vault's root-only paths), answered 404 there.
+pub fn serves_in_namespaces(path: &str) -> bool {
+    const OWN: &[&str] = &[
+        "mounts",
+        "auth",
+        "leases",
+        "renew",
+        "revoke",
+        "revoke-prefix",
+        "revoke-force",
+        "policy",
+        "policies",
+        "capabilities",
+        "capabilities-self",
+        "capabilities-accessor",
+        "wrapping",
+        "namespaces",
+    ];
+    let head = path.split('/').next().unwrap_or_default();
+    OWN.contains(&head)
+}
 
 /// A duration field of sys/ that also takes "system" (the system default,
 /// stored as 0) is a string: the handler parses it.

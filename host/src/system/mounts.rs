@@ -121,11 +121,15 @@ fn mount_json(r: &MountRecord) -> Value {
     })
 }
 
-async fn list(node: &Node, _: &Req<'_>) -> Reply {
+/// The request's namespace's mounts (not its children's), by their path
+/// in it.
+async fn list(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let mut data = Map::new();
     for m in core.mounts() {
-        data.insert(m.path().to_string(), mount_json(&m.record));
+        if core.namespaces.owner(m.path()) == r.namespace.path {
+            data.insert(r.namespace.relative(m.path()).to_string(), mount_json(&m.record));
+        }
     }
     data.insert(
         "sys/".into(),
@@ -143,23 +147,32 @@ async fn list(node: &Node, _: &Req<'_>) -> Reply {
     }))
 }
 
+/// The mount path the request names, below its namespace ("db/").
 fn mount_path(r: &Req<'_>) -> String {
     normalize_path(&r.fields.str("path"))
 }
 
+/// The mount of the request's namespace at the path it names (a child
+/// namespace's mounts are reached through the child).
+fn own_mount(core: &Core, r: &Req<'_>) -> Option<std::sync::Arc<crate::core::mounts::MountEntry>> {
+    let full = r.namespace.full(&mount_path(r));
+    core.mount_for(&full)
+        .filter(|m| m.path() == full && core.namespaces.owner(&full) == r.namespace.path)
+}
+
 async fn read(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
-    let path = mount_path(r);
     // Vault: a mount that is not there is a 400 with its path.
-    let m = core
-        .mount_for(&path)
-        .filter(|m| m.path() == path)
-        .ok_or_else(|| Error::bad(format!("No secret engine mount at {path}")))?;
+    let m = own_mount(&core, r).ok_or_else(|| Error::bad(format!("No secret engine mount at {}", mount_path(r))))?;
     Ok(Some(Response::data(mount_json(&m.record))))
 }
 
 async fn disable(node: &Node, r: &Req<'_>) -> Reply {
-    node.core()?.disable_mount(&mount_path(r)).await.map(|_| None)
+    let core = node.core()?;
+    match own_mount(&core, r) {
+        Some(m) => core.disable_mount(m.path()).await.map(|_| None),
+        None => Ok(None),
+    }
 }
 
 /// A TTL of sys/mounts: a duration, or "system" (the system default,
@@ -192,7 +205,7 @@ async fn enable(node: &Node, r: &Req<'_>) -> Reply {
     check_ttls(default_lease_ttl, max_lease_ttl)?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let record = MountRecord {
-        path: mount_path(r),
+        path: r.namespace.full(&mount_path(r)),
         accessor: format!("{kind}_{}", &uuid[..8]),
         kind,
         description: f.str("description"),
@@ -200,7 +213,7 @@ async fn enable(node: &Node, r: &Req<'_>) -> Reply {
         default_lease_ttl,
         max_lease_ttl,
     };
-    core.enable_mount(record).await?;
+    core.enable_mount(r.namespace, record).await?;
     Ok(None)
 }
 
@@ -215,10 +228,11 @@ pub(super) fn check_ttls(default: i64, max: i64) -> Result<()> {
     Ok(())
 }
 
-fn tuned(core: &Core, path: &str) -> Result<std::sync::Arc<crate::core::mounts::MountEntry>> {
-    core.mount_for(path).filter(|m| m.path() == path).ok_or_else(|| {
+fn tuned(core: &Core, r: &Req<'_>) -> Result<std::sync::Arc<crate::core::mounts::MountEntry>> {
+    own_mount(core, r).ok_or_else(|| {
         Error::bad(format!(
-            "cannot fetch mount configuration for {path:?}: no mount at this path"
+            "cannot fetch mount configuration for {:?}: no mount at this path",
+            mount_path(r)
         ))
     })
 }
@@ -226,10 +240,10 @@ fn tuned(core: &Core, path: &str) -> Result<std::sync::Arc<crate::core::mounts::
 async fn tune_read(node: &Node, r: &Req<'_>) -> Reply {
     // As Vault: `auth/<path>` names an auth method (`bao auth tune`).
     if let Some(auth) = mount_path(r).strip_prefix("auth/") {
-        return super::auth::tune_read_at(node, auth);
+        return super::auth::tune_read_at(node, r.namespace, auth);
     }
     let core = node.core()?;
-    let m = tuned(&core, &mount_path(r))?;
+    let m = tuned(&core, r)?;
     let or_system = |v: i64, system: i64| if v > 0 { v } else { system };
     let data = json!({
         "default_lease_ttl": or_system(m.record.default_lease_ttl, system_default_ttl()),
@@ -248,7 +262,7 @@ async fn tune_write(node: &Node, r: &Req<'_>) -> Reply {
         return super::auth::tune_write_at(node, auth, r).await;
     }
     let core = node.core()?;
-    let m = tuned(&core, &mount_path(r))?;
+    let m = tuned(&core, r)?;
     let mut record = m.record.clone();
     if let Some(d) = ttl_given(&r.fields, "default_lease_ttl")? {
         record.default_lease_ttl = d;

@@ -33,21 +33,26 @@ pub fn paths() -> Vec<Path<Node>> {
     ]
 }
 
-fn policies(node: &Node) -> Result<PasswordPolicies> {
+/// The request's namespace's password policies.
+fn policies(node: &Node, r: &Req<'_>) -> Result<PasswordPolicies> {
     let core = node.core()?;
-    Ok(PasswordPolicies::new(core.storage.clone(), core.runtime.clone()))
+    Ok(PasswordPolicies::in_namespace(
+        core.storage.clone(),
+        core.runtime.clone(),
+        r.namespace,
+    ))
 }
 
 fn missing() -> Error {
     Error::Missing("policy does not exist".into())
 }
 
-async fn list(node: &Node, _: &Req<'_>) -> Reply {
-    password_policy::list(&policies(node)?, "").await
+async fn list(node: &Node, r: &Req<'_>) -> Reply {
+    password_policy::list(&policies(node, r)?, "").await
 }
 
 async fn generate(node: &Node, r: &Req<'_>) -> Reply {
-    let password = policies(node)?
+    let password = policies(node, r)?
         .generate(&r.fields.str("name"))
         .await?
         .ok_or_else(missing)?;
@@ -55,15 +60,18 @@ async fn generate(node: &Node, r: &Req<'_>) -> Reply {
 }
 
 async fn read(node: &Node, r: &Req<'_>) -> Reply {
-    let policy = policies(node)?.load(&r.fields.str("name")).await?.ok_or_else(missing)?;
+    let policy = policies(node, r)?
+        .load(&r.fields.str("name"))
+        .await?
+        .ok_or_else(missing)?;
     Ok(Some(Response::data(json!({ "policy": policy }))))
 }
 
 async fn write(node: &Node, r: &Req<'_>) -> Reply {
-    password_policy::write(&policies(node)?, &r.fields.str("name"), r.fields.str("policy")).await
+    password_policy::write(&policies(node, r)?, &r.fields.str("name"), r.fields.str("policy")).await
 }
 
 async fn delete(node: &Node, r: &Req<'_>) -> Reply {
-    policies(node)?.delete(&r.fields.str("name")).await?;
+    policies(node, r)?.delete(&r.fields.str("name")).await?;
     Ok(None)
 }

@@ -440,7 +440,16 @@ fn scope(core: &Core, raw: &str) -> Result<String> {
         true => path.to_string(),
         false => format!("{path}/"),
     };
-    let mount = mount_of(core, &with_slash).ok_or_else(|| Error::bad(format!("invalid mount path {path:?}")))?;
+    // A namespace's path: the quota covers everything in it, its child
+    // namespaces' too (what makes a quota per tenant).
+    let ns = core
+        .namespaces
+        .resolve(&with_slash)
+        .ok_or_else(|| Error::bad(format!("invalid mount path {path:?}")))?;
+    if !ns.is_root() && with_slash == ns.path {
+        return Ok(ns.path);
+    }
+    let mount = mount_of(core, &ns, &with_slash).ok_or_else(|| Error::bad(format!("invalid mount path {path:?}")))?;
     if with_slash == mount {
         return Ok(mount);
     }
@@ -448,16 +457,19 @@ fn scope(core: &Core, raw: &str) -> Result<String> {
 }
 
 /// The mount (secrets engine, auth method, `auth/token/` or `sys/`) that
-/// serves `path`.
-fn mount_of(core: &Core, path: &str) -> Option<String> {
-    if path.starts_with("sys/") {
-        return Some("sys/".into());
+/// serves `path` (full, in the namespace `ns`), by its full path.
+fn mount_of(core: &Core, ns: &crate::logical::Namespace, path: &str) -> Option<String> {
+    let relative = ns.relative(path);
+    if relative.starts_with("sys/") {
+        return Some(ns.full("sys/"));
     }
-    if let Some(rest) = path.strip_prefix("auth/") {
+    if let Some(rest) = relative.strip_prefix("auth/") {
         if rest.starts_with("token/") {
-            return Some("auth/token/".into());
+            return Some(ns.full("auth/token/"));
         }
-        return core.auth_mount_for(rest).map(|m| format!("auth/{}", m.path()));
+        return core
+            .auth_mount_for(&ns.full(rest))
+            .map(|m| ns.full(&format!("auth/{}", ns.relative(m.path()))));
     }
     core.mount_for(path).map(|m| m.path().to_string())
 }

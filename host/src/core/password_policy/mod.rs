@@ -44,8 +44,13 @@ pub struct PasswordPolicies {
 
 impl PasswordPolicies {
     pub fn new(storage: Storage, runtime: Arc<Runtime>) -> Self {
+        PasswordPolicies::in_namespace(storage, runtime, &crate::logical::Namespace::root())
+    }
+
+    /// A namespace's own password policies.
+    pub fn in_namespace(storage: Storage, runtime: Arc<Runtime>, ns: &crate::logical::Namespace) -> Self {
         PasswordPolicies {
-            view: View::new(storage, PREFIX),
+            view: View::new(storage, format!("{}{PREFIX}", crate::storage::layout::namespace(ns))),
             runtime,
         }
     }

@@ -73,6 +73,8 @@ mod tests {
             bound_cidrs: Vec::new(),
             role: String::new(),
             batch: true,
+            namespace_id: String::new(),
+            namespace_path: String::new(),
         }
     }
 

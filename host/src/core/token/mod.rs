@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::framework::{Backend, Field, FieldType, Path, Req, ttl};
 use crate::handler;
 use crate::logical::Operation::{Delete, List, Read, Update};
-use crate::logical::{Reply, Response};
+use crate::logical::{Namespace, Reply, Response};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use store::TokenEntry;
@@ -188,17 +188,19 @@ fn role_fields(p: Path<Core>) -> Path<Core> {
 }
 
 async fn role_exists(core: &Core, r: &Req<'_>) -> Result<bool> {
-    Ok(roles::get(core, &r.fields.str("role_name")).await?.is_some())
+    Ok(roles::get(core, r.namespace, &r.fields.str("role_name"))
+        .await?
+        .is_some())
 }
 
 /// LIST of nothing is Vault's 404.
-async fn list_roles(core: &Core, _: &Req<'_>) -> Reply {
-    let names = roles::list(core).await?;
+async fn list_roles(core: &Core, r: &Req<'_>) -> Reply {
+    let names = roles::list(core, r.namespace).await?;
     Ok((!names.is_empty()).then(|| Response::list(names)))
 }
 
 async fn read_role(core: &Core, r: &Req<'_>) -> Reply {
-    Ok(roles::get(core, &r.fields.str("role_name"))
+    Ok(roles::get(core, r.namespace, &r.fields.str("role_name"))
         .await?
         .map(|role| Response::data(role.to_json())))
 }
@@ -209,16 +211,18 @@ async fn write_role(core: &Core, r: &Req<'_>) -> Reply {
 }
 
 async fn delete_role(core: &Core, r: &Req<'_>) -> Reply {
-    roles::delete(core, &r.fields.str("role_name")).await?;
+    roles::delete(core, r.namespace, &r.fields.str("role_name")).await?;
     Ok(None)
 }
 
 /// `LIST auth/token/accessors` (sudo): every token's accessor, read from
 /// the entries (the accessor index is keyed by salted hashes).
-async fn list_accessors(core: &Core, _: &Req<'_>) -> Reply {
+async fn list_accessors(core: &Core, r: &Req<'_>) -> Reply {
     let mut keys = Vec::new();
     for hash in core.tokens.hashes().await? {
-        if let Some(entry) = core.tokens.get(&hash).await? {
+        if let Some(entry) = core.tokens.get(&hash).await?
+            && visible(r.namespace, &entry)
+        {
             keys.push(entry.accessor);
         }
     }
@@ -265,7 +269,7 @@ async fn create_orphan(core: &Core, r: &Req<'_>) -> Reply {
 /// `auth/token/create/:role_name`: a token on the role's terms.
 async fn create_with_role(core: &Core, r: &Req<'_>) -> Reply {
     let name = r.fields.str("role_name");
-    let role = roles::get(core, &name)
+    let role = roles::get(core, r.namespace, &name)
         .await?
         .ok_or_else(|| Error::bad(format!("unknown role {name}")))?;
     create_token(core, r, role.orphan, Some(role)).await
@@ -489,6 +493,7 @@ async fn create_token(core: &Core, r: &Req<'_>, orphan: bool, role: Option<roles
             bound_cidrs: role.as_ref().map(|r| r.token_bound_cidrs.clone()).unwrap_or_default(),
             role: role.map(|r| r.name).unwrap_or_default(),
             batch,
+            namespace: r.namespace.clone(),
         })
         .await?;
     let mut resp = Response {
@@ -537,6 +542,8 @@ pub struct TokenSpec {
     pub role: String,
     /// A batch token: sealed into the token, nothing stored.
     pub batch: bool,
+    /// The namespace it is made in.
+    pub namespace: crate::logical::Namespace,
 }
 
 impl Core {
@@ -547,6 +554,10 @@ impl Core {
         let expire_time = match spec.ttl {
             0 => None,
             s => Some(ttl::expiry(now, s)?),
+        };
+        let ns_id = match spec.namespace.is_root() {
+            true => String::new(),
+            false => spec.namespace.id.clone(),
         };
         if spec.batch {
             let entry = TokenEntry {
@@ -567,13 +578,21 @@ impl Core {
                 bound_cidrs: spec.bound_cidrs,
                 role: spec.role,
                 batch: true,
+                namespace_id: ns_id.clone(),
+                namespace_path: spec.namespace.path.clone(),
             };
             return Ok((self.seal_batch(&entry)?, entry));
         }
-        let token = store::random_id("hvs.");
+        // As Vault: a token (and its accessor) made in a namespace other
+        // than the root ends in ".<namespace id>".
+        let suffix = match spec.namespace.is_root() {
+            true => String::new(),
+            false => format!(".{}", spec.namespace.id),
+        };
+        let token = format!("{}{suffix}", store::random_id("hvs."));
         let entry = TokenEntry {
             hash: self.tokens.salted(&token),
-            accessor: store::random_id(""),
+            accessor: format!("{}{suffix}", store::random_id("")),
             parent: spec.parent,
             policies: spec.policies,
             path: spec.path,
@@ -589,6 +608,8 @@ impl Core {
             bound_cidrs: spec.bound_cidrs,
             role: spec.role,
             batch: false,
+            namespace_id: ns_id,
+            namespace_path: spec.namespace.path.clone(),
         };
         // The expiry lease first: a crash before the token is stored leaves
         // a lease whose revocation finds nothing, never a token without
@@ -670,7 +691,16 @@ fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
     if !entry.role.is_empty() {
         data["role"] = json!(entry.role);
     }
+    if !entry.namespace_path.is_empty() {
+        data["namespace_path"] = json!(entry.namespace_path);
+    }
     data
+}
+
+/// Can a request in `ns` see this token? Only if the token was made in
+/// `ns` or inside it: a namespace sees nothing of its parent's tokens.
+fn visible(ns: &Namespace, entry: &TokenEntry) -> bool {
+    entry.namespace_path.starts_with(&ns.path)
 }
 
 /// The root token's lookup data.
@@ -697,11 +727,13 @@ fn root_lookup(core: &Core, token: &str) -> Value {
 
 /// The live entry of any token other than the initial root token: a
 /// batch token's from the token itself, a service token's from the store.
-async fn entry_of(core: &Core, token: &str) -> Result<Option<TokenEntry>> {
-    if batch::is_batch(token) {
-        return core.live_batch(token).await;
-    }
-    Ok(core.tokens.lookup(token).await?.filter(|e| e.is_live(Utc::now())))
+/// Only a token visible from `ns` counts.
+async fn entry_of(core: &Core, ns: &Namespace, token: &str) -> Result<Option<TokenEntry>> {
+    let entry = match batch::is_batch(token) {
+        true => core.live_batch(token).await?,
+        false => core.tokens.lookup(token).await?.filter(|e| e.is_live(Utc::now())),
+    };
+    Ok(entry.filter(|e| visible(ns, e)))
 }
 
 async fn lookup_self(core: &Core, r: &Req<'_>) -> Reply {
@@ -709,7 +741,10 @@ async fn lookup_self(core: &Core, r: &Req<'_>) -> Reply {
     if core.is_initial_root(token) {
         return Ok(Some(Response::data(root_lookup(core, token))));
     }
-    let entry = entry_of(core, token).await?.ok_or(Error::PermissionDenied)?;
+    // The caller's own token: visible wherever it asks from.
+    let entry = entry_of(core, &Namespace::root(), token)
+        .await?
+        .ok_or(Error::PermissionDenied)?;
     Ok(Some(Response::data(lookup_data(&entry, token))))
 }
 
@@ -718,22 +753,22 @@ async fn lookup_other(core: &Core, r: &Req<'_>) -> Reply {
     if token.is_empty() {
         return Err(Error::bad("missing token to lookup"));
     }
-    if core.is_initial_root(&token) {
+    if r.namespace.is_root() && core.is_initial_root(&token) {
         return Ok(Some(Response::data(root_lookup(core, &token))));
     }
     // OpenBao answers an unknown token here with a 403.
-    let entry = entry_of(core, &token)
+    let entry = entry_of(core, r.namespace, &token)
         .await?
         .ok_or_else(|| Error::Http(403, "bad token".into()))?;
     Ok(Some(Response::data(lookup_data(&entry, &token))))
 }
 
 async fn lookup_accessor(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = by_accessor(core, &r.fields.str("accessor")).await?;
+    let entry = by_accessor(core, r.namespace, &r.fields.str("accessor")).await?;
     Ok(Some(Response::data(lookup_data(&entry, ""))))
 }
 
-async fn by_accessor(core: &Core, accessor: &str) -> Result<TokenEntry> {
+async fn by_accessor(core: &Core, ns: &Namespace, accessor: &str) -> Result<TokenEntry> {
     // OpenBao's words, multierror and all.
     if accessor.is_empty() {
         return Err(Error::bad_multi("missing accessor"));
@@ -741,7 +776,7 @@ async fn by_accessor(core: &Core, accessor: &str) -> Result<TokenEntry> {
     core.tokens
         .by_accessor(accessor)
         .await?
-        .filter(|e| e.is_live(Utc::now()))
+        .filter(|e| e.is_live(Utc::now()) && visible(ns, e))
         .ok_or_else(|| Error::bad_multi("invalid accessor"))
 }
 
@@ -755,14 +790,14 @@ enum Named {
 
 /// What a request names, None when it is not there (unknown, expired,
 /// revoked, used up).
-async fn find(core: &Core, token: &str, what: &str) -> Result<Option<Named>> {
+async fn find(core: &Core, ns: &Namespace, token: &str, what: &str) -> Result<Option<Named>> {
     if token.is_empty() {
         return Err(Error::bad("missing token ID"));
     }
-    if core.is_initial_root(token) {
+    if ns.is_root() && core.is_initial_root(token) {
         return Ok(Some(Named::InitialRoot));
     }
-    match entry_of(core, token).await? {
+    match entry_of(core, ns, token).await? {
         Some(e) if e.batch => Err(Error::bad(format!("batch tokens cannot be {what}"))),
         Some(e) => Ok(Some(Named::Stored(Box::new(e)))),
         None => Ok(None),
@@ -770,33 +805,33 @@ async fn find(core: &Core, token: &str, what: &str) -> Result<Option<Named>> {
 }
 
 /// What a request names, which must be there.
-async fn named(core: &Core, token: &str, what: &str) -> Result<Named> {
-    find(core, token, what)
+async fn named(core: &Core, ns: &Namespace, token: &str, what: &str) -> Result<Named> {
+    find(core, ns, token, what)
         .await?
         .ok_or_else(|| Error::bad("token not found"))
 }
 
 /// A token to renew: the root token has no TTL, so nothing to renew.
-async fn renewable(core: &Core, token: &str) -> Result<TokenEntry> {
-    match named(core, token, "renewed").await? {
+async fn renewable(core: &Core, ns: &Namespace, token: &str) -> Result<TokenEntry> {
+    match named(core, ns, token, "renewed").await? {
         Named::InitialRoot => Err(Error::bad("lease is not renewable")),
         Named::Stored(entry) => Ok(*entry),
     }
 }
 
 async fn renew_self(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = renewable(core, &r.auth.client_token).await?;
+    let entry = renewable(core, &Namespace::root(), &r.auth.client_token).await?;
     renew(core, entry, &r.auth.client_token, r.fields.duration("increment")).await
 }
 
 async fn renew_other(core: &Core, r: &Req<'_>) -> Reply {
     let token = r.fields.str("token");
-    let entry = renewable(core, &token).await?;
+    let entry = renewable(core, r.namespace, &token).await?;
     renew(core, entry, &token, r.fields.duration("increment")).await
 }
 
 async fn renew_accessor(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = by_accessor(core, &r.fields.str("accessor")).await?;
+    let entry = by_accessor(core, r.namespace, &r.fields.str("accessor")).await?;
     renew(core, entry, "", r.fields.duration("increment")).await
 }
 
@@ -814,7 +849,7 @@ async fn renew(core: &Core, mut entry: TokenEntry, token: &str, increment: i64) 
     let (explicit_max_ttl, period) = match entry.role.as_str() {
         "" => (entry.explicit_max_ttl, entry.period),
         name => {
-            let role = roles::get(core, name)
+            let role = roles::get(core, &entry.namespace(), name)
                 .await?
                 .ok_or_else(|| Error::bad(format!("original token role ({name}) could not be found, not renewing")))?;
             (
@@ -872,27 +907,28 @@ async fn revoke_named(core: &Core, named: Named) -> Result<()> {
 }
 
 async fn revoke_self(core: &Core, r: &Req<'_>) -> Reply {
-    revoke_named(core, named(core, &r.auth.client_token, "revoked").await?).await?;
+    let own = named(core, &Namespace::root(), &r.auth.client_token, "revoked").await?;
+    revoke_named(core, own).await?;
     Ok(None)
 }
 
 /// Revoking a token that is not there (unknown, expired, revoked) is
 /// done already: 204, as Vault and OpenBao answer.
 async fn revoke_other(core: &Core, r: &Req<'_>) -> Reply {
-    if let Some(named) = find(core, &r.fields.str("token"), "revoked").await? {
+    if let Some(named) = find(core, r.namespace, &r.fields.str("token"), "revoked").await? {
         revoke_named(core, named).await?;
     }
     Ok(None)
 }
 
 async fn revoke_accessor(core: &Core, r: &Req<'_>) -> Reply {
-    let entry = by_accessor(core, &r.fields.str("accessor")).await?;
+    let entry = by_accessor(core, r.namespace, &r.fields.str("accessor")).await?;
     core.revoke_token(&entry.hash).await?;
     Ok(None)
 }
 
 async fn revoke_orphan(core: &Core, r: &Req<'_>) -> Reply {
-    match named(core, &r.fields.str("token"), "revoked").await? {
+    match named(core, r.namespace, &r.fields.str("token"), "revoked").await? {
         Named::InitialRoot => {
             core.tokens.orphan_children(ROOT_PARENT).await?;
             core.revoke_initial_root().await?;

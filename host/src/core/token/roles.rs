@@ -12,6 +12,7 @@
 use super::sanitize_policies;
 use crate::error::{Error, Result};
 use crate::framework::Req;
+use crate::logical::Namespace;
 use crate::storage::{View, layout};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -95,23 +96,26 @@ impl TokenRole {
     }
 }
 
-/// The roles' storage.
-fn view(core: &super::Core) -> View {
-    View::new(core.storage.clone(), layout::TOKEN_ROLES)
+/// A namespace's token roles.
+fn view(core: &super::Core, ns: &Namespace) -> View {
+    View::new(
+        core.storage.clone(),
+        format!("{}{}", layout::namespace(ns), layout::TOKEN_ROLES),
+    )
 }
 
-pub async fn get(core: &super::Core, name: &str) -> Result<Option<TokenRole>> {
-    Ok(view(core).get_json(&name.to_lowercase()).await?)
+pub async fn get(core: &super::Core, ns: &Namespace, name: &str) -> Result<Option<TokenRole>> {
+    Ok(view(core, ns).get_json(&name.to_lowercase()).await?)
 }
 
-pub async fn list(core: &super::Core) -> Result<Vec<String>> {
-    let mut names = view(core).list("").await?;
+pub async fn list(core: &super::Core, ns: &Namespace) -> Result<Vec<String>> {
+    let mut names = view(core, ns).list("").await?;
     names.sort();
     Ok(names)
 }
 
-pub async fn delete(core: &super::Core, name: &str) -> Result<()> {
-    Ok(view(core).delete(&name.to_lowercase()).await?)
+pub async fn delete(core: &super::Core, ns: &Namespace, name: &str) -> Result<()> {
+    Ok(view(core, ns).delete(&name.to_lowercase()).await?)
 }
 
 /// Vault's `\w[\w-.]+\w`, which a path suffix must match whole.
@@ -132,7 +136,7 @@ fn valid_suffix(s: &str) -> bool {
 pub async fn write(core: &super::Core, r: &Req<'_>) -> Result<()> {
     let f = &r.fields;
     let name = f.str("role_name").to_lowercase();
-    let mut role = match get(core, &name).await? {
+    let mut role = match get(core, r.namespace, &name).await? {
         Some(role) => role,
         None => TokenRole {
             name: name.clone(),
@@ -213,7 +217,7 @@ pub async fn write(core: &super::Core, r: &Req<'_>) -> Result<()> {
         crate::credential::cidr::parse_all(&cidrs, true).map_err(Error::bad)?;
         role.token_bound_cidrs = cidrs;
     }
-    view(core).put_json(&name, &role).await?;
+    view(core, r.namespace).put_json(&name, &role).await?;
     Ok(())
 }
 

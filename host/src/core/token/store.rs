@@ -75,12 +75,30 @@ pub struct TokenEntry {
     /// ([`super::batch`]), and is never stored.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
+    /// The namespace it was made in (both empty: the root namespace). Its
+    /// policies are that namespace's, and it reaches nothing outside it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace_path: String,
 }
 
 impl TokenEntry {
-    /// The lease id of its expiry in the expiration manager.
+    /// The lease id of its expiry in the expiration manager, below its
+    /// namespace (deleting the namespace revokes every lease below it).
     pub fn lease_id(&self) -> String {
-        format!("{LEASE_PREFIX}{}", self.hash)
+        format!("{}{LEASE_PREFIX}{}", self.namespace_path, self.hash)
+    }
+
+    /// The namespace it was made in.
+    pub fn namespace(&self) -> crate::logical::Namespace {
+        match self.namespace_path.is_empty() {
+            true => crate::logical::Namespace::root(),
+            false => crate::logical::Namespace {
+                id: self.namespace_id.clone(),
+                path: self.namespace_path.clone(),
+            },
+        }
     }
 
     pub fn is_orphan(&self) -> bool {
@@ -335,6 +353,8 @@ mod tests {
             bound_cidrs: Vec::new(),
             role: String::new(),
             batch: false,
+            namespace_id: String::new(),
+            namespace_path: String::new(),
         }
     }
 

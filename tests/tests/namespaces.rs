@@ -623,3 +623,83 @@ async fn the_bao_cli_works_in_namespaces() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn quotas_apply_per_namespace() -> Result<()> {
+    let scratch = TestPostgres::shared().scratch("ns_quota").await?;
+    let server = WardenServer::start().await?;
+    let root = server.client();
+    for ns in ["x", "y"] {
+        root.expect("POST", &format!("/v1/sys/namespaces/{ns}"), None, 200)
+            .await?;
+        tenant_setup(&in_ns(&root, ns), &scratch, "1h").await?;
+    }
+    let (x, y) = (in_ns(&root, "x"), in_ns(&root, "y"));
+    // The global lease-count quota is each namespace's own cap.
+    root.expect(
+        "POST",
+        "/v1/sys/quotas/lease-count/default",
+        Some(json!({"max_leases": 2})),
+        204,
+    )
+    .await?;
+    let first = Creds::from_body(x.expect("GET", "/v1/db/creds/app", None, 200).await?)?;
+    x.expect("GET", "/v1/db/creds/app", None, 200).await?;
+    let (status, body) = x.get("/v1/db/creds/app").await?;
+    ensure!(
+        status == 429 && body["errors"][0] == "lease count quota exceeded",
+        "{status} {body}"
+    );
+    for _ in 0..2 {
+        y.expect("GET", "/v1/db/creds/app", None, 200).await?;
+    }
+    x.expect(
+        "PUT",
+        "/v1/sys/leases/revoke",
+        Some(json!({"lease_id": first.lease_id})),
+        204,
+    )
+    .await?;
+    x.expect("GET", "/v1/db/creds/app", None, 200).await?;
+    root.expect("DELETE", "/v1/sys/quotas/lease-count/default", None, 204)
+        .await?;
+
+    // A rate limit on a namespace's path limits that namespace only.
+    root.expect(
+        "POST",
+        "/v1/sys/quotas/rate-limit/x",
+        Some(json!({"path": "x", "rate": 2, "interval": "1m"})),
+        204,
+    )
+    .await?;
+    let read = root.expect("GET", "/v1/sys/quotas/rate-limit/x", None, 200).await?;
+    ensure!(read["data"]["path"] == "x/", "{read}");
+    for _ in 0..2 {
+        x.expect("GET", "/v1/db/roles/app", None, 200).await?;
+    }
+    let (status, body) = x.get("/v1/db/roles/app").await?;
+    ensure!(
+        status == 429 && body.to_string().contains("rate limit quota exceeded"),
+        "{status} {body}"
+    );
+    for _ in 0..4 {
+        y.expect("GET", "/v1/db/roles/app", None, 200).await?;
+    }
+    // Sandbox limits per tenant: a namespace's path is a whole scope.
+    root.expect(
+        "POST",
+        "/v1/sys/quotas/sandbox/y",
+        Some(json!({"path": "y/", "max_instances": 4, "max_memory_bytes": 16777216})),
+        204,
+    )
+    .await?;
+    y.expect("GET", "/v1/db/creds/app", None, 200).await?;
+    // Quotas on a deleted namespace's paths go with it.
+    root.expect("DELETE", "/v1/sys/namespaces/y", None, 200).await?;
+    let (status, _) = root.get("/v1/sys/quotas/sandbox/y").await?;
+    ensure!(
+        status == 404,
+        "the namespace's sandbox quota was deleted with it: {status}"
+    );
+    Ok(())
+}

@@ -132,6 +132,11 @@ struct Queue {
     /// Lease-count quotas' prefixes: how many quotas watch each, and how
     /// many live leases (timed, irrevocable or being revoked) are below it.
     tracked: HashMap<String, Tracked>,
+    /// The tracked prefixes that do not end in '/' (a quota on
+    /// `db/creds/ap*`): the others are found from a lease id's own
+    /// prefixes, so a change costs a lookup per '/' of its id, not a
+    /// comparison with every tracked prefix (every namespace is one).
+    odd: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -152,8 +157,17 @@ impl Queue {
         if was == now || self.tracked.is_empty() {
             return;
         }
-        for (prefix, t) in self.tracked.iter_mut() {
-            if id.starts_with(prefix.as_str()) {
+        let odd: Vec<String> = self
+            .odd
+            .iter()
+            .filter(|p| id.starts_with(p.as_str()))
+            .cloned()
+            .collect();
+        let prefixes = std::iter::once("")
+            .chain(id.match_indices('/').map(|(i, _)| &id[..=i]))
+            .chain(odd.iter().map(String::as_str));
+        for prefix in prefixes {
+            if let Some(t) = self.tracked.get_mut(prefix) {
                 t.live = if now {
                     t.live.saturating_add(1)
                 } else {
@@ -291,6 +305,9 @@ impl Expiration {
             + q.irrevocable.iter().filter(below).count()
             + q.revoking.iter().filter(below).count();
         q.tracked.insert(prefix.to_string(), Tracked { watchers: 1, live });
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            q.odd.insert(prefix.to_string());
+        }
     }
 
     /// Stop counting for one quota that watched `prefix`.
@@ -300,6 +317,7 @@ impl Expiration {
             t.watchers = t.watchers.saturating_sub(1);
             if t.watchers == 0 {
                 q.tracked.remove(prefix);
+                q.odd.remove(prefix);
             }
         }
     }
@@ -623,6 +641,16 @@ mod tests {
         assert_eq!(fresh.live_under("db/creds/app/"), 1);
         fresh.untrack("db/creds/app/");
         assert_eq!(fresh.live_under("db/creds/app/"), 0);
+        // A prefix that does not end in '/' (a quota on `db/creds/ap*`),
+        // and a namespace's, count too.
+        fresh.track("db/creds/ap");
+        fresh.track("team-a/");
+        fresh.save(&lease("db/creds/apx/1", 100_000)).await.unwrap();
+        fresh.save(&lease("team-a/db/creds/app/1", 100_000)).await.unwrap();
+        assert_eq!(fresh.live_under("db/creds/ap"), 2);
+        assert_eq!(fresh.live_under("team-a/"), 1);
+        fresh.remove("db/creds/apx/1", "").await.unwrap();
+        assert_eq!(fresh.live_under("db/creds/ap"), 1);
     }
 
     #[test]

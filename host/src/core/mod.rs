@@ -157,6 +157,11 @@ impl Core {
             cluster_id: uuid::Uuid::new_v4().to_string(),
             started: Utc::now(),
         });
+        // Every namespace's live leases are counted (its own cap under the
+        // global lease-count quota).
+        for ns in core.namespaces.below("") {
+            core.expiration.track(&ns.path);
+        }
         for record in mounts::load(&core.storage).await? {
             let entry = core.build_mount(record)?;
             let entry = core.insert_mount(entry);

@@ -594,6 +594,39 @@ impl Quotas {
         Ok(())
     }
 
+    /// Delete every quota whose path is below `prefix` (a namespace that
+    /// is deleted).
+    pub async fn delete_below(&self, prefix: &str) -> Result<()> {
+        let doomed: Vec<(&str, String)> = {
+            let rules = self.rules();
+            let below = |path: &str| path.starts_with(prefix);
+            rules
+                .rate_limits
+                .values()
+                .filter(|q| below(&q.path))
+                .map(|q| (RATE_LIMIT, q.name.clone()))
+                .chain(
+                    rules
+                        .lease_counts
+                        .values()
+                        .filter(|q| below(&q.path))
+                        .map(|q| (LEASE_COUNT, q.name.clone())),
+                )
+                .chain(
+                    rules
+                        .sandboxes
+                        .values()
+                        .filter(|(q, _)| below(&q.path))
+                        .map(|(q, _)| (SANDBOX, q.name.clone())),
+                )
+                .collect()
+        };
+        for (kind, name) in doomed {
+            self.delete(kind, &name).await?;
+        }
+        Ok(())
+    }
+
     fn forget_buckets(&self, name: &str) {
         self.buckets
             .lock()

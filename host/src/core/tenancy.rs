@@ -67,8 +67,13 @@ impl Core {
             }
             Ok(())
         };
+        let existed = self.namespaces.get(&format!("{}{name}/", parent.path)).is_some();
         let record = self.namespaces.create(parent, name, custom_metadata, free).await?;
         self.policies_in(&record.namespace()).load_defaults().await?;
+        if !existed {
+            // Its live leases are counted: its own lease-count cap.
+            self.expiration.track(&record.path);
+        }
         Ok(record)
     }
 
@@ -89,6 +94,7 @@ impl Core {
             .await
             .map_err(|e| Error::internal(format!("namespace deletion stopped: {e}")))??;
         self.namespaces.remove(&record).await?;
+        self.expiration.untrack(&record.path);
         Ok(Some(record))
     }
 
@@ -115,6 +121,9 @@ impl Core {
                 self.disable_auth(auth.path()).await?;
             }
         }
+        // Quotas on its paths would apply to a namespace of the same name
+        // made later.
+        self.quotas.delete_below(&ns.path).await?;
         let own = View::new(self.storage.clone(), layout::namespace(&ns));
         for key in own.walk("").await? {
             own.delete(&key).await?;

@@ -277,6 +277,11 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The resident set of a process in MiB (0 when unknown).
+pub fn rss_mib(pid: u32) -> f64 {
+    rss_kib(pid).map_or(0.0, |kib| kib as f64 / 1024.0)
+}
+
 /// The machine's CPU time so far, all cores, from the first line of
 /// /proc/stat: (total, idle + iowait, steal) in ticks.
 #[derive(Clone, Copy, Debug, Default)]

@@ -307,3 +307,11 @@ pub async fn configure_hostile(client: &Client, roles: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The entries of a file audit device: one JSON object per line.
+pub fn audit_entries(path: &std::path::Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    text.lines()
+        .map(|l| serde_json::from_str(l).with_context(|| format!("not one JSON object per line: {l}")))
+        .collect()
+}

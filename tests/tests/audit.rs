@@ -11,19 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use serde_json::{Value, json};
+use serde_json::json;
 use warden_tests::bao::{Bao, ensure_bao};
 use warden_tests::client::Client;
-use warden_tests::fixtures::postgres_config;
+use warden_tests::fixtures::{audit_entries as entries, postgres_config};
 use warden_tests::util::TempDir;
 use warden_tests::{Creds, DbEnv};
-
-fn entries(path: &Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    text.lines()
-        .map(|l| serde_json::from_str(l).with_context(|| format!("not one JSON object per line: {l}")))
-        .collect()
-}
 
 async fn enable_file(root: &Client, name: &str, file: &Path) -> Result<()> {
     root.expect(

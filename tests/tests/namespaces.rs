@@ -11,7 +11,7 @@
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 use warden_tests::client::Client;
-use warden_tests::fixtures::{keys_of, postgres_config};
+use warden_tests::fixtures::{audit_entries, keys_of, postgres_config};
 use warden_tests::util::TempDir;
 use warden_tests::{CREATE_ROLE, Creds, Scratch, TestPostgres, WardenServer};
 
@@ -59,13 +59,6 @@ async fn token_in(client: &Client, policies: &[&str]) -> Result<String> {
         .as_str()
         .map(String::from)
         .with_context(|| format!("no client_token in {body}"))
-}
-
-fn audit_entries(path: &std::path::Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    text.lines()
-        .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
-        .collect()
 }
 
 #[tokio::test]
@@ -701,5 +694,83 @@ async fn quotas_apply_per_namespace() -> Result<()> {
         status == 404,
         "the namespace's sandbox quota was deleted with it: {status}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_auth_method_in_a_namespace_issues_that_namespaces_tokens() -> Result<()> {
+    let server = WardenServer::start().await?;
+    let root = server.client();
+    let a_ns = root.expect("POST", "/v1/sys/namespaces/team-a", None, 200).await?;
+    let a_id = a_ns["data"]["id"].as_str().context("id")?.to_string();
+    let a = in_ns(&root, "team-a");
+    a.expect("POST", "/v1/sys/auth/approle", Some(json!({"type": "approle"})), 204)
+        .await?;
+    let methods = a.expect("GET", "/v1/sys/auth", None, 200).await?;
+    ensure!(methods["data"]["approle/"]["type"] == "approle", "{methods}");
+    let root_methods = root.expect("GET", "/v1/sys/auth", None, 200).await?;
+    ensure!(
+        root_methods["data"].get("approle/").is_none() && root_methods["data"].get("team-a/approle/").is_none(),
+        "{root_methods}"
+    );
+    a.expect(
+        "PUT",
+        "/v1/sys/policies/acl/lister",
+        Some(json!({"policy": "path \"sys/namespaces\" { capabilities = [\"list\"] }"})),
+        204,
+    )
+    .await?;
+    a.expect("POST", "/v1/sys/namespaces/child", None, 200).await?;
+    a.expect(
+        "POST",
+        "/v1/auth/approle/role/app",
+        Some(json!({"token_policies": ["lister"]})),
+        204,
+    )
+    .await?;
+    let role_id = a.expect("GET", "/v1/auth/approle/role/app/role-id", None, 200).await?["data"]["role_id"]
+        .as_str()
+        .context("role_id")?
+        .to_string();
+    let secret_id = a
+        .expect("POST", "/v1/auth/approle/role/app/secret-id", None, 200)
+        .await?["data"]["secret_id"]
+        .as_str()
+        .context("secret_id")?
+        .to_string();
+    // The login needs no token, in the namespace (here by path prefix).
+    let anonymous = root.with_token(None);
+    let login = anonymous
+        .expect(
+            "POST",
+            "/v1/team-a/auth/approle/login",
+            Some(json!({"role_id": role_id, "secret_id": secret_id})),
+            200,
+        )
+        .await?;
+    let token = login["auth"]["client_token"].as_str().context("client_token")?;
+    ensure!(token.ends_with(&format!(".{a_id}")), "{login}");
+    // The root namespace has no approle/ of its own.
+    let (status, _) = anonymous
+        .post(
+            "/v1/auth/approle/login",
+            json!({"role_id": role_id, "secret_id": secret_id}),
+        )
+        .await?;
+    ensure!((400..500).contains(&status), "login in the root namespace: {status}");
+    let user = in_ns(&root.with_token(Some(token)), "team-a");
+    let me = user.expect("GET", "/v1/auth/token/lookup-self", None, 200).await?;
+    ensure!(
+        me["data"]["namespace_path"] == "team-a/" && me["data"]["path"] == "auth/approle/login",
+        "{me}"
+    );
+    let listed = user.expect("LIST", "/v1/sys/namespaces", None, 200).await?;
+    ensure!(keys_of(&listed)? == ["child/"], "{listed}");
+    let (status, _) = root.with_token(Some(token)).list("/v1/sys/namespaces").await?;
+    ensure!(status == 403, "the namespace's token in the root namespace: {status}");
+    // Disabling the method revokes its tokens.
+    a.expect("DELETE", "/v1/sys/auth/approle", None, 204).await?;
+    let (status, _) = user.get("/v1/auth/token/lookup-self").await?;
+    ensure!(status == 403, "token of a disabled method: {status}");
     Ok(())
 }

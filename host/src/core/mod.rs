@@ -629,6 +629,9 @@ impl Core {
         if owner != ns.path {
             return Err(Error::bad(format!("path is already in use at {}", ns.relative(&owner))));
         }
+        if !ns.is_root() && self.namespaces.get(&ns.path).is_none() {
+            return Err(Error::bad(format!("namespace {:?} is being deleted", ns.path)));
+        }
         Ok(())
     }
 

@@ -100,6 +100,10 @@ impl Core {
 
     async fn empty_namespace(&self, record: &NamespaceRecord) -> Result<()> {
         let ns = record.namespace();
+        // A mount or auth method enabled in the namespace just before it
+        // was tainted is in the tables once this lock is free (enabling
+        // checks and inserts under it; after the taint, it refuses).
+        drop(self.mount_changes.lock().await);
         // Every lease below it (credentials, and the expiry leases of its
         // tokens): the engines revoke the secrets.
         self.revoke_prefix(&ns.path).await?;

@@ -49,10 +49,6 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    bench::rss_kib(pid).map_or(0.0, |kib| kib as f64 / 1024.0)
-}
-
 /// Mount `i`'s path.
 fn mount(i: usize) -> String {
     format!("m{i:05}")
@@ -66,7 +62,7 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
     node.unseal(&[&keys[0]]).await?;
     let client = node.client(Some(&root));
     let pid = node.pid().context("no server process")?;
-    let base_rss = rss_mib(pid);
+    let base_rss = bench::rss_mib(pid);
     println!(
         "mounts_bench {label}: {n} database mounts (connection + role each), {used} used once; RSS at start {base_rss:.0} MiB"
     );
@@ -96,7 +92,7 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
                 issued += 1;
             }
         }
-        let rss = rss_mib(pid);
+        let rss = bench::rss_mib(pid);
         // The server's CPU per mount: unlike the wall time, not inflated
         // when other work on the machine takes the cores.
         let cpu_ms =
@@ -155,7 +151,7 @@ async fn run(storage: NodeStorage, label: &str, n: usize, step: usize, used: usi
             bench::ms(listening),
             bench::ms(unsealed),
             bench::ms(serving),
-            rss_mib(pid)
+            bench::rss_mib(pid)
         );
         cold_calls(&node.client(Some(&root)), label, n, every, &config).await?;
     }

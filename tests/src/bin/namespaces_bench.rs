@@ -1,16 +1,19 @@
 //! namespaces_bench: what multi-tenancy costs (issue 16's benchmarks).
 //!
-//! Usage: namespaces_bench noisy [N=1000] [CLIENTS=8] [ROUNDS=3]
+//! Usage: namespaces_bench noisy [N=1000] [CLIENTS=8] [ROUNDS=3] [FLOOD=200]
 //!        namespaces_bench density [NAMESPACES=10000] [STEP=1000]
 //!
 //! `noisy`: tenant B (namespace team-b) issues N dynamic PostgreSQL
 //! credentials with CLIENTS clients, in alternating rounds with tenant A
 //! (namespace team-a) idle and with A flooding: attackers call A's
-//! looping driver (components/hostile) without pause, far past A's rate
-//! limit (a `sys/quotas/rate-limit` on `team-a/`), within A's sandbox
-//! quota (one driver call at a time, 1 s per call). Prints B's p99 per
-//! round and the median ratio (target: <= 1.10), and how A's requests
-//! were answered (429s from the rate limit and the sandbox quota).
+//! looping driver (components/hostile) at FLOOD requests a second in all
+//! (0: as fast as they can), far past A's rate limit (20 a second, a
+//! `sys/quotas/rate-limit` on `team-a/`), within A's sandbox quota (one
+//! driver call at a time, 1 s per call). Prints B's p99 per round and the
+//! median ratio (target: <= 1.10), and how A's requests were answered
+//! (429s from the rate limit and the sandbox quota). The attackers run in
+//! this process, on the server's 2 cores: an unpaced flood measures what
+//! answering 429s costs the machine as much as the isolation.
 //!
 //! `density`: NAMESPACES namespaces in one SQLite-backed node, each with a
 //! database mount, a connection (`verify_connection` false: nothing
@@ -42,7 +45,7 @@ async fn main() -> Result<()> {
             .map_or(Ok(default), |a| a.parse().with_context(|| format!("argument {i}: {a}")))
     };
     match args.first().map(String::as_str) {
-        Some("noisy") => noisy(num(1, 1000)?, num(2, 8)?, num(3, 3)?).await,
+        Some("noisy") => noisy(num(1, 1000)?, num(2, 8)?, num(3, 3)?, num(4, 200)?).await,
         Some("density") => density(num(1, 10_000)?, num(2, 1000)?.max(1)).await,
         _ => bail!("usage: namespaces_bench noisy [N] [CLIENTS] [ROUNDS] | density [NAMESPACES] [STEP]"),
     }
@@ -50,7 +53,7 @@ async fn main() -> Result<()> {
 
 const B_CREDS: &str = "/v1/db/creds/bench";
 
-async fn noisy(n: usize, clients: usize, rounds: usize) -> Result<()> {
+async fn noisy(n: usize, clients: usize, rounds: usize, flood: usize) -> Result<()> {
     let plugins = hostile_plugin_dir()?;
     let scratch = TestPostgres::shared().scratch("ns_noisy").await?;
     let server = WardenServer::start_with(ServerOptions {
@@ -84,8 +87,12 @@ async fn noisy(n: usize, clients: usize, rounds: usize) -> Result<()> {
         204,
     )
     .await?;
+    let pace = match flood {
+        0 => "as fast as 4 clients can".to_string(),
+        f => format!("{f} requests/s"),
+    };
     println!(
-        "namespaces_bench noisy: tenant B {n} credentials per round, {clients} clients, {rounds} rounds; tenant A floods its looping driver (rate limit 20/s, 1 driver call at a time, 1 s each); 2 cores"
+        "namespaces_bench noisy: tenant B {n} credentials per round, {clients} clients, {rounds} rounds; tenant A floods its looping driver at {pace} (rate limit 20/s, 1 driver call at a time, 1 s each); 2 cores"
     );
     warden_gets(&b, B_CREDS, n.min(200), clients).await?;
     let attackers = 4;
@@ -99,7 +106,17 @@ async fn noisy(n: usize, clients: usize, rounds: usize) -> Result<()> {
             .map(|_| {
                 let (a, stop, answers) = (a.clone(), stop.clone(), answers.clone());
                 tokio::spawn(async move {
+                    // Each attacker's share of the flood.
+                    let mut tick = (flood > 0).then(|| {
+                        let every = std::time::Duration::from_secs_f64(attackers as f64 / flood as f64);
+                        let mut t = tokio::time::interval(every);
+                        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        t
+                    });
                     while !stop.load(Ordering::Relaxed) {
+                        if let Some(t) = tick.as_mut() {
+                            t.tick().await;
+                        }
                         let slot = match a.req("GET", "/v1/db/creds/loop", None).await {
                             Ok((429, body)) if body.to_string().contains("rate limit") => 0,
                             Ok((429, _)) => 1,
@@ -138,10 +155,6 @@ async fn noisy(n: usize, clients: usize, rounds: usize) -> Result<()> {
     Ok(())
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    bench::rss_kib(pid).map_or(0.0, |kib| kib as f64 / 1024.0)
-}
-
 fn tenant(i: usize) -> String {
     format!("t{i:05}")
 }
@@ -154,7 +167,7 @@ async fn density(n: usize, step: usize) -> Result<()> {
     node.unseal(&[&keys[0]]).await?;
     let root = node.client(Some(&root_token));
     let pid = node.pid().context("no server process")?;
-    let base = rss_mib(pid);
+    let base = bench::rss_mib(pid);
     println!(
         "namespaces_bench density: {n} namespaces, each a database mount + connection + role; RSS at start {base:.0} MiB"
     );
@@ -167,7 +180,7 @@ async fn density(n: usize, step: usize) -> Result<()> {
         for i in chunk..end {
             setup_tenant(&root, &tenant(i), &config).await?;
         }
-        let rss = rss_mib(pid);
+        let rss = bench::rss_mib(pid);
         println!(
             "namespaces_bench density: {end:>6} namespaces: RSS {rss:>6.0} MiB ({:.1} KiB per namespace above start); set-up {:.2} ms per namespace over this step",
             (rss - base) * 1024.0 / end as f64,
@@ -197,7 +210,7 @@ async fn density(n: usize, step: usize) -> Result<()> {
         ms(listening),
         ms(unsealed),
         ms(serving),
-        rss_mib(pid)
+        bench::rss_mib(pid)
     );
 
     // Cold tenants (nothing of theirs used since the restart) against warm

@@ -50,10 +50,6 @@ async fn main() -> Result<()> {
     }
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    bench::rss_kib(pid).map_or(0.0, |kib| kib as f64 / 1024.0)
-}
-
 async fn startup(leases: usize) -> Result<()> {
     let mut node = Node::new(NodeStorage::Sqlite)?;
     node.start().await?;
@@ -153,7 +149,7 @@ async fn startup(leases: usize) -> Result<()> {
         listening.as_secs_f64() * 1000.0,
         unsealed.as_secs_f64() * 1000.0,
         serving.as_secs_f64() * 1000.0,
-        rss_mib(pid),
+        bench::rss_mib(pid),
     );
     node.stop();
     Ok(())

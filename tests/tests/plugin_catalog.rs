@@ -490,3 +490,95 @@ async fn a_driver_built_against_the_previous_contract_still_works() -> Result<()
     ensure!(refused.is_err(), "the login still works after its lease was revoked");
     Ok(())
 }
+
+/// A namespace registers plugins of its own: its connections use them, the
+/// root namespace and other namespaces do not see them, and deleting the
+/// namespace removes them.
+#[tokio::test]
+async fn a_namespace_registers_plugins_of_its_own() -> Result<()> {
+    let (env, plugins) = env_with_plugin_dir("pcat_ns").await?;
+    let sha = drop_in(plugins.path(), "postgres_driver", "pg-tenant.wasm")?;
+    let root = &env.client;
+    for ns in ["team-a", "team-b"] {
+        root.expect("POST", &format!("/v1/sys/namespaces/{ns}"), None, 200)
+            .await?;
+    }
+    let a = root.with_header("X-Vault-Namespace", "team-a");
+    let b = root.with_header("X-Vault-Namespace", "team-b");
+    a.expect(
+        "PUT",
+        "/v1/sys/plugins/catalog/database/pg-tenant",
+        Some(json!({"command": "pg-tenant.wasm", "sha256": sha, "version": "1.2.0"})),
+        204,
+    )
+    .await?;
+    let listed = warden_tests::keys_of(&a.expect("LIST", "/v1/sys/plugins/catalog/database", None, 200).await?)?;
+    ensure!(listed.contains(&"pg-tenant".to_string()), "{listed:?}");
+    let read = a
+        .expect(
+            "GET",
+            "/v1/sys/plugins/catalog/database/pg-tenant?version=v1.2.0",
+            None,
+            200,
+        )
+        .await?;
+    ensure!(
+        read["data"]["name"] == json!("pg-tenant") && read["data"]["sha256"] == json!(sha),
+        "{read}"
+    );
+    ensure!(
+        !database_plugins(&env).await?.contains(&"pg-tenant".to_string()),
+        "the root sees a's plugin"
+    );
+    let b_listed = warden_tests::keys_of(&b.expect("LIST", "/v1/sys/plugins/catalog/database", None, 200).await?)?;
+    ensure!(
+        !b_listed.contains(&"pg-tenant".to_string()),
+        "b sees a's plugin: {b_listed:?}"
+    );
+    // Reloading is the root's.
+    let (status, _) = a
+        .put("/v1/sys/plugins/reload/backend", json!({"mounts": ["db"]}))
+        .await?;
+    ensure!(status == 404, "reload in a namespace: {status}");
+
+    // a's connection gets a's plugin (and its version); b's cannot name it.
+    let mut config = warden_tests::fixtures::postgres_config(&env.scratch, &["app"]);
+    config["plugin_name"] = json!("pg-tenant");
+    for client in [&a, &b] {
+        client
+            .expect("POST", "/v1/sys/mounts/db", Some(json!({"type": "database"})), 204)
+            .await?;
+    }
+    a.expect("POST", "/v1/db/config/pg", Some(config.clone()), 204).await?;
+    let cfg = a.expect("GET", "/v1/db/config/pg", None, 200).await?;
+    ensure!(cfg["data"]["plugin_version"] == json!("v1.2.0"), "{cfg}");
+    a.expect(
+        "POST",
+        "/v1/db/roles/app",
+        Some(json!({"db_name": "pg", "creation_statements": [warden_tests::CREATE_ROLE]})),
+        204,
+    )
+    .await?;
+    let creds = a.expect("GET", "/v1/db/creds/app", None, 200).await?;
+    let (user, password) = (
+        creds["data"]["username"].as_str().context("username")?,
+        creds["data"]["password"].as_str().context("password")?,
+    );
+    ensure!(env.scratch.logs_in(user, password).await, "a's plugin's login");
+    let (status, body) = b.post("/v1/db/config/pg", config).await?;
+    ensure!(
+        status == 400 && body.to_string().contains("pg-tenant"),
+        "b names a's plugin: {status} {body}"
+    );
+
+    // Deleting the namespace removes its registration.
+    root.expect("DELETE", "/v1/sys/namespaces/team-a", None, 200).await?;
+    root.expect("POST", "/v1/sys/namespaces/team-a", None, 200).await?;
+    let (status, _) = a.list("/v1/sys/plugins/catalog/database").await?;
+    let again = match status {
+        200 => warden_tests::keys_of(&a.expect("LIST", "/v1/sys/plugins/catalog/database", None, 200).await?)?,
+        _ => Vec::new(),
+    };
+    ensure!(!again.contains(&"pg-tenant".to_string()), "{again:?}");
+    Ok(())
+}

@@ -127,6 +127,7 @@ impl Core {
             expiration: expiration.clone(),
             policies: password_policy::PasswordPolicies::new(storage.clone(), runtime.clone()),
             quotas: quotas.clone(),
+            namespace_path: String::new(),
         });
         let core = Arc::new_cyclic(|this| Core {
             this: this.clone(),
@@ -576,8 +577,8 @@ impl Core {
         Ok(MountEntry::new(record, storage, system, engine))
     }
 
-    /// What a mount at `path` (full) sees of the core: its namespace's
-    /// password policies, the core's leases and sandbox quotas.
+    /// What a mount at `path` (full) sees of the core: its namespace (and
+    /// its password policies), the core's leases and sandbox quotas.
     pub(crate) fn system_for(&self, path: &str) -> Arc<dyn SystemView> {
         let owner = self.namespaces.owner(path);
         let Some(ns) = self.namespaces.get_any(&owner) else {
@@ -591,6 +592,7 @@ impl Core {
                 &ns.namespace(),
             ),
             quotas: self.system.quotas.clone(),
+            namespace_path: ns.path.clone(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The registered plugins of `sys/plugins/catalog`: stored below
 //! `core/plugin-catalog/`, one record per type and name holding every
-//! registered version, and handed to the runtime while the core is
+//! registered version (a namespace's plugins by their name with the
+//! namespace's path in front), and handed to the runtime while the core is
 //! unsealed. A registration is stored only once its file has been read,
 //! checked against its SHA-256 and compiled as a driver.
 
@@ -17,15 +18,14 @@ fn view(storage: &Storage) -> View {
     View::new(storage.clone(), layout::PLUGIN_CATALOG)
 }
 
-/// Every registered plugin in storage.
+/// Every registered plugin in storage (a namespace's are kept by their
+/// name with the namespace's path in front: `database/team-a/mydb`).
 pub async fn load(storage: &Storage) -> Result<Vec<CatalogEntry>> {
     let view = view(storage);
     let mut all = Vec::new();
-    for kind in view.list("").await? {
-        for name in view.list(&kind).await? {
-            if let Some(versions) = view.get_json::<Versions>(&format!("{kind}{name}")).await? {
-                all.extend(versions.into_values());
-            }
+    for key in view.walk("").await? {
+        if let Some(versions) = view.get_json::<Versions>(&key).await? {
+            all.extend(versions.into_values());
         }
     }
     Ok(all)
@@ -62,6 +62,21 @@ impl Core {
             false => view.put_json(&key, &versions).await?,
         }
         self.runtime.catalog_remove(name, version);
+        Ok(())
+    }
+
+    /// Remove every plugin registered in the namespace at `prefix` (it is
+    /// being deleted).
+    pub async fn deregister_plugins_below(&self, prefix: &str) -> Result<()> {
+        let doomed: Vec<CatalogEntry> = self
+            .runtime
+            .catalog_entries()
+            .into_iter()
+            .filter(|e| e.name.starts_with(prefix))
+            .collect();
+        for e in doomed {
+            self.deregister_plugin(&e.kind, &e.name, &e.version).await?;
+        }
         Ok(())
     }
 }

@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 pub struct CoreSystemView {
     pub expiration: Arc<Expiration>,
+    /// The mount's namespace's password policies.
     pub policies: PasswordPolicies,
     pub quotas: Arc<super::quotas::Quotas>,
+    /// The mount's namespace ("" for the root).
+    pub namespace_path: String,
 }
 
 #[async_trait::async_trait]
@@ -35,5 +38,9 @@ impl SystemView for CoreSystemView {
 
     fn sandbox(&self, path: &str) -> Result<Option<Sandbox>> {
         self.quotas.sandbox(path)
+    }
+
+    fn namespace_path(&self) -> &str {
+        &self.namespace_path
     }
 }

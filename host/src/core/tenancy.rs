@@ -2,8 +2,8 @@
 //! creating a namespace (checked against the mounts it would shadow), and
 //! deleting one with everything in it: its leases revoked (database
 //! logins dropped), its tokens revoked, its mounts and auth methods
-//! disabled with their data, its policies, password policies and token
-//! roles removed.
+//! disabled with their data, its policies, password policies, token
+//! roles, quotas and plugin registrations removed.
 
 use super::Core;
 use super::namespaces::NamespaceRecord;
@@ -128,6 +128,7 @@ impl Core {
         // Quotas on its paths would apply to a namespace of the same name
         // made later.
         self.quotas.delete_below(&ns.path).await?;
+        self.deregister_plugins_below(&ns.path).await?;
         let own = View::new(self.storage.clone(), layout::namespace(&ns));
         for key in own.walk("").await? {
             own.delete(&key).await?;

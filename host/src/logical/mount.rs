@@ -64,6 +64,12 @@ pub trait SystemView: Send + Sync {
     fn sandbox(&self, _path: &str) -> Result<Option<Sandbox>> {
         Ok(None)
     }
+
+    /// The path of the namespace the mount is in ("" for the root): the
+    /// plugins registered there are the mount's first choice.
+    fn namespace_path(&self) -> &str {
+        ""
+    }
 }
 
 /// What a sandbox quota grants one driver call.

@@ -61,6 +61,28 @@ impl Runtime {
         }
     }
 
+    /// The catalog name a mount in the namespace at `namespace` ("" for
+    /// the root) means by `name`: a plugin registered in that namespace
+    /// (kept as "<namespace path><name>"), else in the nearest namespace
+    /// above it that has one, else `name` itself (registered in the root
+    /// namespace, or built in).
+    pub fn qualify(&self, namespace: &str, name: &str) -> String {
+        if namespace.is_empty() {
+            return name.to_string();
+        }
+        let external = self.external.read().unwrap_or_else(|p| p.into_inner());
+        let mut ns = namespace;
+        while !ns.is_empty() {
+            let candidate = format!("{ns}{name}");
+            if external.keys().any(|(n, _)| *n == candidate) {
+                return candidate;
+            }
+            // The parent namespace: up to the '/' before the last segment.
+            ns = ns[..ns.len() - 1].rfind('/').map_or("", |i| &ns[..=i]);
+        }
+        name.to_string()
+    }
+
     /// The version a new connection of plugin `name` gets when it names
     /// none (Vault's selectPluginVersion): "" for an unversioned registered
     /// plugin, else the highest registered version, else "" (the built-in).

@@ -44,9 +44,10 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
 
 /// What `sys/` serves below a namespace other than the root: what a
 /// namespace has of its own (mounts, auth methods, leases, ACL and
-/// password policies, capabilities, response wrapping, its child
-/// namespaces). The seal, audit devices, quotas and the plugin catalog are
-/// the root namespace's only (Vault's root-only paths), answered 404 there.
+/// password policies, capabilities, response wrapping, registered
+/// plugins, its child namespaces). The seal, audit devices, quotas and
+/// plugin reloads are the root namespace's only (Vault's root-only paths),
+/// answered 404 there.
 pub fn serves_in_namespaces(path: &str) -> bool {
     const OWN: &[&str] = &[
         "mounts",
@@ -65,7 +66,8 @@ pub fn serves_in_namespaces(path: &str) -> bool {
         "namespaces",
     ];
     let head = path.split('/').next().unwrap_or_default();
-    OWN.contains(&head)
+    // A namespace registers plugins of its own; reloading is the root's.
+    OWN.contains(&head) || path.starts_with("plugins/catalog")
 }
 
 /// A duration field of sys/ that also takes "system" (the system default,

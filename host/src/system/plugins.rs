@@ -129,8 +129,12 @@ struct Listed {
     registered: Option<CatalogEntry>,
 }
 
-/// Every plugin, sorted by type, name and version.
-fn plugins(node: &Node) -> Result<Vec<Listed>> {
+/// Every plugin the request's namespace sees, sorted by type, name and
+/// version: the built-in ones and those registered in the namespace, by
+/// their name in it (the root namespace's registrations are its own; a
+/// namespace's connections fall back on them, see
+/// [`crate::runtime::Runtime::qualify`]).
+fn plugins(node: &Node, r: &Req<'_>) -> Result<Vec<Listed>> {
     let core = node.core()?;
     let builtin = |kind, name: &str| Listed {
         kind,
@@ -145,9 +149,14 @@ fn plugins(node: &Node) -> Result<Vec<Listed>> {
         .filter(|p| p.kind == PluginKind::Database && p.builtin)
         .map(|p| builtin("database", &p.name))
         .collect();
-    plugins.extend(core.runtime.catalog_entries().into_iter().map(|e| Listed {
+    let own = |e: &CatalogEntry| {
+        e.name
+            .strip_prefix(r.namespace.path.as_str())
+            .is_some_and(|rest| !rest.contains('/'))
+    };
+    plugins.extend(core.runtime.catalog_entries().into_iter().filter(own).map(|e| Listed {
         kind: "database",
-        name: e.name.clone(),
+        name: r.namespace.relative(&e.name).to_string(),
         version: e.version.clone(),
         registered: Some(e),
     }));
@@ -169,8 +178,8 @@ fn names<'a>(plugins: &'a [Listed], kind: &str) -> Vec<&'a str> {
     names
 }
 
-async fn all(node: &Node, _: &Req<'_>) -> Reply {
-    let plugins = plugins(node)?;
+async fn all(node: &Node, r: &Req<'_>) -> Reply {
+    let plugins = plugins(node, r)?;
     let mut data = serde_json::Map::new();
     for t in TYPES {
         let names = names(&plugins, t);
@@ -200,7 +209,7 @@ async fn all(node: &Node, _: &Req<'_>) -> Reply {
 
 /// An empty list is a 404, as every LIST in Vault.
 async fn list_type(node: &Node, r: &Req<'_>) -> Reply {
-    let plugins = plugins(node)?;
+    let plugins = plugins(node, r)?;
     let keys: Vec<String> = names(&plugins, &r.fields.str("type"))
         .into_iter()
         .map(str::to_string)
@@ -212,12 +221,17 @@ async fn read(node: &Node, r: &Req<'_>) -> Reply {
     let (kind, name, version) = (r.fields.str("type"), r.fields.str("name"), r.fields.str("version"));
     let core = node.core()?;
     let registered = match kind.as_str() {
-        "database" => match core.runtime.lookup(&name, &version) {
+        // The namespace's own registration, else the built-in.
+        "database" => match core.runtime.lookup(&r.namespace.full(&name), &version) {
             Ok(found) => found,
+            Err(_) if !r.namespace.is_root() => match core.runtime.lookup(&name, &version) {
+                Ok(None) => None,
+                _ => return Ok(None),
+            },
             Err(_) => return Ok(None),
         },
         _ => {
-            let known = plugins(node)?.into_iter().any(|p| p.kind == kind && p.name == name);
+            let known = plugins(node, r)?.into_iter().any(|p| p.kind == kind && p.name == name);
             if !known || !(version.is_empty() || version == catalog::builtin_version()) {
                 return Ok(None);
             }
@@ -242,7 +256,7 @@ async fn read(node: &Node, r: &Req<'_>) -> Reply {
             "builtin": false,
             "command": e.command,
             "declarative": false,
-            "name": e.name,
+            "name": r.namespace.relative(&e.name),
             "oci": false,
             "sha256": e.sha256,
             "version": e.version,
@@ -305,8 +319,10 @@ async fn register(node: &Node, r: &Req<'_>) -> Reply {
             digest.len()
         )));
     }
+    // A namespace's plugin is kept by its name with the namespace's path
+    // in front: its connections find it first.
     let entry = CatalogEntry {
-        name,
+        name: r.namespace.full(&name),
         kind,
         version,
         command,
@@ -323,8 +339,10 @@ async fn register(node: &Node, r: &Req<'_>) -> Reply {
 async fn deregister(node: &Node, r: &Req<'_>) -> Reply {
     let (kind, name) = (r.fields.str("type"), r.fields.str("name"));
     let version = normalize_version(&r.fields.str("version")).map_err(Error::bad)?;
-    if kind == "database" {
-        node.core()?.deregister_plugin(&kind, &name, &version).await?;
+    if kind == "database" && !name.contains('/') {
+        node.core()?
+            .deregister_plugin(&kind, &r.namespace.full(&name), &version)
+            .await?;
     }
     Ok(None)
 }
@@ -348,7 +366,7 @@ async fn reload(node: &Node, r: &Req<'_>) -> Reply {
     let core = node.core()?;
     let mut targets = Vec::new();
     if !plugin.is_empty() {
-        let listed = plugins(node)?;
+        let listed = plugins(node, r)?;
         match listed.iter().find(|p| p.name == plugin).map(|p| p.kind) {
             Some("database") => {
                 return Err(Error::bad(format!(

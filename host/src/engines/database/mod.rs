@@ -93,9 +93,11 @@ impl DatabaseEngine {
             }),
             limits: sandbox.limits,
         };
+        // A plugin registered in the mount's namespace comes first.
+        let plugin = self.runtime.qualify(mount.system.namespace_path(), &config.plugin_name);
         let mut call = self
             .runtime
-            .driver(&config.plugin_name, &config.plugin_version, &key, grant)
+            .driver(&plugin, &config.plugin_version, &key, grant)
             .await
             .map_err(plugin_error)?;
         if let Some(permit) = sandbox.permit {

@@ -207,18 +207,21 @@ pub async fn write(engine: &DatabaseEngine, r: &Req<'_>) -> Reply {
     for (k, v) in d.unknown() {
         details.insert(k.clone(), v.clone());
     }
+    // The versions to choose from are those of the plugin the mount's
+    // namespace means by the name.
+    let qualified = engine.runtime.qualify(mount.system.namespace_path(), &plugin_name);
     let config = DbConfig {
         // As Vault: a connection that names no version gets the one
         // selected now (the unversioned registered plugin, else the highest
         // registered version, else the built-in) and keeps it.
         plugin_version: match d.opt_str("plugin_version") {
             Some(v) if !v.is_empty() => v,
-            Some(_) => engine.runtime.select_version(&plugin_name),
+            Some(_) => engine.runtime.select_version(&qualified),
             None => existing
                 .as_ref()
                 .filter(|c| c.plugin_name == plugin_name)
                 .map(|c| c.plugin_version.clone())
-                .unwrap_or_else(|| engine.runtime.select_version(&plugin_name)),
+                .unwrap_or_else(|| engine.runtime.select_version(&qualified)),
         },
         allowed_roles: d
             .opt_list("allowed_roles")

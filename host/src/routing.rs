@@ -73,8 +73,8 @@ pub async fn handle(node: &Node, mut req: Request, token: &str, asked: Option<&s
     let relative = full_path[ns.path.len()..].to_string();
     let sys_rest = relative.strip_prefix("sys/").map(str::to_string);
     // Below a namespace, sys/ serves what a namespace has of its own
-    // (mounts, policies, leases, namespaces...); the rest (the seal,
-    // audit devices, quotas, the plugin catalog) is the root's only.
+    // (mounts, policies, leases, plugins, namespaces...); the rest (the
+    // seal, audit devices, quotas, plugin reloads) is the root's only.
     if let Some(rest) = &sys_rest
         && !ns.is_root()
         && req.operation != Operation::Help

@@ -161,6 +161,50 @@ async fn delete(conn: &mut SqliteConnection, keys: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The database file is the server's alone: created 0600 (SQLite gives
+/// its -wal and -shm files the database file's permissions), an existing
+/// one with wider permissions narrowed to 0600, and a folder anyone may
+/// write to refused (another user could swap the file).
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let refuse = |what: String| StorageError::Backend(format!("sqlite open: {what}"));
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let meta = std::fs::metadata(folder).map_err(|e| refuse(format!("the folder {}: {e}", folder.display())))?;
+    let mode = meta.permissions().mode();
+    // World-writable without the sticky bit (/tmp has it: others cannot
+    // replace a file they do not own there).
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(refuse(format!(
+            "the folder {} is writable by every user (mode {:o}): give it to the server's user alone",
+            folder.display(),
+            mode & 0o7777
+        )));
+    }
+    match std::fs::metadata(path) {
+        Ok(file) => {
+            let mode = file.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the storage file was readable by others: narrowed to 0600");
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| refuse(format!("narrowing {}'s permissions: {e}", path.display())))?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| refuse(format!("creating {}: {e}", path.display())))?;
+        }
+        Err(e) => return Err(refuse(format!("{}: {e}", path.display()))),
+    }
+    Ok(())
+}
+
 fn err(op: &str, e: sqlx::Error) -> StorageError {
     // sqlx's messages name the failing operation or constraint, never bound
     // values, so a secret cannot leak through here.
@@ -170,6 +214,7 @@ fn err(op: &str, e: sqlx::Error) -> StorageError {
 impl SqliteBackend {
     /// Opens (creating if missing) the database file at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
+        private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -286,6 +331,34 @@ impl Backend for SqliteBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file and its write-ahead log are 0600; a wider existing file is
+    /// narrowed; a folder every user may write to is refused.
+    #[tokio::test]
+    async fn the_files_are_the_servers_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("warden-perm-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let path = dir.join("warden.db");
+        let db = SqliteBackend::open(&path).await.unwrap();
+        db.put("k", b"v").await.unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.join("warden.db-wal")), 0o600);
+        db.close().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let db = SqliteBackend::open(&path).await.unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(db.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        db.close().await;
+        let open = dir.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = SqliteBackend::open(&open.join("w.db")).await.err().unwrap().to_string();
+        assert!(refused.contains("writable by every user"), "{refused}");
+        assert!(!open.join("w.db").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn upper_bound_is_the_next_string() {

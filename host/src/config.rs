@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub default_lease_ttl: i64,
     pub max_lease_ttl: i64,
     pub log_level: Option<String>,
+    /// `disable_clustering`: HA standbys redirect (307) instead of
+    /// forwarding, and no cluster listener is opened.
+    pub disable_clustering: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +31,27 @@ pub struct Listener {
     pub tls_disable: bool,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// `cluster_address` (HA): where this node takes forwarded requests
+    /// when active; by default the listener's port plus one.
+    pub cluster_address: Option<String>,
     /// Timeouts, request size and duration, connection cap.
     pub http: crate::api::HttpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageConfig {
-    Sqlite { path: PathBuf },
-    Postgresql { connection_url: String, table: String },
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgresql {
+        connection_url: String,
+        table: String,
+        /// `ha_enabled` (OpenBao's): several nodes share this database,
+        /// one active.
+        ha_enabled: bool,
+        /// `ha_table` (OpenBao's default `vault_ha_locks`).
+        ha_table: String,
+    },
     Inmem,
 }
 
@@ -51,6 +67,8 @@ impl StorageConfig {
 
 /// Vault's default table for the postgresql storage backend.
 pub const DEFAULT_PG_TABLE: &str = "vault_kv_store";
+/// Vault's default table for the postgresql storage's HA lock.
+pub const DEFAULT_PG_HA_TABLE: &str = "vault_ha_locks";
 
 pub fn load(path: &Path) -> Result<ServerConfig> {
     let text = std::fs::read_to_string(path)
@@ -72,6 +90,7 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
         default_lease_ttl: 0,
         max_lease_ttl: 0,
         log_level: None,
+        disable_clustering: false,
     };
     for item in body {
         match item {
@@ -90,6 +109,7 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
                 }
                 // Vault settings with no meaning here (no mlock, no UI); accepted
                 // so that existing Vault configuration files load unchanged.
+                "disable_clustering" => cfg.disable_clustering = boolean(&value, &key, line)?,
                 "disable_mlock" | "ui" => {
                     boolean(&value, &key, line)?;
                 }
@@ -146,6 +166,7 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
         tls_disable: false,
         tls_cert_file: None,
         tls_key_file: None,
+        cluster_address: None,
         http: crate::api::HttpLimits::default(),
     };
     let secs = |value: &Value, key: &str, line: usize| -> Result<std::time::Duration> {
@@ -161,6 +182,13 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
                     bail!("{line}: address {address:?} is not an IP:port");
                 }
                 l.address = address;
+            }
+            "cluster_address" => {
+                let address = string(&value, &key, line)?;
+                if address.parse::<std::net::SocketAddr>().is_err() {
+                    bail!("{line}: cluster_address {address:?} is not an IP:port");
+                }
+                l.cluster_address = Some(address);
             }
             "tls_disable" => l.tls_disable = boolean(&value, &key, line)?,
             "tls_cert_file" => l.tls_cert_file = Some(PathBuf::from(string(&value, &key, line)?)),
@@ -207,7 +235,7 @@ fn storage_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<Sto
     };
     let known: &[&str] = match kind {
         "sqlite" => &["path"],
-        "postgresql" => &["connection_url", "table"],
+        "postgresql" => &["connection_url", "table", "ha_enabled", "ha_table"],
         "inmem" => &[],
         other => bail!("{line}: unsupported storage type {other:?} (sqlite, postgresql or inmem)"),
     };
@@ -222,6 +250,11 @@ fn storage_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<Sto
             connection_url: get("connection_url")?
                 .ok_or_else(|| anyhow::anyhow!("{line}: storage \"postgresql\" needs connection_url"))?,
             table: get("table")?.unwrap_or_else(|| DEFAULT_PG_TABLE.into()),
+            ha_enabled: match settings.iter().find(|(k, _, _)| k == "ha_enabled") {
+                Some((k, v, l)) => boolean(v, k, *l)?,
+                None => false,
+            },
+            ha_table: get("ha_table")?.unwrap_or_else(|| DEFAULT_PG_HA_TABLE.into()),
         },
         _ => StorageConfig::Inmem,
     })
@@ -352,9 +385,34 @@ disable_mlock     = true
             cfg.storage,
             StorageConfig::Postgresql {
                 connection_url: "postgres://u@h/db".into(),
-                table: DEFAULT_PG_TABLE.into()
+                table: DEFAULT_PG_TABLE.into(),
+                ha_enabled: false,
+                ha_table: DEFAULT_PG_HA_TABLE.into(),
             }
         );
+    }
+
+    #[test]
+    fn ha_settings_take_openbaos_names() {
+        let cfg = parse(
+            "storage \"postgresql\" {\n connection_url = \"postgres://u@h/db\"\n ha_enabled = \"true\"\n ha_table = \"locks\"\n}\n\
+             listener \"tcp\" {\n tls_disable = 1\n cluster_address = \"127.0.0.1:8201\"\n}\n\
+             api_addr = \"http://127.0.0.1:8200\"\ncluster_addr = \"https://127.0.0.1:8201\"\ndisable_clustering = false",
+        )
+        .unwrap();
+        assert!(
+            matches!(&cfg.storage, StorageConfig::Postgresql { ha_enabled: true, ha_table, .. } if ha_table == "locks")
+        );
+        assert_eq!(cfg.listeners[0].cluster_address.as_deref(), Some("127.0.0.1:8201"));
+        assert_eq!(cfg.cluster_addr.as_deref(), Some("https://127.0.0.1:8201"));
+        assert!(!cfg.disable_clustering);
+        let bad = parse(
+            "storage \"postgresql\" {\n connection_url = \"x\"\n ha_enabled = \"maybe\"\n}\nlistener \"tcp\" { tls_disable = 1 }",
+        );
+        assert!(bad.unwrap_err().to_string().starts_with("3:"));
+        let bad =
+            parse("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = 1\n cluster_address = \"nowhere\"\n}");
+        assert!(bad.unwrap_err().to_string().starts_with("4:"));
     }
 
     #[test]

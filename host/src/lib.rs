@@ -16,6 +16,7 @@ pub mod engines;
 pub mod error;
 pub mod fault;
 pub mod framework;
+pub mod ha;
 pub mod hcl;
 pub mod imports;
 pub mod logical;

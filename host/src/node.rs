@@ -9,6 +9,11 @@
 //! - `sys/seal` stops the core and forgets every key;
 //! - while sealed (or not initialised) every other request gets a 503.
 //!
+//! With HA (PostgreSQL storage, `ha_enabled`), unsealing makes a *standby*:
+//! the keys are checked and kept, but no core runs until the election loop
+//! (`crate::ha`) takes the lock and calls [`Node::promote`]; losing the
+//! lock calls [`Node::demote`], which stops the core and keeps the keys.
+//!
 //! Physical keys outside the barrier (never encrypted by it, so readable while
 //! sealed): `core/seal-config` (shares and threshold, written last by init so
 //! that a crash during init leaves the node uninitialised), `core/root-key`,
@@ -26,7 +31,7 @@ use crate::framework::Registry;
 use crate::runtime::Runtime;
 use crate::storage::barrier::{self, Barrier, KEY_LEN};
 use crate::storage::locality::{LocalStorage, Locality};
-use crate::storage::{Storage, layout};
+use crate::storage::{Backend, Storage, layout};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -39,8 +44,16 @@ pub const ROOT_KEY_KEY: &str = layout::ROOT_KEY;
 pub const KEYRING_KEY: &str = layout::KEYRING;
 
 /// The node's local storage (`PathsSpecial.LocalStorage`): the seal's keys
-/// belong to this node (a performance secondary has its own seal).
-pub const LOCAL_STORAGE: LocalStorage = &[SEAL_CONFIG_KEY, ROOT_KEY_KEY, KEYRING_KEY];
+/// belong to this node (a performance secondary has its own seal), and so
+/// do the cluster's id and TLS identity.
+pub const LOCAL_STORAGE: LocalStorage = &[SEAL_CONFIG_KEY, ROOT_KEY_KEY, KEYRING_KEY, layout::CLUSTER_INFO];
+
+/// The cluster's id and TLS identity, as stored.
+#[derive(Serialize, Deserialize)]
+struct ClusterInfo {
+    id: String,
+    tls: crate::ha::cluster_tls::Stored,
+}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SealConfig {
@@ -55,6 +68,11 @@ enum State {
         /// Shares entered so far (wiped when dropped).
         shares: Vec<Zeroizing<Vec<u8>>>,
         nonce: String,
+    },
+    /// HA: unsealed, not active (no core; requests are forwarded).
+    Standby {
+        config: SealConfig,
+        root_key: Zeroizing<[u8; KEY_LEN]>,
     },
     Unsealed {
         config: SealConfig,
@@ -73,6 +91,13 @@ pub struct InitResult {
 
 pub struct Node {
     physical: Storage,
+    /// The same storage without HA fencing: init's writes (no node holds
+    /// the lock before the cluster has keys). Equal to `physical` without HA.
+    unfenced: Storage,
+    /// HA, when the storage has it on.
+    ha: Option<Arc<crate::ha::Ha>>,
+    /// The cluster's id once read or made (stable across restarts).
+    cluster_id: Mutex<Option<String>>,
     storage_type: &'static str,
     runtime: Arc<Runtime>,
     /// The engine types mounts are built as (filled by the server).
@@ -97,7 +122,27 @@ impl Node {
         runtime: Arc<Runtime>,
         engines: Arc<Registry>,
     ) -> anyhow::Result<Arc<Node>> {
-        rekey::recover_pending(&physical).await?;
+        Node::open_ha(physical, storage_type, runtime, engines, None).await
+    }
+
+    /// A node over `physical`, with HA when `ha` is given (`ha.1`: the
+    /// storage without fencing, for init).
+    pub async fn open_ha(
+        physical: Storage,
+        storage_type: &'static str,
+        runtime: Arc<Runtime>,
+        engines: Arc<Registry>,
+        ha: Option<(Arc<crate::ha::Ha>, Storage)>,
+    ) -> anyhow::Result<Arc<Node>> {
+        // With HA, only the active node may write: a rekey a crash cut
+        // short is settled at promotion instead.
+        if ha.is_none() {
+            rekey::recover_pending(&physical).await?;
+        }
+        let (ha, unfenced) = match ha {
+            Some((ha, unfenced)) => (Some(ha), unfenced),
+            None => (None, physical.clone()),
+        };
         let state = match read_seal_config(&physical).await? {
             None => State::Uninitialized,
             Some(config) => State::Sealed {
@@ -108,6 +153,9 @@ impl Node {
         };
         Ok(Arc::new(Node {
             physical,
+            unfenced,
+            ha,
+            cluster_id: Mutex::new(None),
             storage_type,
             runtime,
             engines,
@@ -126,8 +174,103 @@ impl Node {
     pub fn core(&self) -> Result<Arc<Core>> {
         match &*self.state() {
             State::Unsealed { core, .. } => Ok(core.clone()),
+            // A request that raced a demotion (standbys forward the rest).
+            State::Standby { .. } => Err(Error::Http(
+                503,
+                "this node is a standby: the request could not be forwarded to the active node".into(),
+            )),
             _ => Err(Error::Sealed),
         }
+    }
+
+    /// A node that started before another node of its HA cluster
+    /// initialised the shared storage learns of it (on unseal, and from the
+    /// election loop while it waits).
+    pub async fn reread_initialized(&self) {
+        if self.ha.is_none() || self.initialized() {
+            return;
+        }
+        if let Ok(Some(config)) = read_seal_config(&self.unfenced).await {
+            let mut state = self.state();
+            if matches!(&*state, State::Uninitialized) {
+                *state = State::Sealed {
+                    config,
+                    shares: Vec::new(),
+                    nonce: String::new(),
+                };
+            }
+        }
+    }
+
+    /// A standby that unsealed before any node had made the cluster's id
+    /// and TLS identity reads them once they exist (from the election loop).
+    pub async fn reread_cluster_info(&self) {
+        if self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let root_key = match &*self.state() {
+            State::Standby { root_key, .. } => root_key.clone(),
+            _ => return,
+        };
+        if let Ok(barrier) = self.open_barrier(&root_key).await {
+            self.read_cluster_info(&barrier, self.ha.as_ref()).await;
+        }
+    }
+
+    /// HA, when on.
+    pub fn ha(&self) -> Option<&Arc<crate::ha::Ha>> {
+        self.ha.as_ref()
+    }
+
+    /// This node's part in HA now.
+    pub fn ha_role(&self) -> crate::ha::Role {
+        match &*self.state() {
+            State::Unsealed { .. } => crate::ha::Role::Active,
+            State::Standby { .. } => crate::ha::Role::Standby,
+            _ => crate::ha::Role::Sealed,
+        }
+    }
+
+    /// HA: an unsealed node that is not active.
+    pub fn standby(&self) -> bool {
+        matches!(&*self.state(), State::Standby { .. })
+    }
+
+    /// The election loop took the lock: start the core over the current
+    /// keyring (the active node may have rotated it), settling what the
+    /// previous active node left (a cut rekey, write-ahead records, lease
+    /// timers: `Core::start`).
+    pub async fn promote(&self) -> Result<()> {
+        let _t = self.transition.lock().await;
+        let (config, root_key) = match &*self.state() {
+            State::Standby { config, root_key } => (*config, root_key.clone()),
+            _ => return Err(Error::internal("only an unsealed standby can become active")),
+        };
+        rekey::recover_pending(&self.physical)
+            .await
+            .map_err(|e| Error::internal(format!("settling an interrupted rekey: {e}")))?;
+        self.start_core(config, root_key).await
+    }
+
+    /// The lock is lost or given up: stop the core, keep the keys.
+    pub async fn demote(&self) {
+        let _t = self.transition.lock().await;
+        let core = {
+            let mut state = self.state();
+            let State::Unsealed { config, root_key, .. } = &*state else {
+                return;
+            };
+            let standby = State::Standby {
+                config: *config,
+                root_key: root_key.clone(),
+            };
+            match std::mem::replace(&mut *state, standby) {
+                State::Unsealed { core, .. } => core,
+                _ => return,
+            }
+        };
+        core.stop().await;
+        tracing::info!("now a standby");
     }
 
     pub fn initialized(&self) -> bool {
@@ -135,13 +278,13 @@ impl Node {
     }
 
     pub fn sealed(&self) -> bool {
-        !matches!(&*self.state(), State::Unsealed { .. })
+        matches!(&*self.state(), State::Uninitialized | State::Sealed { .. })
     }
 
     /// `sys/init`: only once. `root_token` is the dev mode's chosen token.
     pub async fn init(&self, shares: i64, threshold: i64, root_token: Option<String>) -> Result<InitResult> {
         let _t = self.transition.lock().await;
-        if self.initialized() || read_seal_config(&self.physical).await.map_err(storage_err)?.is_some() {
+        if self.initialized() || read_seal_config(&self.unfenced).await.map_err(storage_err)?.is_some() {
             return Err(Error::bad("Vault is already initialized"));
         }
         let config = check_seal_config(shares, threshold)?;
@@ -164,18 +307,18 @@ impl Node {
 
         // Keyring and root key first, the seal config last: until it is
         // written the node counts as uninitialised and init can run again.
-        self.physical
+        self.unfenced
             .put(KEYRING_KEY, &sealed_keyring)
             .await
             .map_err(storage_err)?;
-        self.physical
+        self.unfenced
             .put(ROOT_KEY_KEY, &sealed_root)
             .await
             .map_err(storage_err)?;
-        let barrier = Barrier::new(self.physical.clone(), keyring);
+        let barrier = Barrier::new(self.unfenced.clone(), keyring);
         crate::core::token::store_root(&barrier, &root_token).await?;
         let config_json = serde_json::to_vec(&config).map_err(|e| Error::internal(e.to_string()))?;
-        self.physical
+        self.unfenced
             .put(SEAL_CONFIG_KEY, &config_json)
             .await
             .map_err(storage_err)?;
@@ -198,13 +341,14 @@ impl Node {
     /// threshold) it just answers the seal status, as Vault does.
     pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<Value> {
         let _t = self.transition.lock().await;
+        self.reread_initialized().await;
         // The state lock is taken in this block only: `seal_status` and
         // `open_with` take it again, and a std mutex is not re-entrant.
         let ready = {
             let mut state = self.state();
             match &mut *state {
                 State::Uninitialized => return Err(Error::bad("Vault is not initialized")),
-                State::Unsealed { .. } => None,
+                State::Unsealed { .. } | State::Standby { .. } => None,
                 State::Sealed { shares, nonce, config } => {
                     if reset {
                         shares.clear();
@@ -266,15 +410,81 @@ impl Node {
         let root_key = barrier::open_root_key(&unseal_key, &sealed_root).map_err(|_| {
             Error::bad("Error unsealing: failed to decrypt the root key: the unseal key is wrong (message authentication failed)")
         })?;
+        if let Some(ha) = &self.ha {
+            // The keys open the keyring (checked here), but the core waits
+            // for the lock.
+            let barrier = self.open_barrier(&root_key).await?;
+            self.read_cluster_info(&barrier, Some(ha)).await;
+            *self.state() = State::Standby {
+                config: *config,
+                root_key,
+            };
+            tracing::info!("unsealed: a standby until it holds the HA lock");
+            return Ok(());
+        }
+        self.start_core(*config, root_key).await?;
+        tracing::info!("unsealed");
+        Ok(())
+    }
+
+    /// The barrier over the stored keyring, opened with `root_key`.
+    async fn open_barrier(&self, root_key: &[u8; KEY_LEN]) -> Result<Arc<Barrier>> {
         let sealed_keyring = self
             .physical
             .get(KEYRING_KEY)
             .await
             .map_err(storage_err)?
             .ok_or_else(|| Error::internal("storage holds a seal configuration but no keyring"))?;
-        let keyring = barrier::open_keyring(&root_key, &sealed_keyring)
+        let keyring = barrier::open_keyring(root_key, &sealed_keyring)
             .map_err(|e| Error::internal(format!("the stored keyring cannot be opened: {e}")))?;
-        let barrier = Arc::new(Barrier::new(self.physical.clone(), keyring));
+        Ok(Arc::new(Barrier::new(self.physical.clone(), keyring)))
+    }
+
+    /// The cluster's id and TLS identity as stored, if they are (kept in
+    /// this node: the id for seal-status, the identity for forwarding).
+    async fn read_cluster_info(&self, barrier: &Barrier, ha: Option<&Arc<crate::ha::Ha>>) -> Option<String> {
+        let stored = match barrier.get(layout::CLUSTER_INFO).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<ClusterInfo>(&bytes).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the cluster's id");
+                None
+            }
+        };
+        let info = stored?;
+        if let Some(ha) = ha {
+            match crate::ha::cluster_tls::Identity::from_stored(&info.tls) {
+                Ok(identity) => *ha.identity.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(identity)),
+                Err(e) => tracing::error!(error = %e, "the stored cluster TLS identity cannot be read"),
+            }
+        }
+        *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.id.clone());
+        Some(info.id)
+    }
+
+    /// The cluster's id, made and stored when there is none yet.
+    async fn cluster_info(&self, barrier: &Barrier) -> Result<String> {
+        if let Some(id) = self.read_cluster_info(barrier, self.ha.as_ref()).await {
+            return Ok(id);
+        }
+        let identity = crate::ha::cluster_tls::Identity::generate()
+            .map_err(|e| Error::internal(format!("making the cluster's TLS identity: {e}")))?;
+        let info = ClusterInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            tls: identity.to_stored(),
+        };
+        let bytes = serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?;
+        barrier.put(layout::CLUSTER_INFO, &bytes).await.map_err(storage_err)?;
+        self.read_cluster_info(barrier, self.ha.as_ref())
+            .await
+            .ok_or_else(|| Error::internal("the cluster's id was stored but cannot be read back"))
+    }
+
+    /// Start the core over the barrier (a node without HA at unseal, the
+    /// active node at promotion).
+    async fn start_core(&self, config: SealConfig, root_key: Zeroizing<[u8; KEY_LEN]>) -> Result<()> {
+        let barrier = self.open_barrier(&root_key).await?;
+        let cluster_id = self.cluster_info(&barrier).await?;
         // Keys are classed (local or replicated) by their owners' declarations.
         let locality = Arc::new(Locality::new(&[
             LOCAL_STORAGE,
@@ -290,26 +500,31 @@ impl Node {
             self.runtime.clone(),
             self.engines.clone(),
             barrier.clone(),
+            cluster_id,
         )
         .await
         .map_err(|e| Error::internal(format!("unsealed, but the core failed to start: {e:#}")))?;
         *self.state() = State::Unsealed {
-            config: *config,
+            config,
             core,
             barrier,
             root_key,
         };
-        tracing::info!("unsealed");
+        tracing::info!("the core is running");
         Ok(())
     }
 
     /// `sys/seal`: stop the core and forget the keys.
     pub async fn seal(&self) -> Result<()> {
         let _t = self.transition.lock().await;
+        if let Some(ha) = &self.ha {
+            // No write after this point, and a standby takes over at once.
+            ha.on_seal().await;
+        }
         let previous = {
             let mut state = self.state();
             let config = match &*state {
-                State::Unsealed { config, .. } => *config,
+                State::Unsealed { config, .. } | State::Standby { config, .. } => *config,
                 _ => return Ok(()),
             };
             std::mem::replace(
@@ -370,14 +585,14 @@ impl Node {
                 nonce.clone(),
                 None,
             ),
-            State::Unsealed { config, core, .. } => (
+            State::Unsealed { config, .. } | State::Standby { config, .. } => (
                 true,
                 false,
                 config.secret_threshold,
                 config.secret_shares,
                 0,
                 String::new(),
-                Some(core.cluster_id.clone()),
+                self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             ),
         };
         let mut v = json!({

@@ -153,7 +153,9 @@ async fn open_storage(storage: &StorageConfig) -> anyhow::Result<Storage> {
                 .await
                 .with_context(|| format!("opening the sqlite storage {}", path.display()))?,
         ),
-        StorageConfig::Postgresql { connection_url, table } => Arc::new(
+        StorageConfig::Postgresql {
+            connection_url, table, ..
+        } => Arc::new(
             PostgresBackend::connect(connection_url, table)
                 .await
                 .context("connecting to the postgresql storage")?,
@@ -162,18 +164,93 @@ async fn open_storage(storage: &StorageConfig) -> anyhow::Result<Storage> {
     })
 }
 
+/// The address a listener is reached at, as a URL.
+fn listener_url(l: &Listener) -> String {
+    let scheme = if l.tls_disable { "http" } else { "https" };
+    format!("{scheme}://{}", l.address)
+}
+
+/// Where a listener takes forwarded requests: `cluster_address`, or (as
+/// Vault) the API port plus one.
+fn cluster_listen_address(l: &Listener) -> anyhow::Result<std::net::SocketAddr> {
+    if let Some(a) = &l.cluster_address {
+        return a.parse().context("cluster_address");
+    }
+    let mut addr: std::net::SocketAddr = l.address.parse().context("listener address")?;
+    let port = addr
+        .port()
+        .checked_add(1)
+        .context("the listener's port is 65535: set cluster_address")?;
+    addr.set_port(port);
+    Ok(addr)
+}
+
+/// HA on PostgreSQL: the lock, the fenced storage, the node's addresses.
+async fn open_ha_storage(
+    cfg: &ServerConfig,
+    connection_url: &str,
+    table: &str,
+    ha_table: &str,
+) -> anyhow::Result<(Storage, Arc<crate::ha::Ha>, Storage)> {
+    let backend = PostgresBackend::connect(connection_url, table)
+        .await
+        .context("connecting to the postgresql storage")?;
+    let lock = crate::ha::lock::PgLock::connect(connection_url, ha_table)
+        .await
+        .context("preparing the postgresql HA lock table")?;
+    let fence = Arc::new(crate::ha::fence::Fence::new(uuid::Uuid::new_v4().to_string()));
+    let unfenced: Storage = Arc::new(backend.unfenced());
+    let fenced: Storage = Arc::new(backend.fenced(ha_table, fence.clone())?);
+    let first = cfg.listeners.first().context("HA needs a listener")?;
+    let api_addr = cfg.api_addr.clone().unwrap_or_else(|| listener_url(first));
+    let cluster_addr = match &cfg.cluster_addr {
+        Some(a) => a.clone(),
+        None => format!("https://{}", cluster_listen_address(first)?),
+    };
+    let settings = crate::ha::Settings {
+        api_addr,
+        cluster_addr,
+        disable_forwarding: cfg.disable_clustering,
+    };
+    Ok((fenced, crate::ha::Ha::new(settings, lock, fence), unfenced))
+}
+
 async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Registry>) -> anyhow::Result<()> {
     ttl::set_system_ttls(cfg.default_lease_ttl, cfg.max_lease_ttl);
-    let physical = open_storage(&cfg.storage).await?;
-    let node = Node::open(physical, cfg.storage.type_name(), runtime, engines)
-        .await
-        .context("reading the storage")?;
+    let node = match &cfg.storage {
+        StorageConfig::Postgresql {
+            connection_url,
+            table,
+            ha_enabled: true,
+            ha_table,
+        } => {
+            let (fenced, ha, unfenced) = open_ha_storage(&cfg, connection_url, table, ha_table).await?;
+            let node = Node::open_ha(fenced, "postgresql", runtime, engines, Some((ha.clone(), unfenced)))
+                .await
+                .context("reading the storage")?;
+            println!(
+                "    HA: enabled (node {}, api_addr {}, cluster_addr {})",
+                ha.node_id, ha.settings.api_addr, ha.settings.cluster_addr
+            );
+            tokio::spawn(ha.run(node.clone()));
+            node
+        }
+        storage => {
+            let physical = open_storage(storage).await?;
+            Node::open(physical, storage.type_name(), runtime, engines)
+                .await
+                .context("reading the storage")?
+        }
+    };
     reopen_audit_files_on_sighup(node.clone())?;
     let router = crate::api::router(node.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for l in &cfg.listeners {
         servers.push(listen(l, router.clone(), stopped.clone()).await?);
+        if let Some(ha) = node.ha().filter(|_| !cfg.disable_clustering) {
+            servers.push(listen_cluster(l, ha, router.clone(), stopped.clone()).await?);
+        }
     }
     println!(
         "==> Warden server started: storage {}, {}\n",
@@ -185,11 +262,45 @@ async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Reg
         }
     );
     shutdown().await;
+    if let Some(ha) = node.ha() {
+        // A standby takes over at once rather than when the lease runs out.
+        ha.leave().await;
+    }
     let _ = stop.send(true);
     for s in servers {
         let _ = s.await;
     }
     Ok(())
+}
+
+/// The cluster listener of an HA node: mutual TLS with the cluster's
+/// pinned certificate, the same API behind it (what standbys forward).
+async fn listen_cluster(
+    l: &Listener,
+    ha: &Arc<crate::ha::Ha>,
+    router: axum::Router,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr = cluster_listen_address(l)?;
+    let tls = crate::ha::cluster_tls::server_config(ha.identity.clone())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the cluster address {addr}"))?;
+    println!(
+        "    Cluster listener: tcp (addr: {:?}, mutual TLS)",
+        listener.local_addr()?
+    );
+    let limits = crate::api::HttpLimits {
+        cluster: true,
+        ..l.http.clone()
+    };
+    Ok(tokio::spawn(crate::api::listener::serve(
+        listener,
+        Some(tls),
+        limits,
+        router,
+        stopped,
+    )))
 }
 
 /// Bind one listener and serve on it in the background (api::listener:

@@ -25,6 +25,13 @@ pub enum NodeStorage {
         url: String,
         table: String,
     },
+    /// PostgreSQL with HA on: nodes sharing `table` and `ha_table` elect
+    /// one active node; each node gets a cluster address of its own.
+    PostgresqlHa {
+        url: String,
+        table: String,
+        ha_table: String,
+    },
 }
 
 /// A node: configuration, data directory, and maybe a running process.
@@ -32,6 +39,8 @@ pub struct Node {
     pub dir: TempDir,
     pub storage: NodeStorage,
     addr: String,
+    /// The cluster listener's address (HA storage only).
+    cluster_addr: Option<String>,
     child: Option<Child>,
     starts: u32,
     /// More HCL appended to the generated configuration.
@@ -45,10 +54,15 @@ impl Node {
     pub fn new(storage: NodeStorage) -> Result<Node> {
         let dir = TempDir::new("warden-node")?;
         let port = util::free_port()?;
+        let cluster_addr = match &storage {
+            NodeStorage::PostgresqlHa { .. } => Some(format!("127.0.0.1:{}", util::free_port()?)),
+            _ => None,
+        };
         Ok(Node {
             dir,
             storage,
             addr: format!("127.0.0.1:{port}"),
+            cluster_addr,
             child: None,
             starts: 0,
             extra_config: String::new(),
@@ -68,6 +82,11 @@ impl Node {
         format!("http://{}", self.addr)
     }
 
+    /// The cluster address (`https://...`) of an HA node.
+    pub fn cluster_url(&self) -> Option<String> {
+        self.cluster_addr.as_ref().map(|c| format!("https://{c}"))
+    }
+
     /// A client with `token` (None: no token).
     pub fn client(&self, token: Option<&str>) -> Client {
         Client::new(&self.url(), token)
@@ -84,9 +103,20 @@ impl Node {
             NodeStorage::Postgresql { url, table } => {
                 format!("storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n}}")
             }
+            NodeStorage::PostgresqlHa { url, table, ha_table } => format!(
+                "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n  \
+                 ha_enabled = \"true\"\n  ha_table = \"{ha_table}\"\n}}"
+            ),
+        };
+        let (cluster_listener, addresses) = match &self.cluster_addr {
+            Some(c) => (
+                format!("  cluster_address = \"{c}\"\n"),
+                format!("api_addr = \"http://{}\"\ncluster_addr = \"https://{c}\"\n", self.addr),
+            ),
+            None => (String::new(), String::new()),
         };
         format!(
-            "{storage}\n\nlistener \"tcp\" {{\n  address = \"{}\"\n  tls_disable = true\n}}\n\ndisable_mlock = true\nlog_level = \"info\"\n{}",
+            "{storage}\n\nlistener \"tcp\" {{\n  address = \"{}\"\n  tls_disable = true\n{cluster_listener}}}\n\n{addresses}disable_mlock = true\nlog_level = \"info\"\n{}",
             self.addr, self.extra_config
         )
     }

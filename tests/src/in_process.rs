@@ -21,7 +21,15 @@ pub async fn start_core(
     let engines = Arc::new(warden::engines::builtins());
     // A keyring of its own seals batch tokens (the tests make none).
     let keyring = Arc::new(warden::storage::barrier::Keyring::new());
-    Core::start(storage.clone(), Default::default(), runtime.clone(), engines, keyring).await
+    Core::start(
+        storage.clone(),
+        Default::default(),
+        runtime.clone(),
+        engines,
+        keyring,
+        "in-process".into(),
+    )
+    .await
 }
 
 /// Handle `op path` with `data` (a JSON object, or anything else for none).

@@ -9,6 +9,7 @@ pub mod client;
 pub mod configured;
 pub mod fixtures;
 pub mod fuzz;
+pub mod ha;
 pub mod in_process;
 pub mod mariadb;
 pub mod mongo;

@@ -40,7 +40,7 @@ async fn raw_storage_bytes(node: &Node, scratch: &Scratch) -> Result<Vec<u8>> {
             }
             Ok(all)
         }
-        NodeStorage::Postgresql { table, .. } => {
+        NodeStorage::Postgresql { table, .. } | NodeStorage::PostgresqlHa { table, .. } => {
             let mut conn = scratch.superuser().await?;
             let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(&format!("SELECT key, value FROM \"{table}\""))
                 .fetch_all(&mut conn)

@@ -84,6 +84,10 @@ pub struct HttpLimits {
     /// that nobody without a token can start or cancel a root generation
     /// through this listener (`sys/generate-root-token/*` still works).
     pub disable_unauthed_generate_root: bool,
+    /// The HA cluster listener (mutual TLS with the cluster's certificate):
+    /// its clients are standbys forwarding, whose
+    /// `X-Warden-Forwarded-For` names the real client.
+    pub cluster: bool,
 }
 
 impl Default for HttpLimits {
@@ -97,6 +101,7 @@ impl Default for HttpLimits {
             max_request_duration: Duration::from_secs(90),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             disable_unauthed_generate_root: false,
+            cluster: false,
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct RequestLimits {
     pub max_request_size: Option<usize>,
     pub max_request_duration: Duration,
     pub disable_unauthed_generate_root: bool,
+    /// The request came over the cluster listener (forwarded by a standby).
+    pub from_cluster: bool,
 }
 
 impl Default for RequestLimits {
@@ -144,6 +151,7 @@ impl Default for RequestLimits {
             max_request_size: d.max_request_size,
             max_request_duration: d.max_request_duration,
             disable_unauthed_generate_root: d.disable_unauthed_generate_root,
+            from_cluster: false,
         }
     }
 }
@@ -403,8 +411,20 @@ async fn call(
     mut req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Tracked>, Infallible> {
     let (busy, head_start) = Busy::begin(watch);
-    req.extensions_mut().insert(ClientAddr(peer));
+    // A standby names the client it forwards for; only a cluster member
+    // (mutual TLS) can reach the cluster listener.
+    let client = match limits.cluster {
+        true => req
+            .headers()
+            .get(crate::ha::forward::FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(peer),
+        false => peer,
+    };
+    req.extensions_mut().insert(ClientAddr(client));
     req.extensions_mut().insert(RequestLimits {
+        from_cluster: limits.cluster,
         body_deadline: nonzero(limits.read_timeout).and_then(|t| head_start.checked_add(t)),
         max_request_size: limits.max_request_size,
         max_request_duration: limits.max_request_duration,

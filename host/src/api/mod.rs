@@ -110,19 +110,24 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
         };
         let mut resp = match read {
             Ok(body) => {
-                let serving = serve(&node, &method, &uri, &headers, &body, &request_id, client);
-                // Paths declared to run to completion (a synchronous revoke-prefix,
-                // revoke-force or mount disable of many leases: each revocation
-                // is bounded on its own) are not cut off half done.
-                let result = if crate::routing::runs_to_completion(&node, &full_path) {
-                    Ok(serving.await)
-                } else {
-                    tokio::time::timeout(request_timeout(limits.max_request_duration), serving).await
-                };
-                match result {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => e.into_response(),
-                    Err(_) => Error::internal("request timed out").into_response(),
+                match standby_answer(&node, &method, &uri, &headers, &body, client, &limits, &full_path).await {
+                    Some(resp) => resp,
+                    None => {
+                        let serving = serve(&node, &method, &uri, &headers, &body, &request_id, client);
+                        // Paths declared to run to completion (a synchronous revoke-prefix,
+                        // revoke-force or mount disable of many leases: each revocation
+                        // is bounded on its own) are not cut off half done.
+                        let result = if crate::routing::runs_to_completion(&node, &full_path) {
+                            Ok(serving.await)
+                        } else {
+                            tokio::time::timeout(request_timeout(limits.max_request_duration), serving).await
+                        };
+                        match result {
+                            Ok(Ok(r)) => r,
+                            Ok(Err(e)) => e.into_response(),
+                            Err(_) => Error::internal("request timed out").into_response(),
+                        }
+                    }
                 }
             }
             // Refused before its body was read: what is left of the body
@@ -139,6 +144,80 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
         resp
     };
     work.instrument(span).await
+}
+
+/// On an HA standby, a request it does not serve itself: forwarded to the
+/// active node (or redirected with 307 when forwarding is off or the
+/// client asks so with `X-Vault-No-Request-Forwarding`). None: served here.
+#[allow(clippy::too_many_arguments, reason = "the parts of one HTTP request")]
+async fn standby_answer(
+    node: &Node,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    client: Option<std::net::IpAddr>,
+    limits: &RequestLimits,
+    full_path: &str,
+) -> Option<Response> {
+    use crate::ha::Route;
+    use crate::ha::forward::ForwardError;
+    let ha = node.ha()?;
+    let no_forwarding = headers
+        .get("x-vault-no-request-forwarding")
+        .is_some_and(|v| !v.is_empty());
+    let redirect = |api_addr: &str| {
+        let target = format!(
+            "{}{}",
+            api_addr.trim_end_matches('/'),
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        match HeaderValue::from_str(&target) {
+            Ok(location) => {
+                let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+                resp.headers_mut().insert(header::LOCATION, location);
+                resp
+            }
+            Err(_) => Error::Http(503, "the active node's api_addr is not a valid URL".into()).into_response(),
+        }
+    };
+    match ha.route(node.ha_role(), full_path, no_forwarding).await {
+        Route::Local => None,
+        // A forwarded request that reached a standby (the active node
+        // changed meanwhile) is not forwarded again: no loops.
+        Route::Forward { .. } | Route::Redirect(_) if limits.from_cluster => {
+            Some(Error::Http(503, "this node is no longer the active node; retry the request".into()).into_response())
+        }
+        Route::Redirect(api_addr) => Some(redirect(&api_addr)),
+        Route::Unavailable(why) => Some(Error::Http(503, why.into()).into_response()),
+        Route::Forward { cluster_addr, identity } => {
+            let forwarding = ha
+                .forwarder
+                .forward(&cluster_addr, &identity, method, uri, headers, body, client);
+            // The active node bounds its own work; this bounds a node that
+            // stopped answering (paused, partitioned).
+            let Ok(forwarded) = tokio::time::timeout(request_timeout(limits.max_request_duration), forwarding).await
+            else {
+                return Some(Error::internal("request timed out (forwarded to the active node)").into_response());
+            };
+            Some(match forwarded {
+                Ok(resp) => resp,
+                // The request never left: the client may go itself (Vault
+                // falls back to a redirect when forwarding fails).
+                Err(ForwardError::Connect(e)) => {
+                    tracing::warn!(error = %e, "could not forward to the active node; redirecting the client");
+                    match ha.leader().map(|l| l.address.api_addr).filter(|a| !a.is_empty()) {
+                        Some(api_addr) => redirect(&api_addr),
+                        None => Error::Http(503, e).into_response(),
+                    }
+                }
+                Err(ForwardError::Failed(e)) => {
+                    tracing::warn!(error = %e, "a forwarded request failed");
+                    Error::Http(502, e).into_response()
+                }
+            })
+        }
+    }
 }
 
 /// The HTTP layer's limits, then the body: a URI or headers over their

@@ -109,6 +109,7 @@ impl Core {
         runtime: Arc<Runtime>,
         engines: Arc<Registry>,
         sealer: Arc<dyn crate::storage::barrier::Sealer>,
+        cluster_id: String,
     ) -> anyhow::Result<Arc<Core>> {
         let root_token_hash = token::load_root_hash(&storage).await?;
         let tokens = token::store::TokenStore::open(View::new(storage.clone(), layout::TOKENS)).await?;
@@ -155,7 +156,7 @@ impl Core {
             auth_mounts: RwLock::new(MountTable::default()),
             mount_changes: tokio::sync::Mutex::new(()),
             plugin_changes: tokio::sync::Mutex::new(()),
-            cluster_id: uuid::Uuid::new_v4().to_string(),
+            cluster_id,
             started: Utc::now(),
         });
         // Every namespace's live leases are counted (its own cap under the

@@ -255,6 +255,7 @@ mod tests {
             runtime,
             crate::framework::engine::testing::registry(),
             Arc::new(crate::storage::barrier::Keyring::new()),
+            "test-cluster".into(),
         )
         .await
         .expect("core")

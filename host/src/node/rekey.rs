@@ -80,6 +80,8 @@ impl Node {
             State::Unsealed { config, .. } => Ok(*config),
             State::Uninitialized => Err(Error::bad("server is not yet initialized")),
             State::Sealed { .. } => Err(Error::Sealed),
+            // Standbys forward the rekey paths; one that raced a demotion.
+            State::Standby { .. } => Err(Error::Http(503, "this node is a standby".into())),
         }
     }
 

@@ -60,6 +60,10 @@ pub const ROOT_KEY: &str = "core/root-key";
 /// The keyring of data keys, encrypted under the root key.
 pub const KEYRING: &str = "core/keyring";
 
+/// The cluster's id and TLS identity (request forwarding between HA
+/// nodes), under the barrier; made by the first node to start a core.
+pub const CLUSTER_INFO: &str = "core/cluster/info";
+
 // The core's keys.
 
 /// The whole mount table in one value, as earlier versions wrote it.

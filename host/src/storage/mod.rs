@@ -9,7 +9,7 @@ pub mod conformance;
 pub mod layout;
 pub mod locality;
 mod memory;
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 pub mod wal;
 

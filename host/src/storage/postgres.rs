@@ -1,14 +1,30 @@
 //! PostgreSQL backend: the key space in one table of an external database,
 //! for deployments that already run PostgreSQL and back it up.
+//!
+//! With HA on, the backend is *fenced* ([`PostgresBackend::fenced`]): every
+//! write is one statement that first takes a KEY SHARE lock on the HA
+//! lock row where it still names this node and the epoch it holds
+//! ([`crate::ha::fence`]), and writes nothing when it does not. A takeover
+//! locks that row FOR UPDATE (which waits for such writes and makes later
+//! ones see the new epoch), so a node that lost the lock, however long it
+//! was paused, can never write after another node took over.
 
 use super::{Backend, Result, StorageError, Write};
 use super::{fold, fold_names, prefix_upper_bound};
+use crate::ha::fence::Fence;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct PostgresBackend {
     pool: PgPool,
+    /// With HA on: this node's fencing token and the one statement every
+    /// write goes through (see the module's comment).
+    fence: Option<(Arc<Fence>, Arc<str>)>,
+    /// The data table's name, quoted for SQL text.
+    quoted_table: String,
     // The statements, built once: the table name cannot be a bound parameter.
     get_sql: String,
     put_sql: String,
@@ -26,8 +42,21 @@ fn err(op: &str, e: sqlx::Error) -> StorageError {
     StorageError::Backend(format!("postgres {op}: {e}"))
 }
 
+/// The options of a connection URL, checked as the storage needs them:
+/// statement logging off, a login name SCRAM can carry.
+pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    // The URL may hold a password: report that it is malformed, not what it is.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| StorageError::Backend("postgres: invalid connection URL".into()))?
+        // Statement logging would print every query, with its timing, at info level.
+        .disable_statement_logging();
+    crate::imports::sql::check_pg_username(options.get_username())
+        .map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
+    Ok(options)
+}
+
 /// Only plain identifiers: the name is spliced into SQL text.
-fn valid_table(table: &str) -> bool {
+pub(crate) fn valid_table(table: &str) -> bool {
     !table.is_empty()
         && table.len() <= 63 // PostgreSQL's NAMEDATALEN - 1; longer names are silently truncated
         && !table.starts_with(|c: char| c.is_ascii_digit())
@@ -42,13 +71,7 @@ impl PostgresBackend {
                 "postgres: invalid table name {table:?} (letters, digits and '_' only)"
             )));
         }
-        // The URL may hold a password: report that it is malformed, not what it is.
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|_| StorageError::Backend("postgres: invalid connection URL".into()))?
-            // Statement logging would print every query, with its timing, at info level.
-            .disable_statement_logging();
-        crate::imports::sql::check_pg_username(options.get_username())
-            .map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
+        let options = connect_options(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             // A broken connection fails its query and is dropped; pinging
@@ -68,6 +91,8 @@ impl PostgresBackend {
         .map_err(|e| err("create table", e))?;
         Ok(PostgresBackend {
             pool,
+            fence: None,
+            quoted_table: t.clone(),
             get_sql: format!("SELECT value FROM {t} WHERE key = $1"),
             put_sql: format!(
                 "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -84,6 +109,62 @@ impl PostgresBackend {
             list_all_sql: format!("SELECT key FROM {t} WHERE key >= $1 ORDER BY key"),
             scan_sql: format!("SELECT key, value FROM {t}"),
         })
+    }
+
+    /// The same storage with its writes fenced by `fence` against the HA
+    /// lock table `ha_table` (created by [`crate::ha::lock::PgLock`] first).
+    pub fn fenced(mut self, ha_table: &str, fence: Arc<Fence>) -> Result<Self> {
+        if !valid_table(ha_table) {
+            return Err(StorageError::Backend(format!(
+                "postgres: invalid ha_table name {ha_table:?} (letters, digits and '_' only)"
+            )));
+        }
+        let t = &self.quoted_table;
+        // `fence` is materialised once; both writes wait for it, and the
+        // count says whether the row still named this holder and epoch.
+        let sql = format!(
+            "WITH fence AS (SELECT 1 FROM \"{ha_table}\" WHERE ha_key = 'leader' AND ha_identity = $3 AND epoch = $4 FOR KEY SHARE), \
+             w AS (INSERT INTO {t} (key, value) SELECT k, v FROM UNNEST($1::text[], $2::bytea[]) AS u(k, v) \
+                   WHERE EXISTS (SELECT 1 FROM fence) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value), \
+             d AS (DELETE FROM {t} WHERE key = ANY($5::text[]) AND EXISTS (SELECT 1 FROM fence)) \
+             SELECT count(*) FROM fence"
+        );
+        self.fence = Some((fence, sql.into()));
+        Ok(self)
+    }
+
+    /// The same storage without fencing: for `sys/init` of an HA cluster
+    /// (nobody holds the lock before the cluster has keys) and reads.
+    pub fn unfenced(&self) -> Self {
+        PostgresBackend {
+            fence: None,
+            ..self.clone()
+        }
+    }
+
+    /// One fenced write statement: puts and deletes land together, and
+    /// only while this node holds the current epoch.
+    async fn fenced_write(&self, fence: &Fence, sql: &str, puts: (&[&str], &[&[u8]]), deletes: &[&str]) -> Result<()> {
+        let refused = || {
+            StorageError::Backend(
+                "postgres: this node is not the active node (it holds no current HA lock epoch): write refused".into(),
+            )
+        };
+        let epoch = fence.epoch().ok_or_else(refused)?;
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(puts.0)
+            .bind(puts.1)
+            .bind(fence.holder())
+            .bind(epoch)
+            .bind(deletes)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| err("write", e))?;
+        if n == 0 {
+            fence.drop_epoch();
+            return Err(refused());
+        }
+        Ok(())
     }
 
     /// Closes every connection.
@@ -113,6 +194,9 @@ impl Backend for PostgresBackend {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        if let Some((fence, sql)) = &self.fence {
+            return self.fenced_write(fence, sql, (&[key], &[value]), &[]).await;
+        }
         sqlx::query(&self.put_sql)
             .bind(key)
             .bind(value)
@@ -123,6 +207,9 @@ impl Backend for PostgresBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
+        if let Some((fence, sql)) = &self.fence {
+            return self.fenced_write(fence, sql, (&[], &[]), &[key]).await;
+        }
         sqlx::query(&self.delete_sql)
             .bind(key)
             .execute(&self.pool)
@@ -146,6 +233,12 @@ impl Backend for PostgresBackend {
                 }
                 None => delete_keys.push(key),
             }
+        }
+        if let Some((fence, sql)) = &self.fence {
+            if put_keys.is_empty() && delete_keys.is_empty() {
+                return Ok(());
+            }
+            return self.fenced_write(fence, sql, (&put_keys, &values), &delete_keys).await;
         }
         let put = sqlx::query(&self.put_many_sql).bind(&put_keys).bind(&values);
         let delete = sqlx::query(&self.delete_many_sql).bind(&delete_keys);

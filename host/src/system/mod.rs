@@ -8,6 +8,7 @@
 mod acl_policies;
 mod audit;
 mod auth;
+mod ha;
 mod internal;
 mod leases;
 mod mounts;
@@ -35,6 +36,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(wrapping::paths());
     paths.extend(quotas::paths());
     paths.extend(namespaces::paths());
+    paths.extend(ha::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",

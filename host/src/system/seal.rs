@@ -196,8 +196,8 @@ async fn seal_status(node: &Node, _: &Req<'_>) -> Reply {
     Ok(Some(Logical::raw(node.seal_status())))
 }
 
-async fn leader_handler(_: &Node, _: &Req<'_>) -> Reply {
-    Ok(Some(Logical::raw(leader())))
+async fn leader_handler(node: &Node, _: &Req<'_>) -> Reply {
+    Ok(Some(Logical::raw(super::ha::leader(node).await?)))
 }
 
 async fn init_status(node: &Node, _: &Req<'_>) -> Reply {
@@ -348,6 +348,9 @@ async fn key_status_handler(node: &Node, _: &Req<'_>) -> Reply {
 /// value is refused as Vault refuses it) but never apply to a single node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthQuery {
+    /// `standbycode` (429): a standby's answer, unless `standbyok`.
+    pub standby: u16,
+    pub standby_ok: bool,
     pub active: u16,
     pub sealed: u16,
     pub uninit: u16,
@@ -385,12 +388,13 @@ impl HealthQuery {
         };
         // Vault's defaults; the ones a single node never reaches are still
         // checked.
-        code("standbycode", 429)?;
         code("drsecondarycode", 472)?;
         code("performancestandbycode", 473)?;
         code("haunhealthycode", 474)?;
         code("removedcode", 530)?;
         Ok(HealthQuery {
+            standby: code("standbycode", 429)?,
+            standby_ok: first("standbyok").and_then(go_bool).unwrap_or(false),
             active: code("activecode", 200)?,
             sealed: code("sealedcode", 503)?,
             uninit: code("uninitcode", 501)?,
@@ -407,21 +411,22 @@ fn go_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// `sys/health`: the status code says initialised, sealed or active (a
-/// single node is never a standby); the body is the same in every case.
+/// `sys/health`: the status code says initialised, sealed, standby (HA)
+/// or active; the body is the same in every case.
 pub fn health(node: &Node, q: &HealthQuery) -> (u16, Value) {
-    let (initialized, sealed) = (node.initialized(), node.sealed());
-    let code = match (initialized, sealed) {
-        (false, _) => q.uninit,
-        (true, true) => q.sealed,
-        (true, false) => q.active,
+    let (initialized, sealed, standby) = (node.initialized(), node.sealed(), node.standby());
+    let code = match (initialized, sealed, standby) {
+        (false, _, _) => q.uninit,
+        (true, true, _) => q.sealed,
+        (true, false, true) if !q.standby_ok => q.standby,
+        (true, false, _) => q.active,
     };
     let status = code;
     let seal = node.seal_status();
     let mut body = json!({
         "initialized": initialized,
         "sealed": sealed,
-        "standby": false,
+        "standby": standby,
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",

@@ -46,12 +46,12 @@ impl Load {
                 while !stop.load(Ordering::SeqCst) {
                     k += 1;
                     let i = k % nodes.len();
-                    if down.lock().unwrap().contains(&i) {
+                    if down.lock().unwrap_or_else(|p| p.into_inner()).contains(&i) {
                         continue;
                     }
                     match nodes[i].req("GET", &path, None).await {
                         Ok((200, body)) => match Creds::from_body(body) {
-                            Ok(c) => issued.lock().unwrap().push(c),
+                            Ok(c) => issued.lock().unwrap_or_else(|p| p.into_inner()).push(c),
                             Err(_) => {
                                 failures.fetch_add(1, Ordering::SeqCst);
                             }
@@ -77,7 +77,7 @@ impl Load {
         for t in self.tasks {
             let _ = t.await;
         }
-        let issued = std::mem::take(&mut *self.issued.lock().unwrap());
+        let issued = std::mem::take(&mut *self.issued.lock().unwrap_or_else(|p| p.into_inner()));
         (issued, self.failures.load(Ordering::SeqCst))
     }
 }
@@ -236,7 +236,7 @@ async fn one_node_is_active_standbys_forward_and_kill_9_fails_over() -> Result<(
     let down = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let load = Load::start(&cluster, 8, ROLE, down.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    down.lock().unwrap().insert(active);
+    down.lock().unwrap_or_else(|p| p.into_inner()).insert(active);
     let killed_at = Instant::now();
     cluster.kill(active);
     let new_active = loop {
@@ -287,11 +287,11 @@ async fn one_node_is_active_standbys_forward_and_kill_9_fails_over() -> Result<(
     let settled = within(Duration::from_secs(40), || async {
         let logins = target.roles_like(LOGINS).await.map(|r| r.len()).unwrap_or(usize::MAX);
         let leases = lease_count(&cluster, new_active, ROLE).await.unwrap_or(0);
-        *last.lock().unwrap() = (logins, leases);
+        *last.lock().unwrap_or_else(|p| p.into_inner()) = (logins, leases);
         logins == leases
     })
     .await;
-    let last = *last.lock().unwrap();
+    let last = *last.lock().unwrap_or_else(|p| p.into_inner());
     ensure!(settled, "database logins and leases of {ROLE} differ: {last:?}");
     let logins: HashSet<String> = target.roles_like(LOGINS).await?.into_iter().collect();
     for c in &issued {
@@ -556,9 +556,9 @@ async fn the_nodes_recover_from_a_database_restart() -> Result<()> {
     let restarted = Instant::now();
     // Once one node is active again, credentials flow again.
     let active = cluster.wait_active(Duration::from_secs(30)).await?;
-    let before = load.issued.lock().unwrap().len();
+    let before = load.issued.lock().unwrap_or_else(|p| p.into_inner()).len();
     let flowing = within(Duration::from_secs(30), || async {
-        load.issued.lock().unwrap().len() > before + 10
+        load.issued.lock().unwrap_or_else(|p| p.into_inner()).len() > before + 10
     })
     .await;
     ensure!(flowing, "no credentials after the database came back");

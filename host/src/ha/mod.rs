@@ -85,7 +85,7 @@ const STANDBY_LOCAL: &[&str] = &[
 ];
 
 pub fn served_by_standby(path: &str) -> bool {
-    STANDBY_LOCAL.iter().any(|p| path == *p)
+    STANDBY_LOCAL.contains(&path)
 }
 
 pub struct Ha {
@@ -352,10 +352,11 @@ impl Ha {
         self.fence.drop_epoch();
         self.set_active_since(None);
         node.demote().await;
-        if release && let Some(epoch) = epoch {
-            if let Err(e) = self.lock.release(&self.node_id, epoch).await {
-                tracing::warn!(error = %e, "could not release the HA lock; it runs out by itself");
-            }
+        if release
+            && let Some(epoch) = epoch
+            && let Err(e) = self.lock.release(&self.node_id, epoch).await
+        {
+            tracing::warn!(error = %e, "could not release the HA lock; it runs out by itself");
         }
         self.set_leader(self.lock.holder().await.ok().flatten());
     }

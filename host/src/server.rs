@@ -3,7 +3,11 @@
 //! `-dev` runs in memory, initialised with one key share and unsealed;
 //! `-config=FILE` opens the configured storage and starts sealed (or
 //! uninitialised), as Vault does. SIGHUP reopens the audit devices' files
-//! (log rotation), as Vault's reload does.
+//! (log rotation), reads the listeners' TLS certificates again and takes
+//! the configuration file's `log_level`, as Vault's reload does.
+//! SIGTERM/SIGINT: the listeners stop accepting, requests under way get a
+//! few seconds to finish, then an HA node steps down and the core stops
+//! (its database connections closed).
 
 use crate::cli::{Command, ServerOptions, USAGE};
 use crate::config::{self, Listener, ServerConfig, StorageConfig};
@@ -32,21 +36,48 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The log filter, changed by SIGHUP (None when `RUST_LOG` fixes it).
+static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+fn level_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new(format!(
+        // PostgreSQL notices ("no privileges could be revoked") are noise.
+        "warden={0},{0},sqlx::postgres::notice=error",
+        level
+    ))
+}
+
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            // PostgreSQL notices ("no privileges could be revoked") are noise.
-            "warden={0},{0},sqlx::postgres::notice=error",
-            level
-        ))
-    });
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let fixed = from_env.is_some();
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(from_env.unwrap_or_else(|| level_filter(level)));
+    if !fixed {
+        let _ = LOG_FILTER.set(handle);
+    }
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal, not in log files.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only for a terminal, not in log files.
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .try_init();
+}
+
+/// SIGHUP's new log level (unless `RUST_LOG` or `-log-level` fixed it).
+fn set_log_level(level: &str) {
+    if let Some(handle) = LOG_FILTER.get() {
+        match handle.reload(level_filter(level)) {
+            Ok(()) => tracing::info!(level, "log level changed"),
+            Err(e) => tracing::warn!(error = %e, "could not change the log level"),
+        }
+    }
 }
 
 async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
@@ -81,7 +112,14 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
 
     match file {
         None => serve_dev(opts, runtime, engines).await,
-        Some(cfg) => serve_config(cfg, runtime, engines).await,
+        Some(cfg) => {
+            let reload = Reload {
+                config: opts.config.clone(),
+                level_fixed: opts.log_level_set,
+                certificates: Arc::default(),
+            };
+            serve_config(cfg, runtime, engines, reload).await
+        }
     }
 }
 
@@ -119,7 +157,7 @@ async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>, engines: Arc<Regi
             }
         }
     }
-    reopen_audit_files_on_sighup(node.clone())?;
+    reload_on_sighup(node.clone(), Reload::default())?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     println!(
@@ -215,7 +253,12 @@ async fn open_ha_storage(
     Ok((fenced, crate::ha::Ha::new(settings, lock, fence), unfenced))
 }
 
-async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Registry>) -> anyhow::Result<()> {
+async fn serve_config(
+    cfg: ServerConfig,
+    runtime: Arc<Runtime>,
+    engines: Arc<Registry>,
+    reload: Reload,
+) -> anyhow::Result<()> {
     ttl::set_system_ttls(cfg.default_lease_ttl, cfg.max_lease_ttl);
     let node = match &cfg.storage {
         StorageConfig::Postgresql {
@@ -242,12 +285,18 @@ async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Reg
                 .context("reading the storage")?
         }
     };
-    reopen_audit_files_on_sighup(node.clone())?;
+    let certificates = reload.certificates.clone();
+    reload_on_sighup(node.clone(), reload)?;
     let router = crate::api::router(node.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for l in &cfg.listeners {
-        servers.push(listen(l, router.clone(), stopped.clone()).await?);
+        let (server, certificate) = listen(l, router.clone(), stopped.clone()).await?;
+        servers.push(server);
+        certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(certificate);
         if let Some(ha) = node.ha().filter(|_| !cfg.disable_clustering) {
             servers.push(listen_cluster(l, ha, router.clone(), stopped.clone()).await?);
         }
@@ -262,14 +311,20 @@ async fn serve_config(cfg: ServerConfig, runtime: Arc<Runtime>, engines: Arc<Reg
         }
     );
     shutdown().await;
-    if let Some(ha) = node.ha() {
-        // A standby takes over at once rather than when the lease runs out.
-        ha.leave().await;
-    }
+    // Stop accepting; requests under way finish (a bounded grace).
     let _ = stop.send(true);
     for s in servers {
         let _ = s.await;
     }
+    if let Some(ha) = node.ha() {
+        // A standby takes over at once rather than when the lease runs out.
+        ha.leave().await;
+    }
+    // The core's tasks stop and its database connections close.
+    if let Err(e) = node.seal().await {
+        tracing::warn!(error = %e, "stopping the core at shutdown failed");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -309,11 +364,14 @@ async fn listen(
     l: &Listener,
     router: axum::Router,
     stopped: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Option<Arc<crate::tls::Certificate>>)> {
     let addr: std::net::SocketAddr = l.address.parse().context("listener address")?;
-    let tls = match (l.tls_disable, &l.tls_cert_file, &l.tls_key_file) {
-        (true, _, _) => None,
-        (false, Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+    let (tls, certificate) = match (l.tls_disable, &l.tls_cert_file, &l.tls_key_file) {
+        (true, _, _) => (None, None),
+        (false, Some(cert), Some(key)) => {
+            let (acceptor, certificate) = crate::tls::server_config(cert, key)?;
+            (Some(acceptor), Some(certificate))
+        }
         _ => anyhow::bail!("listener {addr}: TLS needs tls_cert_file and tls_key_file"),
     };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -325,34 +383,72 @@ async fn listen(
         if tls.is_some() { "enabled" } else { "disabled" },
         l.http.max_connections
     );
-    Ok(tokio::spawn(crate::api::listener::serve(
+    let server = tokio::spawn(crate::api::listener::serve(
         listener,
         tls,
         l.http.clone(),
         router,
         stopped,
-    )))
+    ));
+    Ok((server, certificate))
+}
+
+/// What SIGHUP reloads besides the audit files.
+#[derive(Default)]
+struct Reload {
+    /// The configuration file (its `log_level`).
+    config: Option<std::path::PathBuf>,
+    /// `-log-level` was given: it wins over the file, as at start-up.
+    level_fixed: bool,
+    /// The TLS listeners' certificates (filled once they listen).
+    certificates: Arc<std::sync::Mutex<Vec<Arc<crate::tls::Certificate>>>>,
+}
+
+impl Reload {
+    fn run(&self, node: &Node) {
+        if let Ok(core) = node.core() {
+            core.audit.reopen();
+        }
+        let certificates = self.certificates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for certificate in certificates {
+            match certificate.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                // The certificate in use stays.
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: the TLS certificate was not reloaded"),
+            }
+        }
+        if let Some(path) = &self.config {
+            match config::load(path) {
+                Ok(cfg) if !self.level_fixed => {
+                    if let Some(level) = &cfg.log_level {
+                        set_log_level(level);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: the configuration file was not reloaded"),
+            }
+        }
+    }
 }
 
 /// SIGHUP: the audit devices of the unsealed core close and reopen their
-/// files (a rotated log goes on in a new file at its path). Registered
-/// before the server answers, so a SIGHUP never ends the process.
-fn reopen_audit_files_on_sighup(node: Arc<Node>) -> anyhow::Result<()> {
+/// files (a rotated log goes on in a new file at its path), TLS
+/// certificates and the log level are read again. Registered before the
+/// server answers, so a SIGHUP never ends the process.
+fn reload_on_sighup(node: Arc<Node>, reload: Reload) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP: reopening the audit files");
-                if let Ok(core) = node.core() {
-                    core.audit.reopen();
-                }
+                tracing::info!("SIGHUP: reloading (audit files, TLS certificates, log level)");
+                reload.run(&node);
             }
         });
     }
     #[cfg(not(unix))]
-    let _ = node;
+    let _ = (node, reload);
     Ok(())
 }
 

@@ -273,7 +273,7 @@ impl Ha {
             let sent = Instant::now();
             match self.lock.try_acquire(&self.node_id, &self.address, LOCK_TTL).await {
                 Ok(Some(epoch)) => {
-                    *deadline = sent + LOCK_TTL.saturating_sub(DEADLINE_MARGIN);
+                    *deadline = lease_end(sent);
                     self.fence.hold(epoch);
                     tracing::info!(epoch, "acquired the HA lock: becoming the active node");
                     match node.promote().await {
@@ -330,7 +330,7 @@ impl Ha {
         )
         .await;
         match renewed {
-            Ok(Ok(true)) => *deadline = sent + LOCK_TTL.saturating_sub(DEADLINE_MARGIN),
+            Ok(Ok(true)) => *deadline = lease_end(sent),
             Ok(Ok(false)) => {
                 tracing::warn!(epoch, "another node holds the HA lock: stepping down");
                 self.demote(node, false).await;
@@ -371,6 +371,12 @@ impl Ha {
         self.on_seal().await;
         let _ = self.lock.leave(&self.node_id).await;
     }
+}
+
+/// When this node's lease ends by its own clock, for a renewal sent at
+/// `sent` (the margin covers clock drift against the database's).
+fn lease_end(sent: Instant) -> Instant {
+    sent.checked_add(LOCK_TTL.saturating_sub(DEADLINE_MARGIN)).unwrap_or(sent)
 }
 
 fn hostname() -> String {

@@ -26,4 +26,5 @@ pub mod runtime;
 pub mod server;
 pub mod storage;
 pub mod system;
+pub mod telemetry;
 pub mod tls;

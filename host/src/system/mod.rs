@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod internal;
 mod leases;
+mod metrics;
 mod mounts;
 mod namespaces;
 mod plugins;
@@ -35,6 +36,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(wrapping::paths());
     paths.extend(quotas::paths());
     paths.extend(namespaces::paths());
+    paths.extend(metrics::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",

@@ -20,6 +20,7 @@ fn prometheus_renders_counters_summaries_and_gauges() {
     for ms in [1.0, 2.0, 3.0] {
         t.sample(&HANDLE_REQUEST, ms);
     }
+    t.sample(&BARRIER[StorageOp::Batch as usize], 0.3);
     let gauges = [Gauge::new("warden.expire.num_leases", 4.0).label("mount_point", "a \"b\"\n/")];
     let text = t.prometheus(&gauges).unwrap();
     assert!(text.contains("# TYPE warden_http_requests counter"), "{text}");
@@ -36,6 +37,11 @@ fn prometheus_renders_counters_summaries_and_gauges() {
         "{text}"
     );
     assert!(text.contains("# TYPE warden_expire_num_leases gauge"), "{text}");
+    // Warden's own timers are histograms.
+    assert!(text.contains("# TYPE warden_barrier_batch histogram"), "{text}");
+    assert!(text.contains("warden_barrier_batch_bucket{le=\"0.25\"} 0"), "{text}");
+    assert!(text.contains("warden_barrier_batch_bucket{le=\"0.5\"} 1"), "{text}");
+    assert!(text.contains("warden_barrier_batch_count 1"), "{text}");
     assert!(
         text.contains("warden_expire_num_leases{mount_point=\"a \\\"b\\\"\\n/\"} 4"),
         "{text}"
@@ -46,6 +52,7 @@ fn prometheus_renders_counters_summaries_and_gauges() {
     assert_eq!(json["Counters"][0]["Sum"], 3.0);
     assert_eq!(json["Samples"][0]["Name"], "vault.core.handle_request");
     assert_eq!(json["Samples"][0]["Mean"], 2.0);
+    assert_eq!(json["Samples"][1]["Name"], "warden.barrier.batch");
     assert_eq!(json["Gauges"][0]["Value"], 4.0);
 }
 

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     /// `disable_clustering`: HA standbys redirect (307) instead of
     /// forwarding, and no cluster listener is opened.
     pub disable_clustering: bool,
+    /// The `telemetry` stanza (Vault's defaults when absent).
+    pub telemetry: crate::telemetry::Settings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +83,7 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
     let body = crate::hcl::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut listeners = Vec::new();
     let mut storage: Option<(StorageConfig, usize)> = None;
+    let mut telemetry_line: Option<usize> = None;
     let mut cfg = ServerConfig {
         listeners: Vec::new(),
         storage: StorageConfig::Inmem,
@@ -91,6 +94,7 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
         max_lease_ttl: 0,
         log_level: None,
         disable_clustering: false,
+        telemetry: crate::telemetry::Settings::default(),
     };
     for item in body {
         match item {
@@ -130,6 +134,13 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
                         bail!("{line}: a second storage stanza (the first is on line {first}); only one is allowed");
                     }
                     storage = Some((storage_stanza(&labels, body, line)?, line));
+                }
+                "telemetry" => {
+                    if let Some(first) = telemetry_line {
+                        bail!("{line}: a second telemetry stanza (the first is on line {first}); only one is allowed");
+                    }
+                    telemetry_line = Some(line);
+                    cfg.telemetry = telemetry(&labels, body, line)?;
                 }
                 other => bail!("{line}: unknown stanza {other:?}"),
             },
@@ -221,6 +232,62 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
         bail!("{line}: TLS is on: set tls_cert_file and tls_key_file, or tls_disable = true");
     }
     Ok(l)
+}
+
+/// Vault's `telemetry` stanza: what Warden honours (sys/metrics' sinks,
+/// see crate::telemetry). Vault's settings for sinks Warden does not have
+/// (statsd, Circonus, Datadog, Stackdriver) and its usage-gauge tuning stop
+/// start-up with a line that says so, as unknown settings do.
+fn telemetry(labels: &[String], body: Vec<Item>, line: usize) -> Result<crate::telemetry::Settings> {
+    if !labels.is_empty() {
+        bail!("{line}: the telemetry stanza takes no label: telemetry {{ ... }}");
+    }
+    const ELSEWHERE: &[&str] = &[
+        "statsd_address",
+        "statsite_address",
+        "dogstatsd_addr",
+        "dogstatsd_tags",
+        "circonus_api_token",
+        "circonus_api_app",
+        "circonus_api_url",
+        "circonus_submission_interval",
+        "circonus_submission_url",
+        "circonus_check_id",
+        "circonus_check_force_metric_activation",
+        "circonus_check_instance_id",
+        "circonus_check_search_tag",
+        "circonus_check_display_name",
+        "circonus_check_tags",
+        "circonus_broker_id",
+        "circonus_broker_select_tag",
+        "stackdriver_project_id",
+        "stackdriver_location",
+        "stackdriver_namespace",
+        "stackdriver_debug_logs",
+        "usage_gauge_period",
+        "maximum_gauge_cardinality",
+        "lease_metrics_epsilon",
+        "num_lease_metrics_buckets",
+        "add_lease_metrics_namespace_labels",
+        "filter_default",
+        "prefix_filter",
+        "metrics_prefix",
+    ];
+    let mut t = crate::telemetry::Settings::default();
+    for (key, value, line) in attrs(body, "telemetry")? {
+        match key.as_str() {
+            "prometheus_retention_time" => {
+                t.prometheus_retention = std::time::Duration::from_secs(duration(&value, &key, line)?.unsigned_abs())
+            }
+            "disable_hostname" => t.disable_hostname = boolean(&value, &key, line)?,
+            "enable_hostname_label" => t.enable_hostname_label = boolean(&value, &key, line)?,
+            other if ELSEWHERE.contains(&other) => bail!(
+                "{line}: telemetry setting {other:?} is not supported by Warden (metrics are served by sys/metrics: set prometheus_retention_time to scrape them)"
+            ),
+            other => bail!("{line}: unknown telemetry setting {other:?}"),
+        }
+    }
+    Ok(t)
 }
 
 fn storage_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<StorageConfig> {
@@ -440,6 +507,32 @@ disable_mlock     = true
         assert!(error(&format!("{base} max_connections = 0\n}}")).starts_with("4: max_connections"));
         assert!(error(&format!("{base} max_request_size = 1.5\n}}")).starts_with("4: max_request_size"));
         assert!(error(&format!("{base} http_read_timeout = \"soon\"\n}}")).starts_with("4: http_read_timeout"));
+    }
+
+    #[test]
+    fn telemetry_takes_vaults_settings() {
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let cfg = parse(base).unwrap();
+        assert_eq!(cfg.telemetry, crate::telemetry::Settings::default());
+        assert!(
+            cfg.telemetry.prometheus_retention.is_zero(),
+            "off unless asked, as Vault"
+        );
+        let cfg = parse(&format!(
+            "{base}telemetry {{\n  prometheus_retention_time = \"30s\"\n  disable_hostname = true\n  enable_hostname_label = \"true\"\n}}"
+        ))
+        .unwrap();
+        assert_eq!(cfg.telemetry.prometheus_retention, std::time::Duration::from_secs(30));
+        assert!(cfg.telemetry.disable_hostname && cfg.telemetry.enable_hostname_label);
+        let t = |body: &str| error(&format!("{base}telemetry {{\n{body}\n}}"));
+        assert!(
+            t("statsd_address = \"x:8125\"").starts_with("4: telemetry setting \"statsd_address\" is not supported")
+        );
+        assert!(t("bogus = 1").starts_with("4: unknown telemetry setting \"bogus\""));
+        assert!(t("prometheus_retention_time = \"soon\"").starts_with("4: prometheus_retention_time"));
+        assert!(t("disable_hostname = 2").starts_with("4: disable_hostname"));
+        assert!(error(&format!("{base}telemetry \"x\" {{}}")).starts_with("3: the telemetry stanza takes no label"));
+        assert!(error(&format!("{base}telemetry {{}}\ntelemetry {{}}")).starts_with("4: a second telemetry"));
     }
 
     fn error(text: &str) -> String {

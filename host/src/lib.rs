@@ -27,4 +27,5 @@ pub mod runtime;
 pub mod server;
 pub mod storage;
 pub mod system;
+pub mod telemetry;
 pub mod tls;

@@ -93,6 +93,12 @@ async fn serve(opts: ServerOptions) -> anyhow::Result<()> {
         _ => opts.log_level.clone(),
     };
     init_logging(&level);
+    // Vault's telemetry defaults for a configuration file; -dev serves the
+    // Prometheus format too.
+    crate::telemetry::init(
+        file.as_ref()
+            .map_or_else(crate::telemetry::Settings::dev, |f| f.telemetry.clone()),
+    );
 
     crate::core::expiration::set_retry_policy(opts.revoke_retry);
     let runtime = Runtime::new(opts.plugin_timeout)?;

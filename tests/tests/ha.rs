@@ -375,6 +375,23 @@ async fn a_node_that_lost_the_lock_cannot_write() -> Result<()> {
     );
     let (status, _) = cluster.client(1).req("GET", "/v1/sys/policies/acl/after", None).await?;
     ensure!(status == 404, "the refused write landed: {status}");
+    // The request log: one info line per request with its route template
+    // (never the raw path), and the failure logged with its cause.
+    let log = std::fs::read_to_string(cluster.nodes[0].dir.path().join("warden-1.log"))?;
+    ensure!(
+        log.contains("request failed") && log.contains("not the active node"),
+        "the failure is not logged with its cause:\n{log}"
+    );
+    ensure!(
+        log.lines().any(|l| l.contains("route=\"system/policies/acl/")
+            && l.contains("status=500")
+            && l.contains("request_id")),
+        "no request line with route and status:\n{log}"
+    );
+    ensure!(
+        !log.contains("policies/acl/after"),
+        "the raw path is in the log:\n{log}"
+    );
     cluster
         .client(1)
         .expect("GET", "/v1/sys/policies/acl/before", None, 200)

@@ -98,7 +98,10 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
     let client = parts.extensions.get::<listener::ClientAddr>().map(|c| c.0);
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let request_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = uri.path());
+    // No raw path in the log: it may name a lease or an accessor. The
+    // request's line below names its route template.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let started = std::time::Instant::now();
     let work = async {
         let below_v1 = uri.path().strip_prefix("/v1/").unwrap_or_default();
         let full_path = format!("{}{below_v1}", asked_namespace(&headers).unwrap_or_default());
@@ -124,7 +127,14 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
                         };
                         match result {
                             Ok(Ok(r)) => r,
-                            Ok(Err(e)) => e.into_response(),
+                            Ok(Err(e)) => {
+                                // The server's own failures, with their cause
+                                // (error texts never carry a secret).
+                                if matches!(e, Error::Internal(_) | Error::Storage(_)) {
+                                    tracing::error!(error = %e, "request failed");
+                                }
+                                e.into_response()
+                            }
                             Err(_) => Error::internal("request timed out").into_response(),
                         }
                     }
@@ -141,9 +151,18 @@ async fn handle(State(node): State<Arc<Node>>, request: axum::extract::Request) 
         };
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let (status, elapsed) = (resp.status().as_u16(), started.elapsed());
+        crate::telemetry::request(method.as_str(), status, elapsed);
+        tracing::info!(
+            method = %method,
+            route = crate::telemetry::current_route(),
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
         resp
     };
-    work.instrument(span).await
+    crate::telemetry::scoped(work).instrument(span).await
 }
 
 /// On an HA standby, a request it does not serve itself: forwarded to the
@@ -375,6 +394,16 @@ async fn serve(
     ) {
         add_query_params(&mut data, uri);
     }
+    // As Vault, sys/metrics takes its format from the Accept header too.
+    if path == "sys/metrics"
+        && !data.contains_key("format")
+        && let Some(format) = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::telemetry::format_from_accept)
+    {
+        data.insert("format".into(), serde_json::Value::String(format.into()));
+    }
     let req = Request {
         operation: op,
         path,
@@ -407,6 +436,19 @@ async fn serve(
     };
     let reply = crate::routing::handle(node, req, token, asked.as_deref()).await;
     let mut response = match reply {
+        // A text body of its own type (sys/metrics' Prometheus format).
+        Ok(Some(resp)) if resp.content_type.is_some() => {
+            let text = match resp.raw_body {
+                Some(serde_json::Value::String(text)) => text,
+                _ => String::new(),
+            };
+            let content_type = HeaderValue::from_static(resp.content_type.unwrap_or("text/plain"));
+            let status = resp
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            (status, [(header::CONTENT_TYPE, content_type)], text).into_response()
+        }
         Ok(Some(resp)) if resp.raw_body.is_some() || resp.status.is_some() => {
             let status = resp
                 .status

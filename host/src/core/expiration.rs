@@ -118,6 +118,16 @@ impl LeaseEntry {
     }
 }
 
+/// [`Expiration::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseStats {
+    pub live: usize,
+    /// Live leases below each mount asked about, in the same order.
+    pub by_mount: Vec<usize>,
+    pub irrevocable: usize,
+    pub revocation_backlog: usize,
+}
+
 #[derive(Default)]
 struct Queue {
     /// (expiry in Unix milliseconds, lease id), earliest first.
@@ -485,6 +495,34 @@ impl Expiration {
         self.policy
     }
 
+    /// What the metrics show of the timer (`sys/metrics`): live leases in
+    /// all and below each of `mounts` (paths ending in '/': a lease counts
+    /// for the longest that prefixes its id), irrevocable leases, and the
+    /// revocation backlog (leases past their expiry, queued or being
+    /// revoked). One pass over the live leases, under the timer's lock.
+    pub fn stats(&self, mounts: &[&str]) -> LeaseStats {
+        let q = self.queue();
+        let index: HashMap<&str, usize> = mounts.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+        let mut by_mount = vec![0usize; mounts.len()];
+        let ids = q.when.keys().chain(q.irrevocable.iter()).chain(q.revoking.iter());
+        let mut live = 0;
+        for id in ids {
+            live += 1;
+            let mount = id.match_indices('/').rev().find_map(|(i, _)| index.get(&id[..=i]));
+            if let Some(&i) = mount {
+                by_mount[i] += 1;
+            }
+        }
+        let now = Utc::now().timestamp_millis();
+        let overdue = q.due.iter().take_while(|(ms, _)| *ms <= now).count();
+        LeaseStats {
+            live,
+            by_mount,
+            irrevocable: q.irrevocable.len(),
+            revocation_backlog: overdue + q.revoking.len(),
+        }
+    }
+
     /// The ids of the leases marked irrevocable, in order.
     pub fn irrevocable(&self) -> Vec<String> {
         self.queue().irrevocable.iter().cloned().collect()
@@ -582,6 +620,34 @@ mod tests {
         exp.save(&lease("db/creds/app/a", 20)).await.unwrap();
         assert_eq!(exp.next_due().await, "db/creds/app/a");
         assert_eq!(exp.next_due().await, "db/creds/app/b");
+    }
+
+    /// The metrics' view: leases by mount (the longest prefixing mount),
+    /// and the revocation backlog (overdue or being revoked).
+    #[tokio::test]
+    async fn stats_count_leases_by_mount_and_the_backlog() {
+        let exp = Expiration::new(View::new(Arc::new(MemoryBackend::new()), layout::EXPIRE));
+        exp.save(&lease("db/creds/app/a", -1000)).await.unwrap();
+        exp.save(&lease("db/creds/app/b", 60_000)).await.unwrap();
+        exp.save(&lease("db/x/creds/app/c", 60_000)).await.unwrap();
+        exp.save(&lease("auth/token/create/d", 60_000)).await.unwrap();
+        let stats = exp.stats(&["db/", "db/x/", "empty/"]);
+        assert_eq!(
+            stats,
+            LeaseStats {
+                live: 4,
+                by_mount: vec![2, 1, 0],
+                irrevocable: 0,
+                revocation_backlog: 1,
+            }
+        );
+        // Taken off the timer to be revoked: still live, still in the
+        // backlog. Without db/x/ asked about, its lease counts for db/.
+        assert_eq!(exp.next_due().await, "db/creds/app/a");
+        let stats = exp.stats(&["db/"]);
+        assert_eq!((stats.live, stats.by_mount[0], stats.revocation_backlog), (4, 3, 1));
+        exp.remove("db/creds/app/a", "").await.unwrap();
+        assert_eq!(exp.stats(&[]).revocation_backlog, 0);
     }
 
     #[tokio::test]

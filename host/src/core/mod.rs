@@ -516,6 +516,7 @@ impl Core {
                 }
                 return Err(e);
             }
+            crate::telemetry::lease_created(mount.path(), &mount.record.kind);
             // The lease is stored: the write-ahead record has done its job.
             // Deleted in the background: the client need not wait for that
             // commit, and a record that outlives a crash is harmless
@@ -544,6 +545,11 @@ impl Core {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .longest_match(path)
+    }
+
+    /// The host's SQL connection pools (their use, for sys/metrics).
+    pub fn sql_pools(&self) -> &SqlPools {
+        &self.engine_deps.sql_pools
     }
 
     /// Every mount, sorted by path.
@@ -716,6 +722,7 @@ impl Core {
             .await
             .map_err(|e| Error::bad(format!("failed to revoke entry: {e}")))?;
         self.expiration.remove(lease_id, &lease.token).await?;
+        crate::telemetry::lease_revoked(&lease.mount_path);
         Ok(true)
     }
 
@@ -801,6 +808,9 @@ impl Core {
                     tracing::warn!(lease_id = %id, error = %e, "revoke-force: the engine could not revoke the secret; removing the lease anyway");
                 }
                 self.expiration.remove(&id, &lease.token).await?;
+                if lease.mount_path != token::store::LEASE_MOUNT {
+                    crate::telemetry::lease_revoked(&lease.mount_path);
+                }
                 Ok(true)
             })
             .buffer_unordered(REVOKE_CONCURRENCY)

@@ -107,6 +107,9 @@ pub struct Path<B: 'static> {
     /// below a prefix) takes as long as it takes, each step bounded on its
     /// own; cut off, it would answer an error while the work went on.
     pub runs_to_completion: bool,
+    /// The request metrics' route label: the backend type and the templated
+    /// pattern (`database/creds/{name}`), set by [`Backend::new`].
+    pub route: &'static str,
 }
 
 impl<B: 'static> Path<B> {
@@ -135,6 +138,7 @@ impl<B: 'static> Path<B> {
             unauthenticated: false,
             sudo: false,
             runs_to_completion: false,
+            route: "",
         }
     }
 
@@ -236,7 +240,10 @@ pub struct Backend<B: 'static> {
 impl<B: 'static> Backend<B> {
     /// Compile the declarations. A pattern that does not compile is a bug
     /// in a declaration, caught by every backend's unit test.
-    pub fn new(kind: &'static str, help: &'static str, paths: Vec<Path<B>>) -> Self {
+    pub fn new(kind: &'static str, help: &'static str, mut paths: Vec<Path<B>>) -> Self {
+        for p in &mut paths {
+            p.route = crate::telemetry::route_label(kind, &super::openapi::route_template(&p.pattern));
+        }
         let anchored: Vec<String> = paths.iter().map(|p| format!("^{}$", p.pattern)).collect();
         #[allow(
             clippy::expect_used,
@@ -304,6 +311,7 @@ impl<B: 'static> Backend<B> {
             return self.help_response(path, mount).map(Some);
         }
         let (declared, fields) = self.resolve(path, &req.data)?;
+        crate::telemetry::matched(declared.route);
         let mut r = Req {
             operation: req.operation,
             path,

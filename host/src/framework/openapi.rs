@@ -57,6 +57,17 @@ pub fn templated_paths(p: &PathDoc) -> Vec<String> {
     out
 }
 
+/// One templated path that names a declaration's pattern, for the request
+/// metrics' route label: its first expansion, without the optional
+/// trailing '/'.
+pub fn route_template(pattern: &str) -> String {
+    let first = expand(pattern).into_iter().next().unwrap_or_default();
+    match first.strip_suffix("/?") {
+        Some(stem) => stem.to_string(),
+        None => first,
+    }
+}
+
 /// Expand one regular expression of the kind the declarations use into
 /// plain templated paths.
 fn expand(pattern: &str) -> Vec<String> {

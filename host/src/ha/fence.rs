@@ -17,6 +17,8 @@ pub struct Fence {
 
 impl Fence {
     pub fn new(holder: impl Into<String>) -> Self {
+        // An HA node reports its state from the start (a standby: inactive).
+        crate::telemetry::set_ha_state(false, 0);
         Fence {
             holder: holder.into(),
             epoch: AtomicI64::new(NONE),
@@ -39,11 +41,13 @@ impl Fence {
     /// This node now holds `epoch` (epochs start at 1).
     pub fn hold(&self, epoch: i64) {
         self.epoch.store(epoch.max(1), Ordering::SeqCst);
+        crate::telemetry::set_ha_state(true, epoch.max(1));
     }
 
     /// This node holds no epoch: its writes are refused from now on.
     pub fn drop_epoch(&self) {
-        self.epoch.store(NONE, Ordering::SeqCst);
+        let last = self.epoch.swap(NONE, Ordering::SeqCst);
+        crate::telemetry::set_ha_state(false, last);
     }
 }
 

@@ -376,7 +376,8 @@ impl Ha {
 /// When this node's lease ends by its own clock, for a renewal sent at
 /// `sent` (the margin covers clock drift against the database's).
 fn lease_end(sent: Instant) -> Instant {
-    sent.checked_add(LOCK_TTL.saturating_sub(DEADLINE_MARGIN)).unwrap_or(sent)
+    sent.checked_add(LOCK_TTL.saturating_sub(DEADLINE_MARGIN))
+        .unwrap_or(sent)
 }
 
 fn hostname() -> String {

@@ -59,6 +59,13 @@ impl HostPool {
             Db::My(p) => p.close(),
         }
     }
+
+    fn usage(&self) -> super::sql_pool::PoolUsage {
+        match &self.db {
+            Db::Pg(p) => p.usage(),
+            Db::My(p) => p.usage(),
+        }
+    }
 }
 
 impl SqlPools {
@@ -108,6 +115,21 @@ impl SqlPools {
         for pool in removed.into_iter().flat_map(|m| m.into_values()) {
             pool.close();
         }
+    }
+
+    /// Each scope's pools' use, added up (for the metrics; a scope is one
+    /// mount's one connection configuration, `<mount uuid>/<name>`).
+    pub fn usage(&self) -> Vec<(String, super::sql_pool::PoolUsage)> {
+        let all = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .map(|(scope, pools)| {
+                let mut sum = super::sql_pool::PoolUsage::default();
+                for pool in pools.values() {
+                    sum += pool.usage();
+                }
+                (scope.clone(), sum)
+            })
+            .collect()
     }
 
     /// Close the pools of every scope starting with `prefix` (a whole mount).

@@ -27,9 +27,26 @@ pub struct ConnPool<C: Connection> {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle<C>>>,
     max_idle: usize,
+    max_open: usize,
     max_lifetime: Option<Duration>,
     acquire_timeout: Duration,
     closed: AtomicBool,
+}
+
+/// [`ConnPool::usage`]; several pools of one connection add up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: usize,
+    pub idle: usize,
+    pub max_open: usize,
+}
+
+impl std::ops::AddAssign for PoolUsage {
+    fn add_assign(&mut self, other: PoolUsage) {
+        self.in_use += other.in_use;
+        self.idle += other.idle;
+        self.max_open += other.max_open;
+    }
 }
 
 struct Idle<C> {
@@ -98,6 +115,7 @@ impl<C: Connection + 'static> ConnPool<C> {
             permits: Arc::new(Semaphore::new(max_open as usize)),
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle as usize,
+            max_open: max_open as usize,
             max_lifetime,
             acquire_timeout,
             closed: AtomicBool::new(false),
@@ -106,6 +124,16 @@ impl<C: Connection + 'static> ConnPool<C> {
 
     pub fn options(&self) -> &C::Options {
         &self.options
+    }
+
+    /// For the metrics: connections lent out (slots taken), connections
+    /// waiting idle, and the cap.
+    pub fn usage(&self) -> PoolUsage {
+        PoolUsage {
+            in_use: self.max_open.saturating_sub(self.permits.available_permits()),
+            idle: self.idle().len(),
+            max_open: self.max_open,
+        }
     }
 
     pub fn is_closed(&self) -> bool {

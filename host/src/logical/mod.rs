@@ -231,6 +231,9 @@ pub struct Response {
     pub raw_body: Option<Value>,
     /// The HTTP status, where it is not the usual one (sys/health's codes).
     pub status: Option<u16>,
+    /// `raw_body` is a string sent as text of this content type (Vault's
+    /// `HTTPContentType`: sys/metrics' Prometheus format).
+    pub content_type: Option<&'static str>,
     /// Vault's `auth` block: a token was issued or renewed (client_token,
     /// accessor, policies, lease_duration...).
     pub auth: Option<Value>,

@@ -137,6 +137,7 @@ macro_rules! fresh_instance {
             store,
             bindings,
             _permit: permit,
+            _live: crate::telemetry::component_instance(&$plugin.name),
         }
     }};
 }
@@ -494,6 +495,8 @@ struct Instance<B> {
     store: Store<CallState>,
     bindings: B,
     _permit: OwnedSemaphorePermit,
+    /// Counted in `warden.runtime.instances` while it lives.
+    _live: crate::telemetry::Live,
 }
 
 impl<B> Instance<B> {
@@ -558,8 +561,32 @@ fn arm(store: &mut Store<CallState>, timeout: Duration, pace: Pace) {
     });
 }
 
-/// Wait for a component call under the deadline, and turn traps into errors.
+/// Wait for a component call under the deadline, and turn traps into
+/// errors; a call the sandbox stopped is counted (`warden.runtime.kills`).
 async fn finish<T>(
+    plugin: &Plugin,
+    timeout: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> Result<T, PluginError> {
+    let out = finish_call(plugin, timeout, call).await;
+    if let Err(e) = &out {
+        let kill = match e {
+            PluginError::Timeout { .. } => Some(crate::telemetry::Kill::Epoch),
+            PluginError::Trap { reason, .. } if reason.contains("growing memory") => {
+                Some(crate::telemetry::Kill::Memory)
+            }
+            PluginError::Trap { .. } => Some(crate::telemetry::Kill::Trap),
+            _ => None,
+        };
+        if let Some(kill) = kill {
+            crate::telemetry::component_killed(&plugin.name, kill);
+        }
+    }
+    out
+}
+
+/// [`finish`] without the counting.
+async fn finish_call<T>(
     plugin: &Plugin,
     timeout: Duration,
     call: impl Future<Output = wasmtime::Result<T>>,

@@ -405,6 +405,7 @@ impl Sealer for Barrier {
 #[async_trait::async_trait]
 impl Backend for Barrier {
     async fn get(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
+        let _timer = crate::telemetry::storage(crate::telemetry::StorageOp::Get);
         let Some(ciphertext) = self.inner.get(key).await? else {
             return Ok(None);
         };
@@ -417,6 +418,7 @@ impl Backend for Barrier {
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> StorageResult<()> {
+        let _timer = crate::telemetry::storage(crate::telemetry::StorageOp::Put);
         let ciphertext = {
             let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
             keyring.encrypt(value, key.as_bytes())?
@@ -425,12 +427,14 @@ impl Backend for Barrier {
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
+        let _timer = crate::telemetry::storage(crate::telemetry::StorageOp::Delete);
         self.inner.delete(key).await
     }
 
     /// Each value encrypted under its own key path, then one batch below:
     /// an encryption failure leaves nothing written.
     async fn batch(&self, writes: Vec<Write>) -> StorageResult<()> {
+        let _timer = crate::telemetry::storage(crate::telemetry::StorageOp::Batch);
         let writes = {
             let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
             writes
@@ -448,10 +452,12 @@ impl Backend for Barrier {
     }
 
     async fn list(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        let _timer = crate::telemetry::storage(crate::telemetry::StorageOp::List);
         self.inner.list(prefix).await
     }
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<(String, Vec<u8>)>> {
+        let _timer = crate::telemetry::storage(crate::telemetry::StorageOp::Scan);
         let page = self.inner.scan(prefix, after, limit).await?;
         let keyring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
         page.into_iter()

@@ -11,6 +11,7 @@ mod auth;
 mod ha;
 mod internal;
 mod leases;
+mod metrics;
 mod mounts;
 mod namespaces;
 mod plugins;
@@ -37,6 +38,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(quotas::paths());
     paths.extend(namespaces::paths());
     paths.extend(ha::paths());
+    paths.extend(metrics::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",

@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub disable_clustering: bool,
     /// The `telemetry` stanza (Vault's defaults when absent).
     pub telemetry: crate::telemetry::Settings,
+    /// The `seal "static"` stanza: auto-unseal with a static key.
+    pub seal: Option<crate::node::static_seal::StaticSealConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +69,67 @@ impl StorageConfig {
     }
 }
 
+// Every setting each stanza accepts: the parser refuses any other name
+// (so these lists are what the configuration takes, by construction), and
+// a test checks that each is handled and documented in docs/operations.md.
+
+/// Top-level settings.
+pub const TOP_LEVEL_SETTINGS: &[&str] = &[
+    "api_addr",
+    "cluster_addr",
+    "plugin_directory",
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "log_level",
+    "disable_clustering",
+    "disable_mlock",
+    "ui",
+    "cluster_name",
+];
+/// `listener "tcp"`.
+pub const LISTENER_SETTINGS: &[&str] = &[
+    "address",
+    "cluster_address",
+    "tls_disable",
+    "tls_cert_file",
+    "tls_key_file",
+    "http_read_header_timeout",
+    "http_read_timeout",
+    "http_write_timeout",
+    "http_idle_timeout",
+    "max_request_duration",
+    "max_request_size",
+    "disable_unauthed_generate_root_endpoints",
+    "max_connections",
+];
+/// `storage "sqlite"`.
+pub const SQLITE_SETTINGS: &[&str] = &["path"];
+/// `storage "postgresql"`.
+pub const POSTGRESQL_SETTINGS: &[&str] = &["connection_url", "table", "ha_enabled", "ha_table"];
+/// `telemetry`.
+pub const TELEMETRY_SETTINGS: &[&str] = &["prometheus_retention_time", "disable_hostname", "enable_hostname_label"];
+/// `seal "static"`.
+pub const STATIC_SEAL_SETTINGS: &[&str] = &[
+    "current_key_id",
+    "current_key",
+    "previous_key_id",
+    "previous_key",
+    "disabled",
+];
+
+/// Refuse a setting a stanza does not list (`what`: the stanza's words).
+fn known(key: &str, settings: &[&str], what: &str, line: usize) -> Result<()> {
+    if !settings.contains(&key) {
+        bail!("{line}: unknown {what}setting {key:?}");
+    }
+    Ok(())
+}
+
+/// A listed setting that no match arm takes: a bug, said as one.
+fn unhandled(key: &str, line: usize) -> anyhow::Error {
+    anyhow::anyhow!("{line}: setting {key:?} is listed but not handled (a bug)")
+}
+
 /// Vault's default table for the postgresql storage backend.
 pub const DEFAULT_PG_TABLE: &str = "vault_kv_store";
 /// Vault's default table for the postgresql storage's HA lock.
@@ -84,6 +147,7 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
     let mut listeners = Vec::new();
     let mut storage: Option<(StorageConfig, usize)> = None;
     let mut telemetry_line: Option<usize> = None;
+    let mut seal_line: Option<usize> = None;
     let mut cfg = ServerConfig {
         listeners: Vec::new(),
         storage: StorageConfig::Inmem,
@@ -95,33 +159,36 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
         log_level: None,
         disable_clustering: false,
         telemetry: crate::telemetry::Settings::default(),
+        seal: None,
     };
     for item in body {
         match item {
-            Item::Attribute { key, value, line } => match key.as_str() {
-                "api_addr" => cfg.api_addr = Some(string(&value, &key, line)?),
-                "cluster_addr" => cfg.cluster_addr = Some(string(&value, &key, line)?),
-                "plugin_directory" => cfg.plugin_directory = Some(PathBuf::from(string(&value, &key, line)?)),
-                "default_lease_ttl" => cfg.default_lease_ttl = duration(&value, &key, line)?,
-                "max_lease_ttl" => cfg.max_lease_ttl = duration(&value, &key, line)?,
-                "log_level" => {
-                    let level = string(&value, &key, line)?.to_ascii_lowercase();
-                    if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
-                        bail!("{line}: log_level must be trace, debug, info, warn or error, not {level:?}");
+            Item::Attribute { key, value, line } => {
+                match known(&key, TOP_LEVEL_SETTINGS, "", line).map(|()| key.as_str())? {
+                    "api_addr" => cfg.api_addr = Some(string(&value, &key, line)?),
+                    "cluster_addr" => cfg.cluster_addr = Some(string(&value, &key, line)?),
+                    "plugin_directory" => cfg.plugin_directory = Some(PathBuf::from(string(&value, &key, line)?)),
+                    "default_lease_ttl" => cfg.default_lease_ttl = duration(&value, &key, line)?,
+                    "max_lease_ttl" => cfg.max_lease_ttl = duration(&value, &key, line)?,
+                    "log_level" => {
+                        let level = string(&value, &key, line)?.to_ascii_lowercase();
+                        if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
+                            bail!("{line}: log_level must be trace, debug, info, warn or error, not {level:?}");
+                        }
+                        cfg.log_level = Some(level);
                     }
-                    cfg.log_level = Some(level);
+                    // Vault settings with no meaning here (no mlock, no UI); accepted
+                    // so that existing Vault configuration files load unchanged.
+                    "disable_clustering" => cfg.disable_clustering = boolean(&value, &key, line)?,
+                    "disable_mlock" | "ui" => {
+                        boolean(&value, &key, line)?;
+                    }
+                    "cluster_name" => {
+                        string(&value, &key, line)?;
+                    }
+                    other => return Err(unhandled(other, line)),
                 }
-                // Vault settings with no meaning here (no mlock, no UI); accepted
-                // so that existing Vault configuration files load unchanged.
-                "disable_clustering" => cfg.disable_clustering = boolean(&value, &key, line)?,
-                "disable_mlock" | "ui" => {
-                    boolean(&value, &key, line)?;
-                }
-                "cluster_name" => {
-                    string(&value, &key, line)?;
-                }
-                other => bail!("{line}: unknown setting {other:?}"),
-            },
+            }
             Item::Block {
                 name,
                 labels,
@@ -141,6 +208,15 @@ pub fn parse(text: &str) -> Result<ServerConfig> {
                     }
                     telemetry_line = Some(line);
                     cfg.telemetry = telemetry(&labels, body, line)?;
+                }
+                "seal" => {
+                    if let Some(first) = seal_line {
+                        bail!(
+                            "{line}: a second seal stanza (the first is on line {first}); only one is allowed (seal migration is not supported)"
+                        );
+                    }
+                    seal_line = Some(line);
+                    cfg.seal = Some(seal_stanza(&labels, body, line)?);
                 }
                 other => bail!("{line}: unknown stanza {other:?}"),
             },
@@ -186,6 +262,7 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
         ))
     };
     for (key, value, line) in attrs(body, "listener")? {
+        known(&key, LISTENER_SETTINGS, "listener ", line)?;
         match key.as_str() {
             "address" => {
                 let address = string(&value, &key, line)?;
@@ -225,7 +302,7 @@ fn listener(labels: &[String], body: Vec<Item>, line: usize) -> Result<Listener>
                 n if n >= 1 => l.http.max_connections = usize::try_from(n).unwrap_or(usize::MAX),
                 _ => bail!("{line}: max_connections must be at least 1"),
             },
-            other => bail!("{line}: unknown listener setting {other:?}"),
+            other => return Err(unhandled(other, line)),
         }
     }
     if !l.tls_disable && (l.tls_cert_file.is_none() || l.tls_key_file.is_none()) {
@@ -275,19 +352,58 @@ fn telemetry(labels: &[String], body: Vec<Item>, line: usize) -> Result<crate::t
     ];
     let mut t = crate::telemetry::Settings::default();
     for (key, value, line) in attrs(body, "telemetry")? {
+        if ELSEWHERE.contains(&key.as_str()) {
+            bail!(
+                "{line}: telemetry setting {key:?} is not supported by Warden (metrics are served by sys/metrics: set prometheus_retention_time to scrape them)"
+            );
+        }
+        known(&key, TELEMETRY_SETTINGS, "telemetry ", line)?;
         match key.as_str() {
             "prometheus_retention_time" => {
                 t.prometheus_retention = std::time::Duration::from_secs(duration(&value, &key, line)?.unsigned_abs())
             }
             "disable_hostname" => t.disable_hostname = boolean(&value, &key, line)?,
             "enable_hostname_label" => t.enable_hostname_label = boolean(&value, &key, line)?,
-            other if ELSEWHERE.contains(&other) => bail!(
-                "{line}: telemetry setting {other:?} is not supported by Warden (metrics are served by sys/metrics: set prometheus_retention_time to scrape them)"
-            ),
-            other => bail!("{line}: unknown telemetry setting {other:?}"),
+            other => return Err(unhandled(other, line)),
         }
     }
     Ok(t)
+}
+
+/// OpenBao's `seal "static"` stanza. The keys are read at start
+/// ([`crate::node::StaticSeal::load`]), not here: a reload never touches
+/// them, and nothing here holds key material but a literal key.
+fn seal_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<crate::node::static_seal::StaticSealConfig> {
+    use crate::node::static_seal::{KeySource, StaticSealConfig};
+    let kind = one_label("seal", labels, line)?;
+    if kind != "static" {
+        bail!("{line}: unsupported seal type {kind:?} (only \"static\"; without a seal stanza, Shamir unseal keys)");
+    }
+    let mut seal = StaticSealConfig {
+        current_key_id: None,
+        current_key: None,
+        previous_key_id: None,
+        previous_key: None,
+    };
+    for (key, value, line) in attrs(body, "seal")? {
+        known(&key, STATIC_SEAL_SETTINGS, "static seal ", line)?;
+        match key.as_str() {
+            "current_key_id" => seal.current_key_id = Some(string(&value, &key, line)?),
+            "current_key" => seal.current_key = Some(KeySource::parse(&string(&value, &key, line)?)),
+            "previous_key_id" => seal.previous_key_id = Some(string(&value, &key, line)?),
+            "previous_key" => seal.previous_key = Some(KeySource::parse(&string(&value, &key, line)?)),
+            // OpenBao's seal migration switch: only "not migrating" here.
+            "disabled" => {
+                if boolean(&value, &key, line)? {
+                    bail!("{line}: disabled = true is for seal migration, which Warden does not support");
+                }
+            }
+            other => return Err(unhandled(other, line)),
+        }
+    }
+    // Without a key in the stanza, OpenBao's environment variables must
+    // give one (checked when the keys are read).
+    Ok(seal)
 }
 
 fn storage_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<StorageConfig> {
@@ -300,14 +416,14 @@ fn storage_stanza(labels: &[String], body: Vec<Item>, line: usize) -> Result<Sto
             .map(|(k, v, l)| string(v, k, *l))
             .transpose()
     };
-    let known: &[&str] = match kind {
-        "sqlite" => &["path"],
-        "postgresql" => &["connection_url", "table", "ha_enabled", "ha_table"],
+    let listed: &[&str] = match kind {
+        "sqlite" => SQLITE_SETTINGS,
+        "postgresql" => POSTGRESQL_SETTINGS,
         "inmem" => &[],
         other => bail!("{line}: unsupported storage type {other:?} (sqlite, postgresql or inmem)"),
     };
-    if let Some((key, _, l)) = settings.iter().find(|(k, _, _)| !known.contains(&k.as_str())) {
-        bail!("{l}: unknown {kind} storage setting {key:?}");
+    for (key, _, l) in &settings {
+        known(key, listed, &format!("{kind} storage "), *l)?;
     }
     Ok(match kind {
         "sqlite" => StorageConfig::Sqlite {
@@ -537,6 +653,73 @@ disable_mlock     = true
 
     fn error(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    /// The configuration reference: every setting the parser takes is
+    /// handled by it (its error, if any, is about the value) and appears in
+    /// docs/operations.md, as `name` or as `name = ...` in an example.
+    #[test]
+    fn every_setting_is_handled_and_documented() {
+        let docs = include_str!("../../docs/operations.md");
+        let documented = |key: &str| {
+            docs.contains(&format!("`{key}`"))
+                || docs.lines().any(|l| {
+                    let l = l.trim_start().trim_start_matches('#').trim_start();
+                    l.strip_prefix(key)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+        };
+        let listener = "listener \"tcp\" {\n  tls_disable = true\n";
+        let stanzas: [(&str, &str, &[&str]); 6] = [
+            ("", "", TOP_LEVEL_SETTINGS),
+            ("storage \"inmem\" {}\n", listener, LISTENER_SETTINGS),
+            ("", "storage \"sqlite\" {\n  path = \"/x\"\n", SQLITE_SETTINGS),
+            (
+                "",
+                "storage \"postgresql\" {\n  connection_url = \"postgres://x\"\n",
+                POSTGRESQL_SETTINGS,
+            ),
+            ("", "telemetry {\n", TELEMETRY_SETTINGS),
+            ("", "seal \"static\" {\n", STATIC_SEAL_SETTINGS),
+        ];
+        for (before, open, settings) in stanzas {
+            for key in settings {
+                let setting = format!("{key} = \"x\"\n");
+                let text = match open {
+                    "" => format!("storage \"inmem\" {{}}\n{listener}}}\n{setting}"),
+                    _ if open == listener => format!("{before}{open}{setting}}}\n"),
+                    _ => format!("{listener}}}\n{open}{setting}}}\n"),
+                };
+                if let Err(e) = parse(&text) {
+                    let e = e.to_string();
+                    assert!(
+                        !e.contains("unknown") && !e.contains("not handled"),
+                        "{key}: {e}\n{text}"
+                    );
+                }
+                assert!(documented(key), "{key} is not in docs/operations.md");
+            }
+        }
+        assert!(docs.contains("seal \"static\""));
+    }
+
+    #[test]
+    fn the_static_seal_stanza_is_read_without_its_keys() {
+        use crate::node::static_seal::KeySource;
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let cfg = parse(&format!(
+            "{base}seal \"static\" {{\n  current_key_id = \"k2\"\n  current_key = \"file:///etc/k2\"\n  previous_key_id = \"k1\"\n  previous_key = \"env://OLD\"\n  disabled = \"false\"\n}}"
+        ))
+        .unwrap();
+        let seal = cfg.seal.unwrap();
+        assert_eq!(seal.current_key_id.as_deref(), Some("k2"));
+        assert_eq!(seal.current_key, Some(KeySource::File("/etc/k2".into())));
+        assert_eq!(seal.previous_key, Some(KeySource::Env("OLD".into())));
+        let seal = |body: &str| error(&format!("{base}seal \"static\" {{\n{body}\n}}"));
+        assert!(seal("bogus = 1").starts_with("4: unknown static seal setting \"bogus\""));
+        assert!(seal("disabled = true").contains("seal migration"));
+        assert!(error(&format!("{base}seal \"awskms\" {{}}")).starts_with("3: unsupported seal type"));
+        assert!(error(&format!("{base}seal \"static\" {{}}\nseal \"static\" {{}}")).starts_with("4: a second seal"));
     }
 
     #[test]

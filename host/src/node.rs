@@ -14,16 +14,25 @@
 //! (`crate::ha`) takes the lock and calls [`Node::promote`]; losing the
 //! lock calls [`Node::demote`], which stops the core and keeps the keys.
 //!
+//! With a `seal "static"` stanza ([`static_seal`]) the root key is sealed
+//! by the operator's static key instead: the node unseals itself at start
+//! (and right after init), and the shares handed out are *recovery* shares,
+//! which authorise root token generation and unsealing a node sealed by
+//! hand but decrypt nothing.
+//!
 //! Physical keys outside the barrier (never encrypted by it, so readable while
-//! sealed): `core/seal-config` (shares and threshold, written last by init so
-//! that a crash during init leaves the node uninitialised), `core/root-key`,
-//! `core/keyring`.
+//! sealed): `core/seal-config` (shares and threshold, and the seal type,
+//! written last by init so that a crash during init leaves the node
+//! uninitialised), `core/root-key`, `core/keyring`, and with a static seal
+//! `core/recovery-key`.
 
 mod generate_root;
 mod rekey;
+pub mod static_seal;
 
 pub use generate_root::{GenerateRootStatus, decode_token as decode_root_token};
 pub use rekey::RekeyRequest;
+pub use static_seal::StaticSeal;
 
 use crate::core::{Core, shamir};
 use crate::error::{Error, Result};
@@ -36,17 +45,25 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 pub const SEAL_CONFIG_KEY: &str = layout::SEAL_CONFIG;
 pub const ROOT_KEY_KEY: &str = layout::ROOT_KEY;
 pub const KEYRING_KEY: &str = layout::KEYRING;
+pub const RECOVERY_KEY_KEY: &str = layout::RECOVERY_KEY;
 
 /// The node's local storage (`PathsSpecial.LocalStorage`): the seal's keys
 /// belong to this node (a performance secondary has its own seal), and so
 /// do the cluster's id and TLS identity.
-pub const LOCAL_STORAGE: LocalStorage = &[SEAL_CONFIG_KEY, ROOT_KEY_KEY, KEYRING_KEY, layout::CLUSTER_INFO];
+pub const LOCAL_STORAGE: LocalStorage = &[
+    SEAL_CONFIG_KEY,
+    ROOT_KEY_KEY,
+    KEYRING_KEY,
+    RECOVERY_KEY_KEY,
+    layout::CLUSTER_INFO,
+];
 
 /// The cluster's id and TLS identity, as stored.
 #[derive(Serialize, Deserialize)]
@@ -55,10 +72,61 @@ struct ClusterInfo {
     tls: crate::ha::cluster_tls::Stored,
 }
 
+/// The shares people hold: unseal shares (Shamir), or with a static seal
+/// recovery shares (0 of them when init was asked for none, as OpenBao).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SealConfig {
     pub secret_shares: u8,
     pub secret_threshold: u8,
+    /// Absent in what earlier versions stored: Shamir.
+    #[serde(default, skip_serializing_if = "SealType::is_shamir")]
+    pub seal_type: SealType,
+}
+
+/// How the root key is kept.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SealType {
+    /// Under the unseal key, which exists only as the operators' shares.
+    #[default]
+    Shamir,
+    /// Under the `seal "static"` key (auto-unseal).
+    Static,
+}
+
+impl SealType {
+    fn is_shamir(&self) -> bool {
+        *self == SealType::Shamir
+    }
+
+    /// Vault's name (seal-status `type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SealType::Shamir => "shamir",
+            SealType::Static => "static",
+        }
+    }
+}
+
+/// What `sys/init` takes: unseal shares for a Shamir seal, recovery shares
+/// for a static one (whose `secret_*` Vault forces to one stored key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InitRequest {
+    pub secret_shares: i64,
+    pub secret_threshold: i64,
+    pub recovery_shares: i64,
+    pub recovery_threshold: i64,
+}
+
+impl InitRequest {
+    /// A Shamir init with `shares` and `threshold`.
+    pub fn shamir(shares: i64, threshold: i64) -> InitRequest {
+        InitRequest {
+            secret_shares: shares,
+            secret_threshold: threshold,
+            ..InitRequest::default()
+        }
+    }
 }
 
 enum State {
@@ -85,7 +153,10 @@ enum State {
 
 /// What `sys/init` hands out, once.
 pub struct InitResult {
+    /// Unseal shares (none with a static seal).
     pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// Recovery shares (a static seal).
+    pub recovery_keys: Vec<Zeroizing<Vec<u8>>>,
     pub root_token: String,
 }
 
@@ -112,6 +183,14 @@ pub struct Node {
     /// A `sys/generate-root` attempt in progress (forgotten when sealed);
     /// locked as `rekey` is.
     generate_root: Mutex<Option<generate_root::Attempt>>,
+    /// The `seal "static"` keys, when configured (auto-unseal).
+    seal: Option<Arc<StaticSeal>>,
+    /// Sealed by `sys/seal`: a static seal does not unseal it again until
+    /// recovery shares are given or the process restarts (Vault's rule).
+    sealed_by_hand: AtomicBool,
+    /// The last auto-unseal failure logged (the HA loop retries; the same
+    /// failure is logged once).
+    auto_unseal_failure: Mutex<Option<String>>,
 }
 
 impl Node {
@@ -122,17 +201,20 @@ impl Node {
         runtime: Arc<Runtime>,
         engines: Arc<Registry>,
     ) -> anyhow::Result<Arc<Node>> {
-        Node::open_ha(physical, storage_type, runtime, engines, None).await
+        Node::open_ha(physical, storage_type, runtime, engines, None, None).await
     }
 
     /// A node over `physical`, with HA when `ha` is given (`ha.1`: the
-    /// storage without fencing, for init).
+    /// storage without fencing, for init), and auto-unseal with `seal`.
+    /// Storage initialised under another kind of seal than `seal` is an
+    /// error (migrating between seals is not supported).
     pub async fn open_ha(
         physical: Storage,
         storage_type: &'static str,
         runtime: Arc<Runtime>,
         engines: Arc<Registry>,
         ha: Option<(Arc<crate::ha::Ha>, Storage)>,
+        seal: Option<Arc<StaticSeal>>,
     ) -> anyhow::Result<Arc<Node>> {
         // With HA, only the active node may write: a rekey a crash cut
         // short is settled at promotion instead.
@@ -143,7 +225,11 @@ impl Node {
             Some((ha, unfenced)) => (Some(ha), unfenced),
             None => (None, physical.clone()),
         };
-        let state = match read_seal_config(&physical).await? {
+        let stored = read_seal_config(&physical).await?;
+        if let Some(config) = &stored {
+            check_seal_type(config, seal.is_some()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let state = match stored {
             None => State::Uninitialized,
             Some(config) => State::Sealed {
                 config,
@@ -163,6 +249,9 @@ impl Node {
             transition: tokio::sync::Mutex::new(()),
             rekey: Mutex::new(None),
             generate_root: Mutex::new(None),
+            seal,
+            sealed_by_hand: AtomicBool::new(false),
+            auto_unseal_failure: Mutex::new(None),
         }))
     }
 
@@ -191,6 +280,10 @@ impl Node {
             return;
         }
         if let Ok(Some(config)) = read_seal_config(&self.unfenced).await {
+            if let Err(e) = check_seal_type(&config, self.seal.is_some()) {
+                self.log_auto_unseal_failure(&e.to_string());
+                return;
+            }
             let mut state = self.state();
             if matches!(&*state, State::Uninitialized) {
                 *state = State::Sealed {
@@ -282,26 +375,41 @@ impl Node {
     }
 
     /// `sys/init`: only once. `root_token` is the dev mode's chosen token.
-    pub async fn init(&self, shares: i64, threshold: i64, root_token: Option<String>) -> Result<InitResult> {
+    /// With a static seal the node unseals itself at once, as Vault's.
+    pub async fn init(&self, request: InitRequest, root_token: Option<String>) -> Result<InitResult> {
         let _t = self.transition.lock().await;
         if self.initialized() || read_seal_config(&self.unfenced).await.map_err(storage_err)?.is_some() {
             return Err(Error::bad("Vault is already initialized"));
         }
-        let config = check_seal_config(shares, threshold)?;
+        let config = self.init_config(&request)?;
 
-        let unseal_key = barrier::random_key();
         let root_key = barrier::random_key();
         let keyring = barrier::Keyring::new();
         let sealed_keyring = barrier::seal_keyring(&root_key, &keyring).map_err(|e| Error::internal(e.to_string()))?;
-        let sealed_root = barrier::seal_root_key(&unseal_key, &root_key).map_err(|e| Error::internal(e.to_string()))?;
-        let keys: Vec<Zeroizing<Vec<u8>>> = if config.secret_shares == 1 {
-            vec![Zeroizing::new(unseal_key.to_vec())]
+        // The key the shares make: the unseal key, or a static seal's
+        // recovery key (none when no recovery shares were asked for).
+        let human_key = barrier::random_key();
+        let shares = if config.secret_shares == 0 {
+            Vec::new()
         } else {
-            shamir::split(unseal_key.as_ref(), config.secret_shares, config.secret_threshold)
-                .map_err(|e| Error::internal(e.to_string()))?
-                .into_iter()
-                .map(Zeroizing::new)
-                .collect()
+            rekey::split(&human_key, config)?
+        };
+        let (sealed_root, sealed_recovery) = match &self.seal {
+            None => (
+                barrier::seal_root_key(&human_key, &root_key).map_err(|e| Error::internal(e.to_string()))?,
+                None,
+            ),
+            Some(seal) => {
+                let sealed = |purpose, secret: &[u8]| {
+                    seal.seal(purpose, secret)
+                        .map_err(|e| Error::internal(format!("sealing with the static key: {e:#}")))
+                };
+                let recovery = match config.secret_shares {
+                    0 => None,
+                    _ => Some(sealed(static_seal::Purpose::RecoveryKey, &human_key[..])?),
+                };
+                (sealed(static_seal::Purpose::RootKey, &root_key[..])?, recovery)
+            }
         };
         let root_token = root_token.unwrap_or_else(crate::core::token::generate);
 
@@ -315,6 +423,12 @@ impl Node {
             .put(ROOT_KEY_KEY, &sealed_root)
             .await
             .map_err(storage_err)?;
+        if let Some(recovery) = &sealed_recovery {
+            self.unfenced
+                .put(RECOVERY_KEY_KEY, recovery)
+                .await
+                .map_err(storage_err)?;
+        }
         let barrier = Barrier::new(self.unfenced.clone(), keyring);
         crate::core::token::store_root(&barrier, &root_token).await?;
         let config_json = serde_json::to_vec(&config).map_err(|e| Error::internal(e.to_string()))?;
@@ -329,11 +443,62 @@ impl Node {
             nonce: String::new(),
         };
         tracing::info!(
+            seal = config.seal_type.name(),
             shares = config.secret_shares,
             threshold = config.secret_threshold,
             "initialized: root key, keyring and seal configuration stored"
         );
-        Ok(InitResult { keys, root_token })
+        let (keys, recovery_keys) = match config.seal_type {
+            SealType::Shamir => (shares, Vec::new()),
+            SealType::Static => {
+                self.open_root(config, root_key).await?;
+                (Vec::new(), shares)
+            }
+        };
+        Ok(InitResult {
+            keys,
+            recovery_keys,
+            root_token,
+        })
+    }
+
+    /// The seal configuration `request` asks for, with Vault's checks for
+    /// this node's kind of seal.
+    fn init_config(&self, request: &InitRequest) -> Result<SealConfig> {
+        if self.seal.is_none() {
+            let mut recovery = Vec::new();
+            if request.recovery_shares != 0 {
+                recovery.push("recovery_shares");
+            }
+            if request.recovery_threshold != 0 {
+                recovery.push("recovery_threshold");
+            }
+            if !recovery.is_empty() {
+                return Err(Error::bad(format!(
+                    "parameters {} not applicable to seal type shamir",
+                    recovery.join(",")
+                )));
+            }
+            return check_seal_config(request.secret_shares, request.secret_threshold);
+        }
+        // Vault stores one key for an auto seal whatever secret_* say.
+        if !matches!(request.secret_shares, 0 | 1) || !matches!(request.secret_threshold, 0 | 1) {
+            tracing::warn!("init: a static seal stores one key; secret_shares and secret_threshold are ignored");
+        }
+        if request.recovery_shares == 0 && request.recovery_threshold == 0 {
+            // OpenBao's: no recovery keys at all.
+            return Ok(SealConfig {
+                secret_shares: 0,
+                secret_threshold: 0,
+                seal_type: SealType::Static,
+            });
+        }
+        let config = check_seal_config(request.recovery_shares, request.recovery_threshold)
+            .map_err(|e| Error::bad(format!("invalid recovery configuration: {e}")))?;
+        Ok(SealConfig {
+            seal_type: SealType::Static,
+            ..config
+        })
     }
 
     /// `sys/unseal`: add one share (hex or base64), or `reset` the progress.
@@ -350,6 +515,11 @@ impl Node {
                 State::Uninitialized => return Err(Error::bad("Vault is not initialized")),
                 State::Unsealed { .. } | State::Standby { .. } => None,
                 State::Sealed { shares, nonce, config } => {
+                    if config.seal_type == SealType::Static && config.secret_threshold == 0 && !reset {
+                        return Err(Error::bad(
+                            "this node has no recovery keys (init made none): restart it to unseal it with its static key",
+                        ));
+                    }
                     if reset {
                         shares.clear();
                         nonce.clear();
@@ -383,8 +553,14 @@ impl Node {
     }
 
     /// Rebuild the unseal key from `shares`, open the root key and keyring,
-    /// and start the core over the barrier.
+    /// and start the core over the barrier. With a static seal the shares
+    /// are recovery shares: checked, then the seal's key opens the root key.
     async fn open_with(&self, config: &SealConfig, shares: &[Zeroizing<Vec<u8>>]) -> Result<()> {
+        if config.seal_type == SealType::Static {
+            let root_key = self.open_root_key_with(config, shares).await?;
+            self.sealed_by_hand.store(false, Ordering::SeqCst);
+            return self.open_root(*config, root_key).await;
+        }
         let unseal_key: Zeroizing<Vec<u8>> = if config.secret_shares == 1 {
             shares.first().cloned().unwrap_or_default()
         } else {
@@ -410,21 +586,128 @@ impl Node {
         let root_key = barrier::open_root_key(&unseal_key, &sealed_root).map_err(|_| {
             Error::bad("Error unsealing: failed to decrypt the root key: the unseal key is wrong (message authentication failed)")
         })?;
+        self.open_root(*config, root_key).await
+    }
+
+    /// With the root key in hand: a standby (HA) or a running core.
+    async fn open_root(&self, config: SealConfig, root_key: Zeroizing<[u8; KEY_LEN]>) -> Result<()> {
         if let Some(ha) = &self.ha {
             // The keys open the keyring (checked here), but the core waits
             // for the lock.
             let barrier = self.open_barrier(&root_key).await?;
             self.read_cluster_info(&barrier, Some(ha)).await;
-            *self.state() = State::Standby {
-                config: *config,
-                root_key,
-            };
+            *self.state() = State::Standby { config, root_key };
             tracing::info!("unsealed: a standby until it holds the HA lock");
             return Ok(());
         }
-        self.start_core(*config, root_key).await?;
+        self.start_core(config, root_key).await?;
         tracing::info!("unsealed");
         Ok(())
+    }
+
+    /// A static seal: unseal with the seal's key, as at start. Nothing to
+    /// do (false) without a static seal, before init, when unsealed, or
+    /// after `sys/seal` (Vault's rule: a node sealed by hand stays sealed
+    /// until recovery shares are given or it restarts).
+    pub async fn auto_unseal(&self) -> Result<bool> {
+        let Some(seal) = &self.seal else {
+            return Ok(false);
+        };
+        if self.sealed_by_hand.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let _t = self.transition.lock().await;
+        self.reread_initialized().await;
+        let config = match &*self.state() {
+            State::Sealed { config, .. } => *config,
+            _ => return Ok(false),
+        };
+        let opened = self
+            .open_sealed(seal, ROOT_KEY_KEY, static_seal::Purpose::RootKey)
+            .await?;
+        let root_key: [u8; KEY_LEN] = opened
+            .secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::internal("the stored root key is not 32 bytes"))?;
+        self.open_root(config, Zeroizing::new(root_key)).await?;
+        *self.auto_unseal_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::info!(key_id = seal.current_key_id(), "unsealed with the static seal");
+        Ok(true)
+    }
+
+    /// [`Node::auto_unseal`] from a loop that retries: a failure is logged
+    /// once until it changes or succeeds.
+    pub async fn retry_auto_unseal(&self) {
+        if let Err(e) = self.auto_unseal().await {
+            self.log_auto_unseal_failure(&e.to_string());
+        }
+    }
+
+    fn log_auto_unseal_failure(&self, failure: &str) {
+        let mut last = self.auto_unseal_failure.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() != Some(failure) {
+            tracing::error!(error = %failure, "the node cannot unseal itself");
+            *last = Some(failure.to_string());
+        }
+    }
+
+    /// A value the static seal sealed, opened.
+    async fn open_sealed(
+        &self,
+        seal: &StaticSeal,
+        key: &str,
+        purpose: static_seal::Purpose,
+    ) -> Result<static_seal::Opened> {
+        let stored = self
+            .physical
+            .get(key)
+            .await
+            .map_err(storage_err)?
+            .ok_or_else(|| Error::internal(format!("storage holds a seal configuration but no {key}")))?;
+        seal.open(purpose, &stored)
+            .map_err(|e| Error::internal(format!("auto-unseal failed: {e:#}")))
+    }
+
+    /// The active node seals again under the current static key what the
+    /// previous key sealed (the end of a key rotation).
+    async fn reseal_stale(&self) {
+        let Some(seal) = &self.seal else {
+            return;
+        };
+        for (key, purpose) in [
+            (ROOT_KEY_KEY, static_seal::Purpose::RootKey),
+            (RECOVERY_KEY_KEY, static_seal::Purpose::RecoveryKey),
+        ] {
+            let stored = match self.physical.get(key).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "could not read a sealed key to reseal it");
+                    continue;
+                }
+            };
+            let resealed = match seal.open(purpose, &stored) {
+                Ok(opened) if opened.stale => seal.seal(purpose, &opened.secret),
+                Ok(_) => continue,
+                Err(e) => Err(e),
+            };
+            match resealed {
+                Ok(bytes) => match self.physical.put(key, &bytes).await {
+                    Ok(()) => tracing::info!(
+                        key,
+                        key_id = seal.current_key_id(),
+                        "sealed again under the current static key"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, key, "could not store a key sealed under the current static key")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), key, "could not reseal under the current static key")
+                }
+            }
+        }
     }
 
     /// The barrier over the stored keyring, opened with `root_key`.
@@ -484,6 +767,7 @@ impl Node {
     /// active node at promotion).
     async fn start_core(&self, config: SealConfig, root_key: Zeroizing<[u8; KEY_LEN]>) -> Result<()> {
         let barrier = self.open_barrier(&root_key).await?;
+        self.reseal_stale().await;
         let cluster_id = self.cluster_info(&barrier).await?;
         // Keys are classed (local or replicated) by their owners' declarations.
         let locality = Arc::new(Locality::new(&[
@@ -514,9 +798,11 @@ impl Node {
         Ok(())
     }
 
-    /// `sys/seal`: stop the core and forget the keys.
+    /// `sys/seal`: stop the core and forget the keys. A static seal does
+    /// not unseal the node again by itself (recovery shares or a restart).
     pub async fn seal(&self) -> Result<()> {
         let _t = self.transition.lock().await;
+        self.sealed_by_hand.store(true, Ordering::SeqCst);
         if let Some(ha) = &self.ha {
             // No write after this point, and a standby takes over at once.
             ha.on_seal().await;
@@ -595,8 +881,15 @@ impl Node {
                 self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             ),
         };
+        // The configured seal, also before init: the CLI's init reads
+        // `recovery_seal` to choose between unseal and recovery shares.
+        let seal_type = if self.seal.is_some() {
+            SealType::Static
+        } else {
+            SealType::Shamir
+        };
         let mut v = json!({
-            "type": "shamir",
+            "type": seal_type.name(),
             "initialized": initialized,
             "sealed": sealed,
             "t": t,
@@ -606,9 +899,12 @@ impl Node {
             "version": env!("CARGO_PKG_VERSION"),
             "build_date": "",
             "migration": false,
-            "recovery_seal": false,
+            "recovery_seal": seal_type == SealType::Static,
             "storage_type": self.storage_type,
         });
+        if seal_type == SealType::Static {
+            v["recovery_seal_type"] = json!("shamir");
+        }
         if let Some(id) = cluster_id {
             v["cluster_name"] = json!("warden-cluster");
             v["cluster_id"] = json!(id);
@@ -623,6 +919,20 @@ async fn read_seal_config(physical: &Storage) -> std::result::Result<Option<Seal
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
             anyhow::anyhow!("storage is corrupt: {SEAL_CONFIG_KEY} cannot be read ({e}); nothing was changed")
         })?)),
+    }
+}
+
+/// Storage initialised under one kind of seal opens under the same kind
+/// only (no seal migration).
+fn check_seal_type(stored: &SealConfig, static_configured: bool) -> Result<()> {
+    match (stored.seal_type, static_configured) {
+        (SealType::Static, false) => Err(Error::bad(
+            "the storage was initialised with a static seal, but the configuration has no seal \"static\" stanza",
+        )),
+        (SealType::Shamir, true) => Err(Error::bad(
+            "the storage was initialised with Shamir unseal keys, but the configuration has a seal \"static\" stanza: migrating between seals is not supported",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -646,6 +956,7 @@ fn check_seal_config(shares: i64, threshold: i64) -> Result<SealConfig> {
     Ok(SealConfig {
         secret_shares: shares as u8,
         secret_threshold: threshold as u8,
+        seal_type: SealType::Shamir,
     })
 }
 
@@ -676,14 +987,21 @@ fn storage_err(e: impl std::fmt::Display) -> Error {
 }
 
 /// Render init's keys as Vault does: hex and base64 lists.
+/// With a static seal `keys` are empty and the recovery shares come as
+/// `recovery_keys` and `recovery_keys_base64` (absent when none).
 pub fn init_response(result: &InitResult) -> Value {
-    let hex_keys: Vec<String> = result.keys.iter().map(hex::encode).collect();
-    let b64_keys: Vec<String> = result.keys.iter().map(|k| B64.encode(k.as_slice())).collect();
-    json!({
-        "keys": hex_keys,
-        "keys_base64": b64_keys,
+    let hex_keys = |keys: &[Zeroizing<Vec<u8>>]| keys.iter().map(hex::encode).collect::<Vec<_>>();
+    let b64_keys = |keys: &[Zeroizing<Vec<u8>>]| keys.iter().map(|k| B64.encode(k.as_slice())).collect::<Vec<_>>();
+    let mut v = json!({
+        "keys": hex_keys(&result.keys),
+        "keys_base64": b64_keys(&result.keys),
         "root_token": result.root_token,
-    })
+    });
+    if !result.recovery_keys.is_empty() {
+        v["recovery_keys"] = json!(hex_keys(&result.recovery_keys));
+        v["recovery_keys_base64"] = json!(b64_keys(&result.recovery_keys));
+    }
+    v
 }
 
 #[cfg(test)]

@@ -133,8 +133,7 @@ async fn serve_dev(opts: ServerOptions, runtime: Arc<Runtime>, engines: Arc<Regi
     let node = Node::open(Arc::new(MemoryBackend::new()), "inmem", runtime, engines).await?;
     let init = node
         .init(
-            1,
-            1,
+            crate::node::InitRequest::shamir(1, 1),
             Some(opts.root_token.clone().unwrap_or_else(crate::core::token::generate)),
         )
         .await
@@ -266,6 +265,10 @@ async fn serve_config(
     reload: Reload,
 ) -> anyhow::Result<()> {
     ttl::set_system_ttls(cfg.default_lease_ttl, cfg.max_lease_ttl);
+    let seal = match &cfg.seal {
+        Some(stanza) => Some(Arc::new(crate::node::StaticSeal::load(stanza)?)),
+        None => None,
+    };
     let node = match &cfg.storage {
         StorageConfig::Postgresql {
             connection_url,
@@ -274,9 +277,16 @@ async fn serve_config(
             ha_table,
         } => {
             let (fenced, ha, unfenced) = open_ha_storage(&cfg, connection_url, table, ha_table).await?;
-            let node = Node::open_ha(fenced, "postgresql", runtime, engines, Some((ha.clone(), unfenced)))
-                .await
-                .context("reading the storage")?;
+            let node = Node::open_ha(
+                fenced,
+                "postgresql",
+                runtime,
+                engines,
+                Some((ha.clone(), unfenced)),
+                seal,
+            )
+            .await
+            .context("reading the storage")?;
             println!(
                 "    HA: enabled (node {}, api_addr {}, cluster_addr {})",
                 ha.node_id, ha.settings.api_addr, ha.settings.cluster_addr
@@ -286,11 +296,16 @@ async fn serve_config(
         }
         storage => {
             let physical = open_storage(storage).await?;
-            Node::open(physical, storage.type_name(), runtime, engines)
+            Node::open_ha(physical, storage.type_name(), runtime, engines, None, seal)
                 .await
                 .context("reading the storage")?
         }
     };
+    // A static seal unseals the node now; a key that does not open the
+    // stored root key stops start-up, as Vault's auto-unseal does.
+    node.auto_unseal()
+        .await
+        .map_err(|e| anyhow::anyhow!("unsealing with the static seal: {e}"))?;
     let certificates = reload.certificates.clone();
     reload_on_sighup(node.clone(), reload)?;
     let router = crate::api::router(node.clone());
@@ -311,6 +326,8 @@ async fn serve_config(
         "==> Warden server started: storage {}, {}\n",
         cfg.storage.type_name(),
         match (node.initialized(), node.sealed()) {
+            (false, _) if cfg.seal.is_some() =>
+                "not initialized (PUT /v1/sys/init with recovery_shares; the static seal unseals it)",
             (false, _) => "not initialized (PUT /v1/sys/init)",
             (true, true) => "sealed (PUT /v1/sys/unseal with the key shares)",
             (true, false) => "unsealed",

@@ -118,4 +118,62 @@ impl Bao {
         }
         Ok(run)
     }
+
+    /// `bao operator generate-root` through the whole flow, with this
+    /// runner's token: an OTP from `-generate-otp`, `-init`, one call per
+    /// share (unseal or recovery shares, as the server's seal takes), then
+    /// `-decode`. Returns the new root token.
+    pub fn generate_root(&self, shares: &[String]) -> Result<String> {
+        let otp = self
+            .expect(&["operator", "generate-root", "-generate-otp"], 0)?
+            .stdout
+            .trim()
+            .to_string();
+        if otp.len() != 28 {
+            bail!("generate-root: an OTP of {} characters", otp.len());
+        }
+        let init = self.expect(
+            &[
+                "operator",
+                "generate-root",
+                "-init",
+                &format!("-otp={otp}"),
+                "-format=json",
+            ],
+            0,
+        )?;
+        let init: serde_json::Value = serde_json::from_str(&init.stdout)?;
+        let nonce = init["nonce"].as_str().unwrap_or_default().to_string();
+        if nonce.is_empty() {
+            bail!("generate-root -init gave no nonce: {init}");
+        }
+        let mut last = serde_json::Value::Null;
+        for share in shares {
+            let run = self.expect(
+                &[
+                    "operator",
+                    "generate-root",
+                    &format!("-nonce={nonce}"),
+                    "-format=json",
+                    share,
+                ],
+                0,
+            )?;
+            last = serde_json::from_str(&run.stdout)?;
+        }
+        if last["complete"] != serde_json::json!(true) {
+            bail!("generate-root did not complete: {last}");
+        }
+        let encoded = last["encoded_token"].as_str().unwrap_or_default();
+        let decoded = self.expect(
+            &[
+                "operator",
+                "generate-root",
+                &format!("-decode={encoded}"),
+                &format!("-otp={otp}"),
+            ],
+            0,
+        )?;
+        Ok(decoded.stdout.trim().to_string())
+    }
 }

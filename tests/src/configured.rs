@@ -125,7 +125,7 @@ impl Node {
         self.dir.path().join(format!("warden-{}.log", self.starts))
     }
 
-    /// Start the process and wait until it answers sys/health (any status).
+    /// Start the process and wait until it answers sys/health.
     pub async fn start(&mut self) -> Result<()> {
         std::fs::write(self.config_path(), self.config_text())?;
         self.starts += 1;
@@ -149,7 +149,9 @@ impl Node {
                 bail!("warden exited during start-up ({status}):\n{}", self.log_tail());
             }
             if let Ok((status, _)) = client.req("GET", "/v1/sys/health", None).await
-                && matches!(status, 200 | 501 | 503)
+                // Active, standby (an HA node that unseals itself at start),
+                // sealed or not initialised.
+                && matches!(status, 200 | 429 | 501 | 503)
             {
                 return Ok(());
             }

@@ -640,51 +640,7 @@ async fn a_revoked_root_token_is_regenerated_from_unseal_shares() -> Result<()> 
     let from_cli = tokio::task::spawn_blocking(move || -> Result<String> {
         let mut bao = warden_tests::bao::Bao::new(&bin, &url)?;
         bao.token = Some(token);
-        let otp = bao
-            .expect(&["operator", "generate-root", "-generate-otp"], 0)?
-            .stdout
-            .trim()
-            .to_string();
-        ensure!(otp.len() == 28, "otp {otp:?}");
-        let init = bao.expect(
-            &[
-                "operator",
-                "generate-root",
-                "-init",
-                &format!("-otp={otp}"),
-                "-format=json",
-            ],
-            0,
-        )?;
-        let init: Value = serde_json::from_str(&init.stdout)?;
-        let nonce = init["nonce"].as_str().unwrap_or_default().to_string();
-        ensure!(!nonce.is_empty(), "{init}");
-        let mut last = Value::Null;
-        for k in &keys[..3] {
-            let run = bao.expect(
-                &[
-                    "operator",
-                    "generate-root",
-                    &format!("-nonce={nonce}"),
-                    "-format=json",
-                    k,
-                ],
-                0,
-            )?;
-            last = serde_json::from_str(&run.stdout)?;
-        }
-        ensure!(last["complete"] == json!(true), "{last}");
-        let encoded = last["encoded_token"].as_str().unwrap_or_default().to_string();
-        let decoded = bao.expect(
-            &[
-                "operator",
-                "generate-root",
-                &format!("-decode={encoded}"),
-                &format!("-otp={otp}"),
-            ],
-            0,
-        )?;
-        Ok(decoded.stdout.trim().to_string())
+        bao.generate_root(&keys[..3])
     })
     .await??;
     ensure!(from_cli.starts_with("hvs.") && from_cli != new_root, "the CLI's token");

@@ -232,6 +232,9 @@ impl Ha {
             match node.ha_role() {
                 Role::Sealed => {
                     node.reread_initialized().await;
+                    // A static seal unseals a node that saw another one
+                    // initialise the storage.
+                    node.retry_auto_unseal().await;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Role::Standby => {

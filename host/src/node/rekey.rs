@@ -15,7 +15,10 @@
 //! first lets [`recover_pending`] finish or drop a rekey that a crash cut in
 //! the middle, so the stored root key and seal configuration always agree.
 
-use super::{Node, ROOT_KEY_KEY, SEAL_CONFIG_KEY, SealConfig, State, check_seal_config, storage_err};
+use super::static_seal::Purpose;
+use super::{
+    Node, RECOVERY_KEY_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY, SealConfig, SealType, State, check_seal_config, storage_err,
+};
 use crate::core::shamir;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -102,6 +105,11 @@ impl Node {
             .map_err(|e| Error::bad(format!("invalid rekey seal configuration: {e}")))?;
         let _t = self.transition.lock().await;
         let current = self.unsealed_config()?;
+        if current.seal_type == SealType::Static {
+            return Err(Error::bad(
+                "rekeying is not supported with a static seal: the static key seals the root key (rotate it with current_key and previous_key), and recovery keys cannot be rekeyed",
+            ));
+        }
         let mut rekey = self.rekey_lock();
         if rekey.is_some() {
             return Err(Error::bad("rekey already in progress"));
@@ -253,12 +261,35 @@ impl Node {
     }
 
     /// The root key that a threshold of current shares opens, or Vault's
-    /// 400 "root key verification failed".
+    /// 400 "root key verification failed". With a static seal the shares
+    /// make the recovery key, which must equal the stored one; the seal's
+    /// key then opens the root key.
     pub(super) async fn open_root_key_with(
         &self,
         config: &SealConfig,
         shares: &[Zeroizing<Vec<u8>>],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        if config.seal_type == SealType::Static {
+            let seal = self
+                .seal
+                .as_ref()
+                .ok_or_else(|| Error::internal("the storage has a static seal but none is configured"))?;
+            let candidate =
+                combine(config, shares).map_err(|e| Error::bad(format!("recovery key verification failed: {e}")))?;
+            let stored = self.open_sealed(seal, RECOVERY_KEY_KEY, Purpose::RecoveryKey).await?;
+            if !crate::core::constant_time_eq(candidate.as_slice(), stored.secret.as_slice()) {
+                return Err(Error::bad(
+                    "recovery key verification failed: the key shares do not make the recovery key",
+                ));
+            }
+            let root = self.open_sealed(seal, ROOT_KEY_KEY, Purpose::RootKey).await?;
+            let root: [u8; KEY_LEN] = root
+                .secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::internal("the stored root key is not 32 bytes"))?;
+            return Ok(Zeroizing::new(root));
+        }
         let unseal_key =
             combine(config, shares).map_err(|e| Error::bad(format!("root key verification failed: {e}")))?;
         let sealed_root = self.read_sealed_root().await?;
@@ -385,6 +416,11 @@ pub(super) fn add_share(
     words: (&str, &str),
 ) -> Result<Option<Vec<Zeroizing<Vec<u8>>>>> {
     let (operation, repeated) = words;
+    if config.secret_threshold == 0 {
+        return Err(Error::bad(
+            "this node has no recovery keys (init made none), so none can authorise this",
+        ));
+    }
     if nonce != expected {
         return Err(Error::bad(format!(
             "incorrect nonce supplied; nonce for this {operation} operation is {expected:?}"
@@ -446,7 +482,7 @@ fn combine(
 }
 
 /// `key` as the shares of `config` (the key itself for one share).
-fn split(key: &[u8; KEY_LEN], config: SealConfig) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+pub(super) fn split(key: &[u8; KEY_LEN], config: SealConfig) -> Result<Vec<Zeroizing<Vec<u8>>>> {
     if config.secret_shares == 1 {
         return Ok(vec![Zeroizing::new(key.to_vec())]);
     }
@@ -469,10 +505,12 @@ mod tests {
         let old = SealConfig {
             secret_shares: 5,
             secret_threshold: 3,
+            seal_type: SealType::Shamir,
         };
         let new = SealConfig {
             secret_shares: 3,
             secret_threshold: 2,
+            seal_type: SealType::Shamir,
         };
         let config_of = |p: &Storage| {
             let p = p.clone();
@@ -524,6 +562,7 @@ mod tests {
         let config = SealConfig {
             secret_shares: 5,
             secret_threshold: 3,
+            seal_type: SealType::Shamir,
         };
         let shares = split(&key, config).unwrap();
         assert_eq!(shares.len(), 5);
@@ -531,6 +570,7 @@ mod tests {
         let one = SealConfig {
             secret_shares: 1,
             secret_threshold: 1,
+            seal_type: SealType::Shamir,
         };
         let shares = split(&key, one).unwrap();
         assert_eq!(shares[0].as_slice(), key.as_slice());

@@ -236,6 +236,17 @@ pub fn open_root_key(unseal_key: &[u8; KEY_LEN], sealed: &[u8]) -> Result<Zeroiz
     Ok(key)
 }
 
+/// Encrypt a small secret (a key) under `key`, bound to `aad`: what the
+/// static seal stores (the root key, the recovery key).
+pub fn seal_secret(key: &[u8; KEY_LEN], secret: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    seal(key, ROOT_TERM, secret, aad)
+}
+
+/// Decrypt what [`seal_secret`] made with the same key and `aad`.
+pub fn open_secret(key: &[u8; KEY_LEN], sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    Ok(Zeroizing::new(open(key, sealed, aad)?))
+}
+
 /// A fresh random 256-bit key (root key, unseal key).
 pub fn random_key() -> Zeroizing<[u8; KEY_LEN]> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! core/seal-config            node: shares and threshold (outside the barrier)
-//! core/root-key               node: root key sealed by the unseal key (outside the barrier)
+//! core/root-key               node: root key sealed by the unseal key or the static seal (outside the barrier)
+//! core/recovery-key           node: a static seal's recovery key, sealed by it (outside the barrier)
 //! core/keyring                node: data keys sealed by the root key (outside the barrier)
 //! core/mounts                 core: the single mount table of earlier versions (migrated)
 //! core/mounts/<uuid>          core: one record per mount
@@ -55,8 +56,12 @@
 /// Share count and threshold: written last by init, so its presence means
 /// "initialised".
 pub const SEAL_CONFIG: &str = "core/seal-config";
-/// The root key, encrypted under the unseal key.
+/// The root key, encrypted under the unseal key (a static seal: under
+/// the seal's key, with the key's id).
 pub const ROOT_KEY: &str = "core/root-key";
+/// A static seal's recovery key, encrypted under the seal's key (absent
+/// when init made no recovery keys).
+pub const RECOVERY_KEY: &str = "core/recovery-key";
 /// The keyring of data keys, encrypted under the root key.
 pub const KEYRING: &str = "core/keyring";
 

@@ -15,7 +15,7 @@ use crate::framework::{Field, FieldType, Path, Req};
 use crate::handler;
 use crate::logical::Operation::{Delete, Read, Update};
 use crate::logical::{Reply, Response as Logical};
-use crate::node::{GenerateRootStatus, Node, RekeyRequest, init_response};
+use crate::node::{GenerateRootStatus, InitRequest, Node, RekeyRequest, init_response};
 use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
@@ -76,9 +76,9 @@ pub fn paths() -> Vec<Path<Node>> {
             .field(threshold("The number of shares required to reconstruct the root key.").required())
             .field(Field::new("pgp_keys", FieldType::CommaList, "PGP keys to encrypt the unseal shares with (not supported)."))
             .field(Field::new("root_token_pgp_key", FieldType::Str, "A PGP key to encrypt the root token with (not supported)."))
-            .field(Field::new("recovery_shares", FieldType::Int, "Recovery shares (auto-unseal only; not applicable)."))
-            .field(Field::new("recovery_threshold", FieldType::Int, "Recovery threshold (auto-unseal only; not applicable)."))
-            .field(Field::new("recovery_pgp_keys", FieldType::CommaList, "Recovery PGP keys (not applicable)."))
+            .field(Field::new("recovery_shares", FieldType::Int, "The number of shares to split the recovery key into (a static seal only; 0: no recovery keys)."))
+            .field(Field::new("recovery_threshold", FieldType::Int, "The number of recovery shares required to authorise (a static seal only)."))
+            .field(Field::new("recovery_pgp_keys", FieldType::CommaList, "PGP keys to encrypt the recovery shares with (not supported)."))
             .field(Field::new("stored_shares", FieldType::Int, "Stored shares (a Shamir seal stores one)."))
             .op(Read, handler!(init_status), "Returns the initialization status of Warden.")
             .op(Update, handler!(init_handler), "Initialize a new Warden.")
@@ -456,34 +456,12 @@ pub fn leader() -> Value {
     })
 }
 
-/// What `PUT sys/init` takes (a Shamir seal: no recovery keys).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InitRequest {
-    pub secret_shares: i64,
-    pub secret_threshold: i64,
-}
-
 /// `sys/init`'s body as the CLI sends it: PGP fields empty or null,
-/// recovery fields zero or null, `stored_shares` whatever (a Shamir seal
-/// stores one, as Vault forces). Real PGP use is refused; recovery fields
-/// with Vault's text for a Shamir seal.
+/// recovery fields zero or null, `stored_shares` whatever (one key is
+/// stored, as Vault forces). Real PGP use is refused; which of the share
+/// fields apply depends on the node's seal ([`Node::init`]).
 fn init_request(data: &Data) -> Result<InitRequest> {
-    let mut recovery = Vec::new();
-    for field in ["recovery_shares", "recovery_threshold"] {
-        if convert::integer(data, field)?.unwrap_or(0) != 0 {
-            recovery.push(field);
-        }
-    }
-    if !list_is_empty(data, "recovery_pgp_keys") {
-        recovery.push("recovery_pgp_keys");
-    }
-    if !recovery.is_empty() {
-        return Err(Error::bad(format!(
-            "parameters {} not applicable to seal type shamir",
-            recovery.join(",")
-        )));
-    }
-    for field in ["pgp_keys", "root_token_pgp_key"] {
+    for field in ["pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"] {
         if !list_is_empty(data, field) {
             return Err(Error::bad(format!(
                 "{field} is not supported: Warden does not encrypt keys or tokens with PGP"
@@ -491,15 +469,18 @@ fn init_request(data: &Data) -> Result<InitRequest> {
         }
     }
     convert::integer(data, "stored_shares")?;
+    let int = |field: &str| -> Result<i64> { Ok(convert::integer(data, field)?.unwrap_or(0)) };
     Ok(InitRequest {
-        secret_shares: convert::integer(data, "secret_shares")?.unwrap_or(0),
-        secret_threshold: convert::integer(data, "secret_threshold")?.unwrap_or(0),
+        secret_shares: int("secret_shares")?,
+        secret_threshold: int("secret_threshold")?,
+        recovery_shares: int("recovery_shares")?,
+        recovery_threshold: int("recovery_threshold")?,
     })
 }
 
 /// `PUT sys/init`.
 pub async fn init(node: &Node, request: &InitRequest) -> Result<Value> {
-    let result = node.init(request.secret_shares, request.secret_threshold, None).await?;
+    let result = node.init(*request, None).await?;
     Ok(init_response(&result))
 }
 
@@ -604,11 +585,14 @@ mod tests {
             "pgp_keys": null, "root_token_pgp_key": "",
             "recovery_shares": 0, "recovery_threshold": 0, "recovery_pgp_keys": null,
         }));
+        assert_eq!(init_request(&cli).unwrap(), InitRequest::shamir(5, 3));
+        let recovery = data(json!({"secret_shares": 0, "recovery_shares": 5, "recovery_threshold": 3}));
         assert_eq!(
-            init_request(&cli).unwrap(),
+            init_request(&recovery).unwrap(),
             InitRequest {
-                secret_shares: 5,
-                secret_threshold: 3
+                recovery_shares: 5,
+                recovery_threshold: 3,
+                ..InitRequest::default()
             }
         );
         assert!(
@@ -618,10 +602,7 @@ mod tests {
             .is_ok()
         );
         let err = |v: Value| init_request(&data(v)).unwrap_err().to_string();
-        assert_eq!(
-            err(json!({"recovery_shares": 5, "recovery_threshold": 3})),
-            "parameters recovery_shares,recovery_threshold not applicable to seal type shamir"
-        );
+        assert!(err(json!({"recovery_pgp_keys": ["a2V5"]})).starts_with("recovery_pgp_keys is not supported"));
         assert!(err(json!({"pgp_keys": ["a2V5"]})).starts_with("pgp_keys is not supported"));
         assert!(err(json!({"root_token_pgp_key": "a2V5"})).starts_with("root_token_pgp_key is not supported"));
         assert!(err(json!({"secret_shares": "five"})).contains("secret_shares"));

@@ -22,6 +22,7 @@ pub mod imports;
 pub mod logical;
 pub mod node;
 pub mod panic_guard;
+pub mod replication;
 pub mod routing;
 pub mod runtime;
 pub mod server;

@@ -310,6 +310,30 @@ impl Node {
         }
     }
 
+    /// The physical storage (what replication asks of PostgreSQL).
+    pub fn physical(&self) -> &Storage {
+        &self.physical
+    }
+
+    /// The storage's type name (`sqlite`, `postgresql`, `inmem`).
+    pub fn storage_type(&self) -> &'static str {
+        self.storage_type
+    }
+
+    /// The barrier of the running core (the node's own keys), or the 503
+    /// of a sealed node.
+    pub fn barrier(&self) -> Result<Arc<Barrier>> {
+        match &*self.state() {
+            State::Unsealed { barrier, .. } => Ok(barrier.clone()),
+            _ => Err(Error::Sealed),
+        }
+    }
+
+    /// The cluster's id, once known.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// HA, when on.
     pub fn ha(&self) -> Option<&Arc<crate::ha::Ha>> {
         self.ha.as_ref()
@@ -774,7 +798,11 @@ impl Node {
             LOCAL_STORAGE,
             crate::core::LOCAL_STORAGE,
             crate::storage::wal::LOCAL_STORAGE,
+            crate::replication::LOCAL_STORAGE,
         ]));
+        // The storage classes its rows from now on (PostgreSQL keeps the
+        // replicated ones apart for replication).
+        self.physical.set_locality(locality.clone());
         let indexed = crate::storage::wal::Indexed::open(barrier.clone(), locality.clone())
             .await
             .map_err(|e| Error::internal(format!("unsealed, but the write-ahead log cannot be read: {e}")))?;

@@ -108,8 +108,15 @@ impl TestPostgres {
     /// `pg_ctl start` on a free port of 127.0.0.1 with fsync off. When this
     /// process runs as root, initdb and the server run as the `postgres` OS
     /// user. The cluster stops when the value is dropped, and at the latest
-    /// when this process exits.
+    /// when this process exits. `wal_level = logical`: the replication
+    /// tests publish from it (a superset of the default `replica`).
     pub fn start() -> Result<TestPostgres> {
+        TestPostgres::start_with_conf("wal_level = logical\n")
+    }
+
+    /// [`TestPostgres::start`] with `conf` appended to the cluster's
+    /// postgresql.conf (it applies to every start, resume included).
+    pub fn start_with_conf(conf: &str) -> Result<TestPostgres> {
         let bin = find_pg_bin()?;
         let initdb = bin.join("initdb");
         let pg_ctl = bin.join("pg_ctl");
@@ -157,6 +164,14 @@ impl TestPostgres {
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(["-E", "UTF8", "--locale=C", "--no-sync"]);
         run_logged(&mut initdb_cmd, &dir_path.join("initdb.log")).context("initdb")?;
+        {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .context("open postgresql.conf")?;
+            file.write_all(format!("\n# The test harness's settings\n{conf}").as_bytes())?;
+        }
 
         let mut last_error = anyhow!("no attempt");
         for _attempt in 0..5 {

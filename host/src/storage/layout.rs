@@ -9,6 +9,8 @@
 //! core/seal-config            node: shares and threshold (outside the barrier)
 //! core/root-key               node: root key sealed by the unseal key or the static seal (outside the barrier)
 //! core/recovery-key           node: a static seal's recovery key, sealed by it (outside the barrier)
+//! core/cluster/info           node: the cluster's id and TLS identity
+//! core/replication/state      replication: this cluster's mode (primary or not)
 //! core/keyring                node: data keys sealed by the root key (outside the barrier)
 //! core/mounts                 core: the single mount table of earlier versions (migrated)
 //! core/mounts/<uuid>          core: one record per mount
@@ -68,6 +70,10 @@ pub const KEYRING: &str = "core/keyring";
 /// The cluster's id and TLS identity (request forwarding between HA
 /// nodes), under the barrier; made by the first node to start a core.
 pub const CLUSTER_INFO: &str = "core/cluster/info";
+/// Performance replication's state of this cluster (mode, replication
+/// set id), under the barrier; local.
+pub const REPLICATION: &str = "core/replication/";
+pub const REPLICATION_STATE: &str = "core/replication/state";
 
 // The core's keys.
 

@@ -63,6 +63,16 @@ pub trait Backend: Send + Sync + 'static {
     /// for loading a large folder (every lease at start-up) without listing
     /// it level by level and reading each value on its own.
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// How keys are classed, from when the core runs: a backend that keeps
+    /// replicated and local rows apart (PostgreSQL) uses it; others ignore it.
+    fn set_locality(&self, _locality: Arc<locality::Locality>) {}
+
+    /// The PostgreSQL backend under this one, for performance replication
+    /// (which needs PostgreSQL's logical replication); None for others.
+    fn as_postgres(&self) -> Option<&PostgresBackend> {
+        None
+    }
 }
 
 /// The `WHERE` of a SQL backend's `scan` and its two bounds. One range

@@ -8,14 +8,26 @@
 //! locks that row FOR UPDATE (which waits for such writes and makes later
 //! ones see the new epoch), so a node that lost the lock, however long it
 //! was paused, can never write after another node took over.
+//!
+//! Replicated and local data are kept apart in the table itself, for
+//! performance replication on PostgreSQL's logical replication (issue 18):
+//! once the core runs, each write is classed by [`Locality`] (the keys'
+//! owners' declarations), and a replicated row carries `replicated = true`,
+//! a `wal_index` from the table's sequence and a `leaf_hash` (sha256 of the
+//! key, a zero byte and the ciphertext), computed by PostgreSQL in the same
+//! statement. A publication can then filter on `replicated`, and the
+//! database computes the highest index ([`PostgresBackend::last_wal`]) and
+//! the root over the leaf hashes ([`PostgresBackend::merkle_root`]) that
+//! two sides compare. Local rows carry neither.
 
+use super::locality::{KeyClass, Locality};
 use super::{Backend, Result, StorageError, Write};
 use super::{fold, fold_names, prefix_upper_bound};
 use crate::ha::fence::Fence;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone)]
 pub struct PostgresBackend {
@@ -25,6 +37,12 @@ pub struct PostgresBackend {
     fence: Option<(Arc<Fence>, Arc<str>)>,
     /// The data table's name, quoted for SQL text.
     quoted_table: String,
+    /// Its sequence of WAL indexes, quoted.
+    quoted_seq: String,
+    /// How keys are classed, once the core runs (shared by the fenced and
+    /// unfenced handles of one storage). Before that every write is of
+    /// the node's own keys: local.
+    locality: Arc<RwLock<Option<Arc<Locality>>>>,
     // The statements, built once: the table name cannot be a bound parameter.
     get_sql: String,
     put_sql: String,
@@ -82,27 +100,27 @@ impl PostgresBackend {
             .map_err(|e| err("connect", e))?;
         // Quoted so the name is used exactly as given (validated above).
         let t = format!("\"{table}\"");
-        // COLLATE "C" orders keys bytewise, like Rust's String and the other backends.
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL)"
-        ))
-        .execute(&pool)
-        .await
-        .map_err(|e| err("create table", e))?;
+        let seq = format!("\"{table}_wal\"");
+        create_schema(&pool, table, &t, &seq).await?;
         Ok(PostgresBackend {
             pool,
             fence: None,
             quoted_table: t.clone(),
+            quoted_seq: seq.clone(),
+            locality: Arc::default(),
             get_sql: format!("SELECT value FROM {t} WHERE key = $1"),
             put_sql: format!(
-                "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                "INSERT INTO {t} (key, value, replicated, wal_index, leaf_hash) \
+                 SELECT k, v, r, {} FROM (VALUES ($1::text, $2::bytea, $3::bool)) AS u(k, v, r) {UPSERT}",
+                replicated_columns(&seq)
             ),
             delete_sql: format!("DELETE FROM {t} WHERE key = $1"),
             // Arrays, so that a batch of any size is one statement per kind
             // (and one statement text: prepared once per connection).
             put_many_sql: format!(
-                "INSERT INTO {t} (key, value) SELECT * FROM UNNEST($1::text[], $2::bytea[]) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                "INSERT INTO {t} (key, value, replicated, wal_index, leaf_hash) \
+                 SELECT k, v, r, {} FROM UNNEST($1::text[], $2::bytea[], $3::bool[]) AS u(k, v, r) {UPSERT}",
+                replicated_columns(&seq)
             ),
             delete_many_sql: format!("DELETE FROM {t} WHERE key = ANY($1::text[])"),
             list_sql: format!("SELECT key FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key"),
@@ -120,14 +138,17 @@ impl PostgresBackend {
             )));
         }
         let t = &self.quoted_table;
+        let seq = &self.quoted_seq;
         // `fence` is materialised once; both writes wait for it, and the
         // count says whether the row still named this holder and epoch.
         let sql = format!(
             "WITH fence AS (SELECT 1 FROM \"{ha_table}\" WHERE ha_key = 'leader' AND ha_identity = $3 AND epoch = $4 FOR KEY SHARE), \
-             w AS (INSERT INTO {t} (key, value) SELECT k, v FROM UNNEST($1::text[], $2::bytea[]) AS u(k, v) \
-                   WHERE EXISTS (SELECT 1 FROM fence) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value), \
+             w AS (INSERT INTO {t} (key, value, replicated, wal_index, leaf_hash) \
+                   SELECT k, v, r, {} FROM UNNEST($1::text[], $2::bytea[], $6::bool[]) AS u(k, v, r) \
+                   WHERE EXISTS (SELECT 1 FROM fence) {UPSERT}), \
              d AS (DELETE FROM {t} WHERE key = ANY($5::text[]) AND EXISTS (SELECT 1 FROM fence)) \
-             SELECT count(*) FROM fence"
+             SELECT count(*) FROM fence",
+            replicated_columns(seq)
         );
         self.fence = Some((fence, sql.into()));
         Ok(self)
@@ -157,6 +178,7 @@ impl PostgresBackend {
             .bind(fence.holder())
             .bind(epoch)
             .bind(deletes)
+            .bind(self.classes(puts.0))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| err("write", e))?;
@@ -165,6 +187,77 @@ impl PostgresBackend {
             return Err(refused());
         }
         Ok(())
+    }
+
+    /// Class writes from now on with `locality` (the core's).
+    pub fn set_locality(&self, locality: Arc<Locality>) {
+        *self.locality.write().unwrap_or_else(|p| p.into_inner()) = Some(locality);
+    }
+
+    /// Whether each key is replicated.
+    fn classes<K: AsRef<str>>(&self, keys: &[K]) -> Vec<bool> {
+        let locality = self.locality.read().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .map(|k| {
+                locality
+                    .as_ref()
+                    .is_some_and(|l| l.class_of(k.as_ref()) == KeyClass::Replicated)
+            })
+            .collect()
+    }
+
+    /// The highest WAL index of the replicated rows (0: none).
+    pub async fn last_wal(&self) -> Result<i64> {
+        sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT COALESCE(max(wal_index), 0)::bigint FROM {} WHERE replicated",
+            self.quoted_table
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| err("last wal", e))
+    }
+
+    /// The root over the replicated rows' leaf hashes, in key order
+    /// (sha256, hex), computed by the database: equal on two sides that
+    /// hold the same replicated rows.
+    pub async fn merkle_root(&self) -> Result<String> {
+        sqlx::query_scalar::<_, String>(&format!(
+            "SELECT encode(sha256(COALESCE(string_agg(leaf_hash, ''::bytea ORDER BY key), ''::bytea)), 'hex') \
+             FROM {} WHERE replicated",
+            self.quoted_table
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| err("merkle root", e))
+    }
+
+    /// What a performance primary needs of the database: `wal_level =
+    /// logical`, and a login that may publish and create replication
+    /// logins (superuser, or REPLICATION and CREATEROLE). The reason it
+    /// cannot, or None.
+    pub async fn replication_unfit(&self) -> Result<Option<String>> {
+        let wal_level: String = sqlx::query_scalar("SELECT current_setting('wal_level')")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| err("wal_level", e))?;
+        if wal_level != "logical" {
+            return Ok(Some(format!(
+                "the storage database has wal_level = {wal_level}; performance replication needs wal_level = logical (set it in postgresql.conf and restart PostgreSQL)"
+            )));
+        }
+        let (superuser, replication, createrole): (bool, bool, bool) =
+            sqlx::query_as("SELECT rolsuper, rolreplication, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| err("role attributes", e))?;
+        let may_publish = superuser || (replication && createrole);
+        if !may_publish {
+            return Ok(Some(
+                "the storage login may not publish for replication: it needs REPLICATION and CREATEROLE (or to be a superuser)"
+                    .into(),
+            ));
+        }
+        Ok(None)
     }
 
     /// Closes every connection.
@@ -183,8 +276,62 @@ impl PostgresBackend {
     }
 }
 
+/// The upsert of every write: a row takes its new class with its value.
+const UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, replicated = EXCLUDED.replicated, \
+                      wal_index = EXCLUDED.wal_index, leaf_hash = EXCLUDED.leaf_hash";
+
+/// `wal_index, leaf_hash` of a row `u(k, v, r)`: set for a replicated row
+/// (the next index of `seq`; sha256 of key, a zero byte, ciphertext), null
+/// for a local one.
+fn replicated_columns(seq: &str) -> String {
+    format!(
+        "CASE WHEN r THEN nextval('{seq}') END, \
+         CASE WHEN r THEN sha256(convert_to(k, 'UTF8') || '\\x00'::bytea || v) END"
+    )
+}
+
+/// The table, its sequence and the index of replicated rows; tables of
+/// earlier versions get the columns (all rows local until written again).
+/// Under an advisory lock: the nodes of an HA cluster may start together.
+async fn create_schema(pool: &PgPool, table: &str, t: &str, seq: &str) -> Result<()> {
+    let index = format!("\"{table}_replicated\"");
+    let statements = [
+        // COLLATE "C" orders keys bytewise, like Rust's String and the other backends.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL, \
+             replicated BOOLEAN NOT NULL DEFAULT false, wal_index BIGINT, leaf_hash BYTEA)"
+        ),
+        format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS replicated BOOLEAN NOT NULL DEFAULT false"),
+        format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS wal_index BIGINT"),
+        format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS leaf_hash BYTEA"),
+        format!("CREATE SEQUENCE IF NOT EXISTS {seq}"),
+        format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (wal_index) WHERE replicated"),
+    ];
+    let mut tx = pool.begin().await.map_err(|e| err("begin", e))?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("warden storage schema {table}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| err("schema lock", e))?;
+    for sql in statements {
+        sqlx::query(&sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| err("create table", e))?;
+    }
+    tx.commit().await.map_err(|e| err("commit", e))
+}
+
 #[async_trait::async_trait]
 impl Backend for PostgresBackend {
+    fn set_locality(&self, locality: Arc<Locality>) {
+        PostgresBackend::set_locality(self, locality);
+    }
+
+    fn as_postgres(&self) -> Option<&PostgresBackend> {
+        Some(self)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         sqlx::query_scalar::<_, Vec<u8>>(&self.get_sql)
             .bind(key)
@@ -200,6 +347,7 @@ impl Backend for PostgresBackend {
         sqlx::query(&self.put_sql)
             .bind(key)
             .bind(value)
+            .bind(self.classes(&[key])[0])
             .execute(&self.pool)
             .await
             .map_err(|e| err("put", e))?;
@@ -240,7 +388,10 @@ impl Backend for PostgresBackend {
             }
             return self.fenced_write(fence, sql, (&put_keys, &values), &delete_keys).await;
         }
-        let put = sqlx::query(&self.put_many_sql).bind(&put_keys).bind(&values);
+        let put = sqlx::query(&self.put_many_sql)
+            .bind(&put_keys)
+            .bind(&values)
+            .bind(self.classes(&put_keys));
         let delete = sqlx::query(&self.delete_many_sql).bind(&delete_keys);
         match (put_keys.is_empty(), delete_keys.is_empty()) {
             (true, true) => Ok(()),

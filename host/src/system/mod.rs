@@ -17,6 +17,7 @@ mod namespaces;
 mod plugins;
 mod policies;
 mod quotas;
+mod replication;
 mod seal;
 mod wrapping;
 
@@ -39,6 +40,7 @@ pub static BACKEND: LazyLock<Backend<Node>> = LazyLock::new(|| {
     paths.extend(namespaces::paths());
     paths.extend(ha::paths());
     paths.extend(metrics::paths());
+    paths.extend(replication::paths());
     Backend::new(
         "system",
         "The system backend is built into Warden and cannot be remounted or unmounted. It contains the paths used to configure Warden itself: the seal, mounts, leases, password and ACL policies and the plugin catalog.",

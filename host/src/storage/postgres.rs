@@ -37,6 +37,8 @@ pub struct PostgresBackend {
     fence: Option<(Arc<Fence>, Arc<str>)>,
     /// The data table's name, quoted for SQL text.
     quoted_table: String,
+    /// Where the database is (what a secondary subscribes to).
+    options: PgConnectOptions,
     /// Its sequence of WAL indexes, quoted.
     quoted_seq: String,
     /// How keys are classed, once the core runs (shared by the fenced and
@@ -95,7 +97,7 @@ impl PostgresBackend {
             // A broken connection fails its query and is dropped; pinging
             // before every acquire would double the round trips.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| err("connect", e))?;
         // Quoted so the name is used exactly as given (validated above).
@@ -107,6 +109,7 @@ impl PostgresBackend {
             fence: None,
             quoted_table: t.clone(),
             quoted_seq: seq.clone(),
+            options,
             locality: Arc::default(),
             get_sql: format!("SELECT value FROM {t} WHERE key = $1"),
             put_sql: format!(
@@ -233,8 +236,8 @@ impl PostgresBackend {
 
     /// What a performance primary needs of the database: `wal_level =
     /// logical`, and a login that may publish and create replication
-    /// logins (superuser, or REPLICATION and CREATEROLE). The reason it
-    /// cannot, or None.
+    /// logins (superuser; from PostgreSQL 16, REPLICATION and CREATEROLE).
+    /// The reason it cannot, or None.
     pub async fn replication_unfit(&self) -> Result<Option<String>> {
         let wal_level: String = sqlx::query_scalar("SELECT current_setting('wal_level')")
             .fetch_one(&self.pool)
@@ -245,19 +248,126 @@ impl PostgresBackend {
                 "the storage database has wal_level = {wal_level}; performance replication needs wal_level = logical (set it in postgresql.conf and restart PostgreSQL)"
             )));
         }
-        let (superuser, replication, createrole): (bool, bool, bool) =
-            sqlx::query_as("SELECT rolsuper, rolreplication, rolcreaterole FROM pg_roles WHERE rolname = current_user")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| err("role attributes", e))?;
-        let may_publish = superuser || (replication && createrole);
+        let (superuser, replication, createrole, version): (bool, bool, bool, i32) = sqlx::query_as(
+            "SELECT rolsuper, rolreplication, rolcreaterole, current_setting('server_version_num')::int \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| err("role attributes", e))?;
+        // Each secondary gets a login with REPLICATION: before PostgreSQL
+        // 16 only a superuser may create one.
+        let may_publish = superuser || (version >= 160_000 && replication && createrole);
         if !may_publish {
             return Ok(Some(
-                "the storage login may not publish for replication: it needs REPLICATION and CREATEROLE (or to be a superuser)"
+                "the storage login may not create the secondaries' replication logins: it must be a superuser (PostgreSQL 16 and later: REPLICATION and CREATEROLE are enough)"
                     .into(),
             ));
         }
         Ok(None)
+    }
+
+    /// The database's host, port and name, as this node reaches it.
+    pub fn location(&self) -> (String, u16, String) {
+        (
+            self.options.get_host().to_string(),
+            self.options.get_port(),
+            self.options.get_database().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// Publish the replicated rows to one secondary: a publication of the
+    /// table filtered on `replicated`, and a login of its own that may
+    /// stream it (REPLICATION) and read the table (the initial copy). One
+    /// transaction: both exist or neither. `password` is made by Warden
+    /// (letters and digits), never the caller's.
+    pub async fn publish(&self, publication: &str, login: &str, password: &str) -> Result<()> {
+        for name in [publication, login] {
+            if !valid_table(name) {
+                return Err(StorageError::Backend(format!("postgres: invalid name {name:?}")));
+            }
+        }
+        if !password.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(StorageError::Backend("postgres: invalid generated password".into()));
+        }
+        let t = &self.quoted_table;
+        let mut tx = self.pool.begin().await.map_err(|e| err("begin", e))?;
+        for sql in [
+            format!("CREATE PUBLICATION \"{publication}\" FOR TABLE {t} WHERE (replicated)"),
+            format!("CREATE ROLE \"{login}\" WITH LOGIN REPLICATION PASSWORD '{password}'"),
+            format!("GRANT SELECT ON {t} TO \"{login}\""),
+        ] {
+            sqlx::query(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| err("publish", e))?;
+        }
+        tx.commit().await.map_err(|e| err("commit", e))
+    }
+
+    /// Cut one secondary off at once: its publication and login go, its
+    /// streaming connections are ended and its replication slot (named as
+    /// the publication) is dropped. What is already gone is no error.
+    pub async fn unpublish(&self, publication: &str, login: &str) -> Result<()> {
+        for name in [publication, login] {
+            if !valid_table(name) {
+                return Err(StorageError::Backend(format!("postgres: invalid name {name:?}")));
+            }
+        }
+        let t = &self.quoted_table;
+        sqlx::raw_sql(&format!("DROP PUBLICATION IF EXISTS \"{publication}\""))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("unpublish", e))?;
+        match sqlx::raw_sql(&format!("REVOKE ALL ON {t} FROM \"{login}\""))
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => {}
+            // The login is gone already (a revoke repeated).
+            Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("42704") => {}
+            Err(e) => return Err(err("unpublish", e)),
+        }
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+            .bind(login)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("unpublish", e))?;
+        // A terminated walsender releases its slot a moment later.
+        for _ in 0..50 {
+            let dropped: Option<bool> = sqlx::query_scalar(
+                "SELECT CASE WHEN active THEN false ELSE pg_drop_replication_slot(slot_name) IS NOT NULL END \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+            )
+            .bind(publication)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| err("drop slot", e))?;
+            if dropped != Some(false) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS \"{login}\""))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| err("drop login", e))?;
+        Ok(())
+    }
+
+    /// When a streaming connection of `login` last replied (None: none is
+    /// connected).
+    pub async fn stream_of(&self, login: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let secs = sqlx::query_scalar::<_, Option<f64>>(
+            "SELECT extract(epoch FROM max(COALESCE(reply_time, backend_start)))::float8 \
+             FROM pg_stat_replication WHERE usename = $1",
+        )
+        .bind(login)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| err("replication status", e))?;
+        // An out-of-range time reads as "not connected" rather than panicking.
+        Ok(secs.and_then(|s| chrono::DateTime::from_timestamp_millis((s * 1000.0) as i64)))
     }
 
     /// Closes every connection.
@@ -295,6 +405,7 @@ fn replicated_columns(seq: &str) -> String {
 /// Under an advisory lock: the nodes of an HA cluster may start together.
 async fn create_schema(pool: &PgPool, table: &str, t: &str, seq: &str) -> Result<()> {
     let index = format!("\"{table}_replicated\"");
+    let identity = format!("\"{table}_identity\"");
     let statements = [
         // COLLATE "C" orders keys bytewise, like Rust's String and the other backends.
         format!(
@@ -306,6 +417,11 @@ async fn create_schema(pool: &PgPool, table: &str, t: &str, seq: &str) -> Result
         format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS leaf_hash BYTEA"),
         format!("CREATE SEQUENCE IF NOT EXISTS {seq}"),
         format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (wal_index) WHERE replicated"),
+        // A publication may filter on `replicated` only if the replica
+        // identity covers it (else updates and deletes of the table fail);
+        // an index rather than FULL, so a subscriber finds rows by index.
+        format!("CREATE UNIQUE INDEX IF NOT EXISTS {identity} ON {t} (key, replicated)"),
+        format!("ALTER TABLE {t} REPLICA IDENTITY USING INDEX {identity}"),
     ];
     let mut tx = pool.begin().await.map_err(|e| err("begin", e))?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")

@@ -640,21 +640,15 @@ impl Node {
         if self.sealed_by_hand.load(Ordering::SeqCst) {
             return Ok(false);
         }
+        // The state is current: read at open, and re-read by the HA loop
+        // (`reread_initialized`) just before it calls this.
         let _t = self.transition.lock().await;
-        self.reread_initialized().await;
         let config = match &*self.state() {
             State::Sealed { config, .. } => *config,
             _ => return Ok(false),
         };
-        let opened = self
-            .open_sealed(seal, ROOT_KEY_KEY, static_seal::Purpose::RootKey)
-            .await?;
-        let root_key: [u8; KEY_LEN] = opened
-            .secret
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::internal("the stored root key is not 32 bytes"))?;
-        self.open_root(config, Zeroizing::new(root_key)).await?;
+        let root_key = self.sealed_root_key(seal).await?;
+        self.open_root(config, root_key).await?;
         *self.auto_unseal_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!(key_id = seal.current_key_id(), "unsealed with the static seal");
         Ok(true)
@@ -691,6 +685,19 @@ impl Node {
             .ok_or_else(|| Error::internal(format!("storage holds a seal configuration but no {key}")))?;
         seal.open(purpose, &stored)
             .map_err(|e| Error::internal(format!("auto-unseal failed: {e:#}")))
+    }
+
+    /// The root key, opened with the static seal.
+    async fn sealed_root_key(&self, seal: &StaticSeal) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        let opened = self
+            .open_sealed(seal, ROOT_KEY_KEY, static_seal::Purpose::RootKey)
+            .await?;
+        let root_key: [u8; KEY_LEN] = opened
+            .secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::internal("the stored root key is not 32 bytes"))?;
+        Ok(Zeroizing::new(root_key))
     }
 
     /// The active node seals again under the current static key what the

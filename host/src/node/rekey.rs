@@ -282,13 +282,7 @@ impl Node {
                     "recovery key verification failed: the key shares do not make the recovery key",
                 ));
             }
-            let root = self.open_sealed(seal, ROOT_KEY_KEY, Purpose::RootKey).await?;
-            let root: [u8; KEY_LEN] = root
-                .secret
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::internal("the stored root key is not 32 bytes"))?;
-            return Ok(Zeroizing::new(root));
+            return self.sealed_root_key(seal).await;
         }
         let unseal_key =
             combine(config, shares).map_err(|e| Error::bad(format!("root key verification failed: {e}")))?;

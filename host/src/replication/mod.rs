@@ -87,6 +87,13 @@ async fn write(barrier: &Barrier, state: &State) -> Result<()> {
     barrier.put(STATE_KEY, &bytes).await.map_err(storage)
 }
 
+/// A primary's PostgreSQL storage (enable made sure it is one).
+fn primary_storage(physical: &Storage) -> Result<&crate::storage::PostgresBackend> {
+    physical
+        .as_postgres()
+        .ok_or_else(|| Error::internal("a primary without PostgreSQL storage"))
+}
+
 fn storage(e: impl std::fmt::Display) -> Error {
     Error::internal(e.to_string())
 }
@@ -212,9 +219,7 @@ pub async fn secondary_token(
             "a secondary with id {id:?} already has a token: revoke it first to issue another"
         )));
     }
-    let pg = physical
-        .as_postgres()
-        .ok_or_else(|| Error::internal("a primary without PostgreSQL storage"))?;
+    let pg = primary_storage(physical)?;
     let (publication, login) = names(id);
     let password = crate::core::token::store::random_base62(32);
     pg.publish(&publication, &login, &password).await.map_err(storage)?;
@@ -264,9 +269,7 @@ pub async fn revoke_secondary(physical: &Storage, barrier: &Barrier, id: &str) -
     let Some(at) = state.secondaries.iter().position(|s| s.id == id) else {
         return Err(Error::bad(format!("no secondary with id {id:?}")));
     };
-    let pg = physical
-        .as_postgres()
-        .ok_or_else(|| Error::internal("a primary without PostgreSQL storage"))?;
+    let pg = primary_storage(physical)?;
     let secondary = state.secondaries.remove(at);
     pg.unpublish(&secondary.publication, &secondary.login)
         .await

@@ -129,7 +129,10 @@ impl Inmem {
         Self::current(&mut intervals, now);
         let n = intervals.len();
         let shown = &intervals[if n >= 2 { n - 2 } else { n - 1 }];
-        let timestamp = chrono::DateTime::<chrono::Utc>::from(UNIX_EPOCH + Duration::from_secs(shown.start))
+        let start = UNIX_EPOCH
+            .checked_add(Duration::from_secs(shown.start))
+            .unwrap_or(UNIX_EPOCH);
+        let timestamp = chrono::DateTime::<chrono::Utc>::from(start)
             .format("%Y-%m-%d %H:%M:%S +0000 UTC")
             .to_string();
         let mut gauge_list: Vec<(String, Value)> = gauges
